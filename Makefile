@@ -1,0 +1,27 @@
+# The course's two commands:
+#   make course   set up the environment (first time only) and open the notebooks in JupyterLab
+#   make test     set up the environment (first time only), lint, and run every test and notebook
+#
+# The environment is a virtual environment in .venv, made with the python3 on your PATH
+# (Python 3.11 or newer). Conda users can use environment.yml instead (see README.md).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: course test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(BIN)/jupyter lab notebooks/README.md
+
+# Notebooks run in fast mode (a few minutes on the synthetic stand-in data), as in CI.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MIXER_EDU_FAST=1 $(BIN)/python -m pytest tests

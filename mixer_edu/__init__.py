@@ -1,0 +1,36 @@
+"""mixer_edu: MLP-Mixer built step by step, one idea per module.
+
+Read the modules in this order, each top to bottom:
+
+1. `patching`  - images to patches to tokens, the stem;
+2. `mlp`       - the two-layer MLP;
+3. `drop_path` - stochastic depth;
+4. `mixer`     - token mixing, channel mixing, the block and the full model;
+5. `models`    - the paper's model family and small CIFAR-sized models.
+"""
+
+from .drop_path import DropPath, drop_path, drop_path_rates
+from .mixer import MixerBlock, MlpMixer, TokenMixingMlp, mix_tokens
+from .mlp import Mlp
+from .models import MODEL_CONFIGS, create_model, list_models, model_config
+from .patching import PatchEmbedding, conv_to_linear, linear_to_conv, patchify, unpatchify
+
+__all__ = [
+    "MODEL_CONFIGS",
+    "DropPath",
+    "MixerBlock",
+    "Mlp",
+    "MlpMixer",
+    "PatchEmbedding",
+    "TokenMixingMlp",
+    "conv_to_linear",
+    "create_model",
+    "drop_path",
+    "drop_path_rates",
+    "linear_to_conv",
+    "list_models",
+    "mix_tokens",
+    "model_config",
+    "patchify",
+    "unpatchify",
+]

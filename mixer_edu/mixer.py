@@ -1,0 +1,283 @@
+"""MLP-Mixer (Tolstikhin et al., 2021): vision with nothing but MLPs.
+
+After the stem (`mixer_edu.patching`), an image is a table X of shape (N, C): N patches ("tokens")
+as rows, C channels as columns. Every Mixer block updates this table twice, with two MLPs
+(`mixer_edu.mlp`) that act along different axes:
+
+1. **Token mixing** lets the patches talk to each other. One MLP is applied to every *column*
+   of the table: it reads the values of one channel at all N positions and mixes them. Its weights
+   are shared across the C channels, and it is the only place where information moves between
+   positions in the image. Written with the weights on the left:
+
+       U = X + W2 · GELU(W1 · LayerNorm(X))        W1: (D_S, N),  W2: (N, D_S)
+
+2. **Channel mixing** works inside each patch. One MLP is applied to every *row*: it reads the C
+   channels of one patch and mixes them, with weights shared across the N patches (like a 1x1
+   convolution). Written with the weights on the right:
+
+       Y = U + GELU(LayerNorm(U) · W3ᵀ) · W4ᵀ       W3: (D_C, C),  W4: (C, D_C)
+
+Both updates are residual (`x + f(x)`), with a pre-LayerNorm over the channels (eps 1e-6) and
+DropPath (`mixer_edu.drop_path`) on the branch. The paper uses D_S = C/2 and D_C = 4C.
+
+After the last block: LayerNorm, the mean over the N tokens (global average pooling), dropout,
+and a linear classifier head.
+
+A note on the transpose. The usual way to apply an MLP along the token axis is to transpose the
+table so tokens are last, apply the MLP, and transpose back:
+`mlp(x.transpose(1, 2)).transpose(1, 2)`. We compute the same numbers as W1 · X, multiplying from
+the left (`torch.baddbmm`), which avoids copying the transposed table in memory.
+
+The module and parameter names (`stem`, `blocks`, `norm1`, `mlp_tokens`, `norm2`,
+`mlp_channels`, `norm`, `head`) are those of timm's `MlpMixer`, so a timm checkpoint loads into
+this model with `strict=True` and gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .drop_path import DropPath, drop_path_rates
+from .mlp import Mlp
+from .patching import PatchEmbedding
+from .validation import check_positive_int, check_probability
+
+LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
+
+
+def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
+    """Apply `linear` along the token axis (axis 1) of `x`: `W · x + b`, weights on the left.
+
+    Args:
+        linear: `nn.Linear(N, S)` with weight `(S, N)` and bias `(S,)`.
+        x: `(B, N, C)`.
+
+    Returns:
+        `(B, S, C)`; the same numbers as `linear(x.transpose(1, 2)).transpose(1, 2)`.
+    """
+    weight = linear.weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
+    bias = linear.bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
+    return torch.baddbmm(bias, weight, x)  # (B, S, N) @ (B, N, C) + (S, 1) -> (B, S, C)
+
+
+class TokenMixingMlp(Mlp):
+    """The `Mlp` applied across tokens: to every channel's column of the (N, C) table.
+
+    Same parameters as `Mlp(num_tokens, hidden_features)`; only the axis it acts on differs.
+
+    Shapes:
+        `(B, N, C) -> (B, N, C)`.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = mix_tokens(self.fc1, x)  # (B, N, C) -> (B, D_S, C)
+        x = self.act(x)
+        x = self.drop1(x)
+        x = mix_tokens(self.fc2, x)  # (B, D_S, C) -> (B, N, C)
+        return self.drop2(x)
+
+
+def _pair(value) -> tuple[float, float]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class MixerBlock(nn.Module):
+    """One Mixer layer: token mixing, then channel mixing, each a pre-norm residual branch.
+
+    Args:
+        dim: channels C of each token.
+        seq_len: number of tokens N (fixed: the token-mixing weights have N inputs).
+        mlp_ratio: hidden widths as multiples of C, `(token_mixing, channel_mixing)`;
+            the paper's `(0.5, 4.0)` gives D_S = C/2 and D_C = 4C.
+        drop: dropout inside both MLPs.
+        drop_path: DropPath probability on both residual branches.
+        act_layer: the MLPs' non-linearity.
+
+    Shapes:
+        `(B, N, C) -> (B, N, C)`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        seq_len: int,
+        mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+    ):
+        super().__init__()
+        check_positive_int(dim, "dim")
+        check_positive_int(seq_len, "seq_len")
+        tokens_hidden, channels_hidden = (int(ratio * dim) for ratio in _pair(mlp_ratio))
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp_tokens = TokenMixingMlp(seq_len, tokens_hidden, act_layer=act_layer, drop=drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp_channels = Mlp(dim, channels_hidden, act_layer=act_layer, drop=drop)
+
+    # The paper's names for the two MLPs; the attributes keep timm's names for its checkpoints.
+    @property
+    def token_mixing(self) -> TokenMixingMlp:
+        return self.mlp_tokens
+
+    @property
+    def channel_mixing(self) -> Mlp:
+        return self.mlp_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))  # mix across tokens (B, N, C)
+        x = x + self.drop_path(self.mlp_channels(self.norm2(x)))  # mix across channels (B, N, C)
+        return x
+
+
+class MlpMixer(nn.Module):
+    """The full MLP-Mixer classifier.
+
+    Args (the keywords of timm's `MlpMixer`):
+        num_classes: classes of the linear head; 0 gives a model without a head.
+        img_size: side of the square input images.
+        in_chans: channels of the input images.
+        patch_size: side of the square patches; must divide `img_size`.
+        num_blocks: number of Mixer blocks (the paper's "layers").
+        embed_dim: channels C of each token (the paper's "hidden size").
+        mlp_ratio: hidden widths of the (token, channel) MLPs as multiples of `embed_dim`.
+        drop_rate: dropout before the head.
+        proj_drop_rate: dropout inside the MLPs.
+        drop_path_rate: DropPath probability (of every block, or of the last one with the
+            linear schedule).
+        global_pool: `"avg"` (mean over tokens) or `""` (return all tokens from `forward_head`).
+        drop_path_schedule: `"constant"` (timm's choice) or `"linear"` across depth.
+        block_layer: the block class, called as `block_layer(embed_dim, num_patches, mlp_ratio,
+            drop=..., drop_path=...)`; `MixerBlock` by default (gMLP swaps in its own).
+
+    Shapes:
+        `forward`: `(B, in_chans, img_size, img_size) -> (B, num_classes)`
+        `forward_features`: `(B, in_chans, img_size, img_size) -> (B, N, embed_dim)`
+        `forward_head`: `(B, N, embed_dim) -> (B, num_classes)`
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        img_size: int = 224,
+        in_chans: int = 3,
+        patch_size: int = 16,
+        num_blocks: int = 8,
+        embed_dim: int = 512,
+        mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        global_pool: str = "avg",
+        drop_path_schedule: str = "constant",
+        block_layer: type[nn.Module] = MixerBlock,
+    ):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0: no head), got {num_classes!r}.")
+        check_positive_int(num_blocks, "num_blocks")
+        if global_pool not in ("avg", ""):
+            raise ValueError(
+                f"global_pool must be 'avg' (mean over tokens) or '' (no pooling), "
+                f"got {global_pool!r}."
+            )
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.embed_dim = self.num_features = embed_dim
+
+        self.stem = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
+        rates = drop_path_rates(drop_path_rate, num_blocks, drop_path_schedule)
+        self.blocks = nn.Sequential(
+            *[
+                block_layer(
+                    embed_dim, self.stem.num_patches, mlp_ratio, drop=proj_drop_rate, drop_path=rate
+                )
+                for rate in rates
+            ]
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
+        self.head_drop = nn.Dropout(check_probability(drop_rate, "drop_rate"))
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.init_weights()
+
+    @property
+    def num_patches(self) -> int:
+        return self.stem.num_patches
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return self.stem.grid_size
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Initialise as the paper's code and timm do.
+
+        - stem: LeCun normal (truncated normal with variance 1 / fan_in), zero bias;
+        - Linear layers in the blocks: Xavier uniform, biases ~ N(0, 1e-6) inside the MLPs;
+        - head: all zeros, so the untrained model predicts uniform probabilities;
+        - LayerNorm: weight 1, bias 0.
+
+        A submodule with its own `init_weights` (e.g. gMLP's gating unit) runs it afterwards, so
+        it can override the defaults for its parameters.
+        """
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                if name.startswith("head"):
+                    nn.init.zeros_(module.weight)
+                    nn.init.zeros_(module.bias)
+                    continue
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    if "mlp" in name:
+                        nn.init.normal_(module.bias, std=1e-6)
+                    else:
+                        nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv2d):
+                lecun_normal_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if module is not self and hasattr(module, "init_weights"):
+                module.init_weights()
+
+    def forward_features(self, images: Tensor) -> Tensor:
+        x = self.stem(images)  # (B, C_in, H, W) -> (B, N, C)
+        x = self.blocks(x)  # (B, N, C)
+        return self.norm(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        if self.global_pool == "avg":
+            x = x.mean(dim=1)  # (B, N, C) -> (B, C): average over the tokens
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)  # (B, C) -> (B, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(images))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head with a fresh zero-initialised one for `num_classes` (fine-tuning)."""
+        self.num_classes = num_classes
+        if num_classes > 0:
+            self.head = nn.Linear(self.embed_dim, num_classes, device=self.norm.weight.device)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        else:
+            self.head = nn.Identity()
+
+
+def lecun_normal_(weight: Tensor) -> Tensor:
+    """LeCun normal init: a normal with variance 1 / fan_in, truncated at two standard deviations.
+
+    The truncation shrinks the spread, so the normal's std is divided by 0.8796 (the std of a
+    standard normal cut at +-2) to keep the variance at exactly 1 / fan_in, as JAX does.
+    """
+    fan_in = weight[0].numel()  # in_channels * kernel_h * kernel_w
+    std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+    return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)

@@ -1,0 +1,90 @@
+"""Input checks shared by the modules, with messages that say what is wrong and how to fix it.
+
+These raise `ValueError` / `TypeError` rather than using `assert`, because asserts disappear when
+Python runs with `-O`, and a student should never get a silent wrong answer instead of an error.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_tensor(x, name: str = "input") -> torch.Tensor:
+    """Raise `TypeError` unless `x` is a `torch.Tensor`."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+            "convert it first, e.g. torch.as_tensor(x, dtype=torch.float32)."
+        )
+    return x
+
+
+def check_probability(p, name: str = "drop_prob") -> float:
+    """Return `p` as a float after checking it is a probability in [0, 1).
+
+    1 is excluded on purpose: dropping a path with certainty removes the layer entirely, and the
+    1 / keep_prob rescaling would divide by zero.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {p!r} ({type(p).__name__}).")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(
+            f"{name} must be in [0, 1), got {p}; use 0.0 to switch it off "
+            "and a value such as 0.1 to drop 10% of the time."
+        )
+    return float(p)
+
+
+def check_positive_int(n, name: str) -> int:
+    """Return `n` after checking it is a positive whole number."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be a positive int, got {n!r} ({type(n).__name__}).")
+    if n <= 0:
+        raise ValueError(f"{name} must be a positive int, got {n}.")
+    return n
+
+
+def check_divisible(image_size: int, patch_size: int) -> None:
+    """Raise `ValueError` unless the image splits into whole patches."""
+    if image_size % patch_size != 0:
+        below = image_size - image_size % patch_size
+        raise ValueError(
+            f"image size {image_size} is not divisible by patch size {patch_size}; "
+            f"resize or crop the images to a multiple of {patch_size} (e.g. {below} or "
+            f"{below + patch_size}), or pick a patch size that divides {image_size}."
+        )
+
+
+def check_image_batch(
+    images,
+    *,
+    channels: int | None = None,
+    image_size: int | None = None,
+    name: str = "images",
+) -> torch.Tensor:
+    """Check that `images` is a batch `(B, C, H, W)` with the expected channels and size."""
+    check_tensor(images, name)
+    if images.ndim == 3:
+        raise ValueError(
+            f"{name} has shape {tuple(images.shape)}, which looks like a single image (C, H, W); "
+            "the model expects a batch (B, C, H, W): add the batch axis with images.unsqueeze(0)."
+        )
+    if images.ndim != 4:
+        raise ValueError(
+            f"{name} must have 4 dimensions (B, C, H, W), got shape {tuple(images.shape)}."
+        )
+    _, c, h, w = images.shape
+    if channels is not None and c != channels:
+        raise ValueError(
+            f"{name} have {c} channels but the model was built for in_chans={channels}; "
+            f"convert the images (e.g. grey -> RGB with images.expand(-1, 3, -1, -1)) "
+            f"or build the model with in_chans={c}."
+        )
+    if image_size is not None and (h, w) != (image_size, image_size):
+        raise ValueError(
+            f"{name} are {h}x{w} but the model was built for {image_size}x{image_size}; "
+            f"resize them (e.g. torchvision.transforms.Resize({image_size})) or build the model "
+            f"with img_size={h}. A Mixer's token-mixing weights fix the number of patches, "
+            "so its input size cannot change after it is built."
+        )
+    return images

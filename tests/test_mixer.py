@@ -1,0 +1,185 @@
+import pytest
+import torch
+from timm.layers import Mlp as TimmMlp
+from timm.models.mlp_mixer import MixerBlock as TimmMixerBlock
+from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
+
+from mixer_edu import MixerBlock, MlpMixer, TokenMixingMlp, create_model
+
+from .helpers import randomize_
+
+# Several shapes: CIFAR-sized, non-default ratios, a paper-like one with few blocks.
+CONFIGS = [
+    dict(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=32),
+    dict(
+        num_classes=7,
+        img_size=48,
+        patch_size=8,
+        num_blocks=3,
+        embed_dim=24,
+        mlp_ratio=(1.0, 2.0),
+        in_chans=1,
+    ),
+    dict(num_classes=1000, img_size=224, patch_size=32, num_blocks=2, embed_dim=64),
+    dict(num_classes=0, img_size=32, patch_size=8, num_blocks=1, embed_dim=16),
+]
+
+
+def test_token_mixing_mlp_equals_an_mlp_on_the_transposed_table():
+    ours = randomize_(TokenMixingMlp(16, 8))
+    reference = TimmMlp(16, 8)
+    reference.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(3, 16, 5)  # (B, N, C)
+    expected = reference(x.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-6)
+
+
+def test_token_mixing_mixes_only_across_tokens():
+    mlp = randomize_(TokenMixingMlp(16, 8))
+    x = torch.randn(2, 16, 5)
+    x2 = x.clone()
+    x2[:, 3, 2] += 1.0  # change channel 2 of token 3
+    changed = (mlp(x2) - mlp(x)).abs() > 1e-6
+    assert changed[:, :, 2].all()  # every token of channel 2 changes
+    assert not changed[:, :, [0, 1, 3, 4]].any()  # no other channel does
+
+
+def test_channel_mixing_commutes_with_permuting_tokens_but_token_mixing_does_not():
+    block = randomize_(MixerBlock(dim=12, seq_len=9))
+    x = torch.randn(2, 9, 12)
+    perm = torch.randperm(9)
+    channel = block.channel_mixing
+    torch.testing.assert_close(channel(x[:, perm]), channel(x)[:, perm])
+    token = block.token_mixing
+    assert not torch.allclose(token(x[:, perm]), token(x)[:, perm], atol=1e-3)
+
+
+def test_mixer_block_equals_timm_in_eval_mode():
+    ours = randomize_(MixerBlock(dim=32, seq_len=16))
+    theirs = TimmMixerBlock(dim=32, seq_len=16)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(4, 16, 32)
+    torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), rtol=0, atol=1e-5)
+
+
+def test_mixer_block_equals_timm_with_drop_path_in_train_mode_under_the_same_seed():
+    ours = randomize_(MixerBlock(dim=32, seq_len=16, drop_path=0.4))
+    theirs = TimmMixerBlock(dim=32, seq_len=16, drop_path=0.4)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(64, 16, 32)
+    torch.manual_seed(2)
+    a = ours.train()(x)
+    torch.manual_seed(2)
+    b = theirs.train()(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert not torch.allclose(a, ours.eval()(x))  # paths really were dropped
+
+
+def test_mixer_block_has_both_residuals():
+    block = MixerBlock(dim=8, seq_len=4)
+    with torch.no_grad():  # zero the last layer of both MLPs: both branches output 0
+        for mlp in (block.mlp_tokens, block.mlp_channels):
+            mlp.fc2.weight.zero_()
+            mlp.fc2.bias.zero_()
+    x = torch.randn(2, 4, 8)
+    assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_timm_checkpoint_loads_strictly_and_gives_the_same_logits(config):
+    timm_model = randomize_(TimmMlpMixer(**config)).eval()
+    ours = MlpMixer(**config).eval()
+    ours.load_state_dict(timm_model.state_dict(), strict=True)
+    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            ours.forward_features(images), timm_model.forward_features(images), rtol=0, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_our_checkpoint_loads_strictly_into_timm_and_gives_the_same_logits(config):
+    ours = randomize_(MlpMixer(**config), seed=1).eval()
+    timm_model = TimmMlpMixer(**config).eval()
+    timm_model.load_state_dict(ours.state_dict(), strict=True)
+    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
+
+
+def test_state_dict_keys_and_shapes_equal_timms():
+    config = CONFIGS[0]
+    ours = {k: v.shape for k, v in MlpMixer(**config).state_dict().items()}
+    theirs = {k: v.shape for k, v in TimmMlpMixer(**config).state_dict().items()}
+    assert ours == theirs
+
+
+def test_paper_model_equals_timm_model_of_the_same_name():
+    import timm
+
+    theirs = randomize_(timm.create_model("mixer_s32_224")).eval()
+    ours = create_model("mixer_s32_224").eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=1e-5)
+
+
+def test_forward_is_forward_head_of_forward_features():
+    model = randomize_(MlpMixer(**CONFIGS[0])).eval()
+    images = torch.randn(2, 3, 32, 32)
+    features = model.forward_features(images)
+    assert features.shape == (2, 64, 32)
+    assert torch.equal(model(images), model.forward_head(features))
+    assert model.forward_head(features, pre_logits=True).shape == (2, 32)
+
+
+def test_initialisation_follows_the_paper_and_timm():
+    model = MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=64)
+    assert torch.count_nonzero(model.head.weight) == 0 and torch.count_nonzero(model.head.bias) == 0
+    conv = model.stem.proj.weight  # LeCun normal: std 1/sqrt(fan_in), truncated at 2 std
+    fan_in = 3 * 4 * 4
+    assert conv.std().item() == pytest.approx(fan_in**-0.5, rel=0.15)
+    assert conv.abs().max() <= 2 * fan_in**-0.5 / 0.8796 + 1e-6
+    assert torch.count_nonzero(model.stem.proj.bias) == 0
+    fc1 = model.blocks[0].mlp_channels.fc1  # Xavier uniform: bound sqrt(6 / (fan_in + fan_out))
+    bound = (6 / (64 + 256)) ** 0.5
+    assert fc1.weight.abs().max() <= bound and fc1.weight.abs().max() > 0.9 * bound
+    assert 0 < fc1.bias.abs().max() < 1e-5  # tiny normal biases inside the MLPs
+    assert torch.equal(model.norm.weight, torch.ones(64))
+
+
+def test_untrained_model_predicts_uniform_probabilities():
+    model = MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=16)
+    logits = model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(logits, torch.zeros(4, 10))
+
+
+def test_linear_drop_path_schedule_rises_across_blocks():
+    model = MlpMixer(
+        num_blocks=4,
+        img_size=32,
+        patch_size=4,
+        embed_dim=8,
+        drop_path_rate=0.3,
+        drop_path_schedule="linear",
+    )
+    rates = [block.drop_path.drop_prob for block in model.blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
+    assert rates == sorted(rates)
+
+
+def test_bad_constructor_arguments_raise_value_errors():
+    with pytest.raises(ValueError, match="not divisible by patch size"):
+        MlpMixer(img_size=30, patch_size=4)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        MlpMixer(img_size=32, patch_size=4, drop_path_rate=1.0)
+    with pytest.raises(ValueError, match="global_pool"):
+        MlpMixer(img_size=32, patch_size=4, global_pool="max")
+
+
+def test_model_rejects_images_of_the_wrong_size_with_the_fix():
+    model = MlpMixer(img_size=32, patch_size=4, num_blocks=1, embed_dim=8)
+    with pytest.raises(ValueError, match=r"built for 32x32.*Resize\(32\)"):
+        model(torch.randn(1, 3, 224, 224))
