@@ -1,0 +1,87 @@
+"""Small helpers the notebooks share: the run mode, reproducible set-up, and one-line checks.
+
+Two environment variables choose how much a notebook does:
+
+- `MIXER_EDU_FAST=1`: fast mode, as in CI. Training uses the synthetic stand-in data and runs
+  only briefly; every output that depends on it says so.
+- `MIXER_EDU_DATASET=standin`: use the synthetic stand-in instead of CIFAR-10 (for a classroom
+  without internet), with the full training budget.
+
+By default (neither set) the notebooks download and use the real CIFAR-10.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+FAST_ENV = "MIXER_EDU_FAST"
+DATASET_ENV = "MIXER_EDU_DATASET"
+DATASETS = ("cifar10", "standin")
+
+
+def fast_mode() -> bool:
+    """True when `MIXER_EDU_FAST` is set to anything but '', '0', 'false' or 'no'."""
+    return os.environ.get(FAST_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def course_dataset() -> str:
+    """The dataset the notebooks train on: `'standin'` in fast mode, else `MIXER_EDU_DATASET`."""
+    if fast_mode():
+        return "standin"
+    name = os.environ.get(DATASET_ENV, "cifar10").strip().lower() or "cifar10"
+    if name not in DATASETS:
+        raise ValueError(f"{DATASET_ENV}={name!r} is not a dataset; use one of {DATASETS}.")
+    return name
+
+
+def describe_mode() -> str:
+    """One stable line saying what this run of a notebook will do."""
+    if fast_mode():
+        return (
+            f"Fast mode ({FAST_ENV}=1): short training runs on the synthetic stand-in data. "
+            "Numbers and pictures from training are NOT CIFAR-10 results."
+        )
+    if course_dataset() == "standin":
+        return (
+            f"Offline mode ({DATASET_ENV}=standin): full training runs on the synthetic "
+            "stand-in data, not CIFAR-10."
+        )
+    return "Full mode: training runs on CIFAR-10 (downloaded on first use into data/)."
+
+
+def setup_notebook(seed: int = 0) -> None:
+    """Seed every random generator and print the run mode, so each notebook starts the same way."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - students' own code may use the global generator
+    torch.manual_seed(seed)
+    print(describe_mode())
+
+
+def cmp(name: str, ours: torch.Tensor, reference: torch.Tensor, atol: float = 1e-5) -> bool:
+    """Compare two tensors and print one stable line (after Karpathy's makemore `cmp`).
+
+    Prints e.g. `stem as Linear | exact: False | close: True | max diff < 1e-06`. The max
+    difference is shown as a power-of-ten bound rather than its exact value, so the line is the
+    same on every machine (and nbval can compare it). Returns whether the two are close.
+    """
+    if ours.shape != reference.shape:
+        print(f"{name:24s} | shape {tuple(ours.shape)} != {tuple(reference.shape)}")
+        return False
+    diff = (ours.detach().double() - reference.detach().double()).abs().max().item()
+    exact = diff == 0.0
+    close = diff <= atol
+    print(f"{name:24s} | exact: {exact!s:5s} | close: {close!s:5s} | max diff {_bound(diff)}")
+    return close
+
+
+def _bound(diff: float) -> str:
+    if diff == 0.0:
+        return "= 0"
+    for exponent in range(-12, 3):
+        if diff < 10.0**exponent:
+            return f"< 1e{exponent:+03d}"
+    return f"= {diff:.3g}"

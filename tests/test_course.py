@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from mixer_edu import course
+
+
+def test_fast_mode_follows_the_environment(monkeypatch):
+    monkeypatch.delenv(course.FAST_ENV, raising=False)
+    assert not course.fast_mode()
+    for value, expected in [("1", True), ("yes", True), ("0", False), ("false", False)]:
+        monkeypatch.setenv(course.FAST_ENV, value)
+        assert course.fast_mode() is expected
+
+
+def test_course_dataset_is_cifar10_by_default_and_standin_in_fast_mode(monkeypatch):
+    monkeypatch.delenv(course.FAST_ENV, raising=False)
+    monkeypatch.delenv(course.DATASET_ENV, raising=False)
+    assert course.course_dataset() == "cifar10"
+    assert "CIFAR-10" in course.describe_mode()
+    monkeypatch.setenv(course.DATASET_ENV, "standin")
+    assert course.course_dataset() == "standin"
+    assert "synthetic stand-in" in course.describe_mode()
+    monkeypatch.setenv(course.DATASET_ENV, "imagenet")
+    with pytest.raises(ValueError, match="imagenet"):
+        course.course_dataset()
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    assert course.course_dataset() == "standin"
+    assert "NOT CIFAR-10" in course.describe_mode()
+
+
+def test_cmp_prints_one_stable_line(capsys):
+    a = torch.ones(3)
+    assert course.cmp("same", a, a.clone())
+    assert capsys.readouterr().out.strip().endswith("exact: True  | close: True  | max diff = 0")
+    assert course.cmp("near", a, a + 3e-7)
+    assert capsys.readouterr().out.strip().endswith("| close: True  | max diff < 1e-06")
+    assert not course.cmp("far", a, a + 0.5)
+    assert "close: False" in capsys.readouterr().out
+    assert not course.cmp("shape", a, torch.ones(4))
+    assert "shape (3,) != (4,)" in capsys.readouterr().out
