@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import random
 
+import matplotlib.cbook
 import numpy as np
 import torch
+from PIL import Image
 
 FAST_ENV = "MIXER_EDU_FAST"
 DATASET_ENV = "MIXER_EDU_DATASET"
@@ -61,21 +63,36 @@ def setup_notebook(seed: int = 0) -> None:
     print(describe_mode())
 
 
-def cmp(name: str, ours: torch.Tensor, reference: torch.Tensor, atol: float = 1e-5) -> bool:
+def sample_photo(size: int = 224) -> torch.Tensor:
+    """A real photograph that ships with matplotlib (Grace Hopper), as a batch of one image.
+
+    The 512x600 portrait is cropped to a centred square and resized to `size` x `size`.
+
+    Returns:
+        `(1, 3, size, size)` float tensor with values in [0, 1].
+    """
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as photo:
+        square = photo.convert("RGB").crop((0, 44, 512, 556))  # 512x512 around the face
+        square = square.resize((size, size), Image.Resampling.LANCZOS)
+    pixels = torch.tensor(np.array(square), dtype=torch.float32) / 255  # (H, W, 3)
+    return pixels.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+
+
+def cmp(name: str, ours: torch.Tensor, reference: torch.Tensor, atol: float = 1e-5) -> None:
     """Compare two tensors and print one stable line (after Karpathy's makemore `cmp`).
 
     Prints e.g. `stem as Linear | exact: False | close: True | max diff < 1e-06`. The max
     difference is shown as a power-of-ten bound rather than its exact value, so the line is the
-    same on every machine (and nbval can compare it). Returns whether the two are close.
+    same on every machine (and nbval can compare it). It prints rather than returns, so a
+    notebook cell ending with `cmp(...)` shows just that line.
     """
     if ours.shape != reference.shape:
         print(f"{name:24s} | shape {tuple(ours.shape)} != {tuple(reference.shape)}")
-        return False
+        return
     diff = (ours.detach().double() - reference.detach().double()).abs().max().item()
     exact = diff == 0.0
     close = diff <= atol
     print(f"{name:24s} | exact: {exact!s:5s} | close: {close!s:5s} | max diff {_bound(diff)}")
-    return close
 
 
 def _bound(diff: float) -> str:

@@ -30,11 +30,17 @@ def test_course_dataset_is_cifar10_by_default_and_standin_in_fast_mode(monkeypat
 
 def test_cmp_prints_one_stable_line(capsys):
     a = torch.ones(3)
-    assert course.cmp("same", a, a.clone())
+    course.cmp("same", a, a.clone())
     assert capsys.readouterr().out.strip().endswith("exact: True  | close: True  | max diff = 0")
-    assert course.cmp("near", a, a + 3e-7)
+    course.cmp("near", a, a + 3e-7)
     assert capsys.readouterr().out.strip().endswith("| close: True  | max diff < 1e-06")
-    assert not course.cmp("far", a, a + 0.5)
+    course.cmp("far", a, a + 0.5)
     assert "close: False" in capsys.readouterr().out
-    assert not course.cmp("shape", a, torch.ones(4))
+    course.cmp("shape", a, torch.ones(4))
     assert "shape (3,) != (4,)" in capsys.readouterr().out
+
+
+def test_sample_photo_is_a_batch_of_one_rgb_image_in_unit_range():
+    photo = course.sample_photo(32)
+    assert photo.shape == (1, 3, 32, 32) and photo.dtype == torch.float32
+    assert 0.0 <= photo.min() < 0.2 and 0.8 < photo.max() <= 1.0
