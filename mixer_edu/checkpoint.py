@@ -1,0 +1,243 @@
+"""Checkpoints: save training state so that nothing is lost, and load models back.
+
+A checkpoint is a `torch.save`d dict. Every file the trainer writes has at least:
+
+    model_name     "mixer_cifar_small"          the name given to `create_model`
+    model_config   {...}                        the full keyword dict (`model_config(name)`)
+    model          state_dict                   the weights (timm's key names)
+    epoch          3                            epochs finished (0: the initial weights)
+    dataset        "standin" / "cifar10"
+    classes        ["horizontal stripes", ...]  the class names, in label order
+
+`DIR/snapshots/epoch_NNN.pt` holds only these (small files, one per epoch, for pictures of the
+weights over training). `DIR/checkpoint.pt` holds the full state needed to continue training
+exactly where it stopped: also `optimizer`, `scheduler`, `rng` (the random generators' states)
+and `train_config` (the training recipe).
+
+**Atomic writes.** A checkpoint is first written to a temporary file in the same folder and then
+renamed over the old one (`os.replace`). A rename within one file system is atomic: whatever
+happens (Ctrl-C, a full disk, a power cut), `checkpoint.pt` is either the old complete file or
+the new complete file, never half of each.
+
+**Loading safely.** `torch.load(..., weights_only=True)` only rebuilds tensors and plain Python
+values, so a checkpoint from someone else cannot run code on your machine. That is why the
+random generators' states are stored as tensors and lists, and why a model class in the config
+(e.g. a custom `block_layer`) is stored by its import path and only resolved inside `mixer_edu`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import create_model
+
+CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOT_DIR = "snapshots"
+REQUIRED_KEYS = ("model_name", "model_config", "model", "epoch", "dataset", "classes")
+
+
+def snapshot_path(out: str | Path, epoch: int) -> Path:
+    """`out/snapshots/epoch_NNN.pt`: the model weights after `epoch` epochs (0: initial)."""
+    return Path(out) / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt"
+
+
+def list_snapshots(out: str | Path) -> list[Path]:
+    """The snapshot files of a training run, in epoch order."""
+    return sorted((Path(out) / SNAPSHOT_DIR).glob("epoch_*.pt"))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and reading files.
+# --------------------------------------------------------------------------------------------
+
+
+def save_atomic(obj: dict, path: str | Path) -> Path:
+    """`torch.save(obj, path)` through a temporary file and a rename, so `path` is never partial."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
+        os.replace(tmp, path)
+    except BaseException:  # also on Ctrl-C: remove the partial temporary file, keep the old one
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint or snapshot written by `mixer_edu.train`, with clear errors."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; train first (python -m mixer_edu.train ... --out DIR) "
+            "or pass the path of a DIR/checkpoint.pt or DIR/snapshots/epoch_NNN.pt file."
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); it may be "
+            "truncated or not written by mixer_edu. Delete it and train again, or resume from "
+            "another run."
+        ) from error
+    missing = [
+        key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a mixer_edu checkpoint: it has no {', '.join(missing)}.")
+    return checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# Models.
+# --------------------------------------------------------------------------------------------
+
+
+def encode_config(config: dict) -> dict:
+    """The model config with classes (e.g. `block_layer`) replaced by their import path."""
+    return {
+        key: {"class": f"{value.__module__}.{value.__qualname__}"}
+        if isinstance(value, type)
+        else value
+        for key, value in config.items()
+    }
+
+
+def decode_config(config: dict) -> dict:
+    """Undo `encode_config`; only classes defined inside `mixer_edu` or `torch.nn` are resolved."""
+    decoded = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"class"}:
+            module_name, _, class_name = value["class"].rpartition(".")
+            if not module_name.startswith(("mixer_edu.", "torch.nn.")):
+                raise ValueError(
+                    f"model_config[{key!r}] names the class {value['class']!r}, which is outside "
+                    "mixer_edu and torch.nn; such checkpoints are not loaded, for safety."
+                )
+            value = getattr(importlib.import_module(module_name), class_name)
+        decoded[key] = value
+    return decoded
+
+
+def model_state(model: nn.Module) -> dict:
+    """The model's state_dict, without the `_orig_mod.` prefix `torch.compile` adds."""
+    model = getattr(model, "_orig_mod", model)
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def describe_difference(saved: dict, requested: dict) -> str:
+    """'embed_dim: checkpoint 64, asked 128; ...' for the keys whose values differ."""
+    unset = "(default)"
+    return "; ".join(
+        f"{key}: checkpoint {saved.get(key, unset)!r}, asked {requested.get(key, unset)!r}"
+        for key in sorted(set(saved) | set(requested), key=str)
+        if saved.get(key) != requested.get(key)
+    )
+
+
+def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoint") -> None:
+    """`model.load_state_dict(state_dict, strict=True)`, after checking names and shapes, so a
+    mismatch gives one readable sentence instead of a wall of tensor sizes."""
+    model = getattr(model, "_orig_mod", model)
+    ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    theirs = {key: tuple(value.shape) for key, value in state_dict.items()}
+    problems = []
+    if missing := sorted(set(ours) - set(theirs)):
+        problems.append(f"missing {len(missing)} weights (e.g. {missing[0]})")
+    if unexpected := sorted(set(theirs) - set(ours)):
+        problems.append(f"{len(unexpected)} unexpected weights (e.g. {unexpected[0]})")
+    if shapes := [key for key in sorted(set(ours) & set(theirs)) if ours[key] != theirs[key]]:
+        key = shapes[0]
+        problems.append(
+            f"{len(shapes)} weights of another shape (e.g. {key}: {theirs[key]} in "
+            f"{source}, {ours[key]} in the model)"
+        )
+    if problems:
+        raise ValueError(
+            f"{source} was saved from a model with another configuration: {'; '.join(problems)}. "
+            "Build the model with the checkpoint's own configuration: "
+            "mixer_edu.checkpoint.load_model(path) does that for you."
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_same_model(checkpoint: dict, model_name: str, config: dict, path) -> None:
+    """Raise a clear `ValueError` unless `checkpoint` holds the model `model_name` with `config`."""
+    saved_name, saved = checkpoint["model_name"], checkpoint["model_config"]
+    requested = encode_config(config)
+    if saved_name != model_name or saved != requested:
+        difference = describe_difference(saved, requested)
+        raise ValueError(
+            f"{path} holds a {saved_name} model, but you asked for {model_name} "
+            f"({difference or 'same configuration'}). To resume it, use --model {saved_name} "
+            "with the same configuration; to start a new run, choose another --out folder or "
+            "pass --overwrite."
+        )
+
+
+def build_model(checkpoint: dict) -> nn.Module:
+    """A new model with the checkpoint's name and configuration, and its weights."""
+    model = create_model(checkpoint["model_name"], **decode_config(checkpoint["model_config"]))
+    load_weights(model, checkpoint["model"], f"the checkpoint of {checkpoint['model_name']}")
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the trained model stored in a checkpoint or snapshot.
+
+    Returns:
+        `(model, checkpoint)`: the model in eval mode on `device`, and the checkpoint dict
+        (`epoch`, `dataset`, `classes`, ... ; see the module docstring).
+
+    Example:
+        >>> model, checkpoint = load_model("runs/standin/checkpoint.pt")
+        >>> checkpoint["epoch"], checkpoint["dataset"]
+    """
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint)
+    return model.to(device).eval(), checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# Random generators.
+# --------------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict:
+    """The states of Python's, numpy's and torch's (CPU and CUDA) global random generators."""
+    version, mt_state, gauss = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002 - the global generator is what we save
+    state = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the generators saved by `rng_state`."""
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,370 @@
+"""Data: CIFAR-10 (or its offline stand-in), normalised, augmented, in batches.
+
+CIFAR-10 has 50,000 training and 10,000 test images of 32x32 pixels in 10 classes. torchvision's
+`CIFAR10` dataset downloads it (`download=True`, about 170 MB, once) into `data/` and reads it
+back; each image comes out as a PIL image and goes through a chain of transforms:
+
+    uint8 (32, 32, 3)  -> random crop after 4 pixels of padding, random horizontal flip  (train)
+                       -> [optional: RandAugment / AutoAugment]                         (train)
+                       -> float tensor (3, 32, 32) in [0, 1]
+                       -> per-channel normalisation: (x - mean) / std
+
+Normalising with the training set's per-channel mean and standard deviation gives every input
+channel mean 0 and variance 1, the scale the initialisation of the stem assumes. Cropping and
+flipping show the model a slightly different image every epoch, so it cannot memorise pixels: a
+cheap way to fight overfitting, which Mixers (with no convolutional prior) are prone to.
+
+Batch-level augmentations (CutMix, Mixup; `batch_mixing`) blend pairs of images and their labels
+and are applied to whole batches in the training loop.
+
+**Without internet.** Where CIFAR-10 cannot be downloaded, `load_dataset("cifar10")` stops with
+an error that says where to put the files and how to use the stand-in instead; it never switches
+data sets on its own. The stand-in (`mixer_edu.standin`) is generated on first use in CIFAR-10's
+exact on-disk format into `data/standin/`, and the same torchvision class reads it. The only
+difference: torchvision checks the md5 sums of the real CIFAR-10 files, which generated files
+cannot match, so for the stand-in `StandinCIFAR10` checks the md5 sums recorded in the
+stand-in's own manifest instead, plus the shape of what it read. Everything computed on the
+stand-in is labelled "synthetic stand-in" (`dataset_label`).
+
+`MIXER_EDU_DATA` (or a `root` argument) moves the data folder elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.datasets import CIFAR10
+from torchvision.transforms import v2
+
+from . import standin
+from .validation import check_positive_int
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+# Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images (RGB, in [0, 1]).
+# The stand-in goes through the same normalisation, so both share one pipeline.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+DATASETS = ("cifar10", "standin")
+DATASET_LABELS = {"cifar10": "CIFAR-10", "standin": "synthetic stand-in"}
+DATA_ENV = "MIXER_EDU_DATA"
+AUGMENTATIONS = ("none", "crop-flip", "randaugment", "autoaugment")
+BATCH_MIXINGS = ("none", "cutmix", "mixup", "cutmix-mixup")
+CIFAR10_URL = CIFAR10.url
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The data set is not on disk and could not be downloaded (or its files are corrupt)."""
+
+
+def check_dataset_name(name: str) -> str:
+    if name not in DATASETS:
+        raise ValueError(
+            f"unknown dataset {name!r}; use 'cifar10' (downloads CIFAR-10) or 'standin' "
+            "(the synthetic stand-in generated offline)."
+        )
+    return name
+
+
+def dataset_label(name: str) -> str:
+    """The name to print and to put in plot titles: 'CIFAR-10' or 'synthetic stand-in'."""
+    return DATASET_LABELS[check_dataset_name(name)]
+
+
+def dataset_classes(name: str) -> tuple[str, ...]:
+    """The 10 class names of the data set, in label order."""
+    return CIFAR10_CLASSES if check_dataset_name(name) == "cifar10" else standin.STANDIN_CLASSES
+
+
+def default_data_root() -> Path:
+    """`$MIXER_EDU_DATA` if set, else `data/` in the repository (or in the working directory
+    when the package is installed elsewhere)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    repository = Path(__file__).resolve().parent.parent
+    if (repository / "pyproject.toml").is_file():
+        return repository / "data"
+    return Path.cwd() / "data"
+
+
+def standin_root(root: str | Path | None = None) -> Path:
+    """Where the stand-in lives: `<data root>/standin` (it holds `cifar-10-batches-py/`)."""
+    return Path(root if root is not None else default_data_root()) / "standin"
+
+
+# --------------------------------------------------------------------------------------------
+# The stand-in: generated on request, read by torchvision's own CIFAR10 class.
+# --------------------------------------------------------------------------------------------
+
+
+def write_standin(
+    root: str | Path | None = None,
+    *,
+    train_per_batch: int = 2000,
+    test_size: int = 2000,
+    overwrite: bool = False,
+) -> Path:
+    """Generate the stand-in under the data root `root` (default `default_data_root()`).
+
+    Writes `<root>/standin/cifar-10-batches-py/` (5 training batches of `train_per_batch`
+    images and a test batch of `test_size`) unless a copy of these sizes written by the current
+    generator is there already, or always with `overwrite=True`. Returns the folder.
+    """
+    folder_root = standin_root(root)
+    manifest = standin.read_manifest(folder_root)
+    wanted = {"version": standin.STANDIN_VERSION, "train_size": 5 * train_per_batch}
+    wanted["test_size"] = test_size
+    if manifest is not None and not overwrite:
+        if all(manifest.get(key) == value for key, value in wanted.items()):
+            return folder_root / standin.BASE_FOLDER
+        if manifest.get("version") != standin.STANDIN_VERSION:
+            print(
+                f"The synthetic stand-in in {folder_root} was written by an older generator "
+                f"(version {manifest.get('version')}, now {standin.STANDIN_VERSION}); "
+                "regenerating it."
+            )
+    return standin.write_cifar_files(
+        folder_root, train_per_batch=train_per_batch, test_size=test_size
+    )
+
+
+class StandinCIFAR10(CIFAR10):
+    """torchvision's `CIFAR10`, reading the stand-in: the checksums come from its manifest.
+
+    Everything else (file names, pickle format, `__getitem__`, transforms) is torchvision's.
+    Takes the folder that holds `cifar-10-batches-py/` (i.e. `standin_root(...)`), like CIFAR10.
+    """
+
+    def __init__(self, root: str | Path, train: bool = True, transform=None):
+        manifest = standin.read_manifest(root)
+        if manifest is None:
+            raise DatasetUnavailableError(
+                f"no synthetic stand-in in {Path(root) / standin.BASE_FOLDER} (its "
+                f"{standin.MANIFEST} is missing); generate it with "
+                "mixer_edu.data.write_standin() or `python -m mixer_edu.standin`."
+            )
+        md5 = manifest["md5"]
+        # Instance attributes shadow torchvision's class attributes with CIFAR-10's md5 sums.
+        self.train_list = [[name, md5.get(name)] for name in standin.TRAIN_FILES]
+        self.test_list = [[standin.TEST_FILE, md5.get(standin.TEST_FILE)]]
+        self.meta = {**CIFAR10.meta, "md5": md5.get(standin.META_FILE)}
+        try:
+            super().__init__(root, train=train, transform=transform, download=False)
+        except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+            raise DatasetUnavailableError(
+                f"the synthetic stand-in in {Path(root) / standin.BASE_FOLDER} is incomplete or "
+                f"corrupt ({error}); regenerate it with "
+                "mixer_edu.data.write_standin(overwrite=True) or `python -m mixer_edu.standin`."
+            ) from error
+        self._check_format()
+
+    def _check_format(self) -> None:
+        data, targets = self.data, self.targets
+        if data.dtype != np.uint8:
+            raise DatasetUnavailableError(f"stand-in pixels are {data.dtype}, expected uint8.")
+        if data.shape[1:] != (32, 32, 3) or len(targets) != len(data):
+            raise DatasetUnavailableError(
+                f"stand-in arrays have shape {data.shape} with {len(targets)} labels; expected "
+                "(n, 32, 32, 3) with n labels. Regenerate it with write_standin(overwrite=True)."
+            )
+        if min(targets) < 0 or max(targets) >= len(self.classes):
+            raise DatasetUnavailableError("stand-in labels are outside 0..9; regenerate it.")
+
+
+def load_dataset(
+    name: str,
+    train: bool = True,
+    root: str | Path | None = None,
+    transform=None,
+    download: bool = True,
+) -> Dataset:
+    """The training (`train=True`) or test split of `'cifar10'` or `'standin'`.
+
+    Args:
+        name: `'cifar10'` or `'standin'`.
+        train: training split if True, else the test split.
+        root: the data folder (default `default_data_root()`: `$MIXER_EDU_DATA` or `data/`).
+        transform: applied to each PIL image (e.g. `train_transform()`); None keeps PIL images.
+        download: for CIFAR-10, download it when it is missing; for the stand-in, generate it.
+
+    Raises:
+        DatasetUnavailableError: the files are missing or corrupt and could not be fetched; the
+            message says where to put them and how to use the stand-in instead.
+    """
+    check_dataset_name(name)
+    root = Path(root) if root is not None else default_data_root()
+    if name == "standin":
+        if download:
+            write_standin(root)  # only writes when missing or out of date
+        return StandinCIFAR10(standin_root(root), train=train, transform=transform)
+    try:
+        return CIFAR10(root, train=train, transform=transform, download=download)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise DatasetUnavailableError(_cifar10_missing_message(root, error, download)) from error
+
+
+def _cifar10_missing_message(root: Path, error: Exception, download: bool) -> str:
+    tried = (
+        f"could not be downloaded ({type(error).__name__}: {error})"
+        if download
+        else ("was not found or is corrupt, and download=False")
+    )
+    return (
+        f"CIFAR-10 is not in {root / 'cifar-10-batches-py'} and {tried}.\n"
+        f"Either: download {CIFAR10_URL} on a machine with internet and extract it into {root}"
+        f" (so that {root / 'cifar-10-batches-py' / 'data_batch_1'} exists), or set "
+        f"{DATA_ENV} to the folder that holds cifar-10-batches-py/;\n"
+        "or train on the synthetic stand-in instead: dataset='standin' in Python, "
+        "--dataset standin on the command line, or MIXER_EDU_DATASET=standin for the notebooks. "
+        "Results on the stand-in are not CIFAR-10 results."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Transforms.
+# --------------------------------------------------------------------------------------------
+
+
+def _to_normalized_tensor() -> list:
+    return [
+        v2.ToImage(),  # PIL (32, 32, 3) -> uint8 tensor (3, 32, 32)
+        v2.ToDtype(torch.float32, scale=True),  # -> float in [0, 1]
+        v2.Normalize(CIFAR10_MEAN, CIFAR10_STD),  # -> mean 0, std 1 per channel
+    ]
+
+
+def train_transform(augment: str = "crop-flip") -> v2.Compose:
+    """The training transform: `'none'`, `'crop-flip'` (default: random 32x32 crop of the image
+    padded by 4 pixels, random horizontal flip), or crop-flip followed by `'randaugment'` or
+    `'autoaugment'` (torchvision's CIFAR-10 policy)."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}.")
+    steps = []
+    if augment != "none":
+        steps += [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+    if augment == "randaugment":
+        steps.append(v2.RandAugment(num_ops=2, magnitude=9))
+    elif augment == "autoaugment":
+        steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+    return v2.Compose(steps + _to_normalized_tensor())
+
+
+def test_transform() -> v2.Compose:
+    """The evaluation transform: no augmentation, only tensor conversion and normalisation."""
+    return v2.Compose(_to_normalized_tensor())
+
+
+test_transform.__test__ = False  # not a pytest test, despite its name
+
+
+def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0):
+    """CutMix / Mixup for whole batches: `(images, labels) -> (images, soft_targets (B, classes))`.
+
+    `'cutmix'` pastes a random rectangle of another image of the batch, `'mixup'` blends two
+    images; the labels are mixed in the same proportion. `'cutmix-mixup'` picks one of the two
+    per batch. Returns None for `'none'`.
+    """
+    if kind not in BATCH_MIXINGS:
+        raise ValueError(f"batch mixing must be one of {BATCH_MIXINGS}, got {kind!r}.")
+    if kind == "none":
+        return None
+    cutmix = v2.CutMix(alpha=alpha, num_classes=num_classes)
+    mixup = v2.MixUp(alpha=alpha, num_classes=num_classes)
+    return {"cutmix": cutmix, "mixup": mixup, "cutmix-mixup": v2.RandomChoice([cutmix, mixup])}[
+        kind
+    ]
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Undo the normalisation for plotting: `(..., 3, H, W)` -> the same shape, in [0, 1]."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=images.device).view(3, 1, 1)
+    return (images.float() * std + mean).clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders.
+# --------------------------------------------------------------------------------------------
+
+
+def default_num_workers() -> int:
+    """Loader worker processes for this machine: none on 1-2 cores, where decoding in the main
+    process is fastest (workers would take cores from the model), else half the cores, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cores or 1) <= 2 else min(8, cores // 2)
+
+
+def make_loaders(
+    name: str,
+    batch_size: int = 128,
+    *,
+    root: str | Path | None = None,
+    augment: str = "crop-flip",
+    num_workers: int | None = None,
+    train_images: int | None = None,
+    test_images: int | None = None,
+    test_batch_size: int | None = None,
+    download: bool = True,
+) -> tuple[DataLoader, DataLoader]:
+    """Training and test DataLoaders for `'cifar10'` or `'standin'`.
+
+    Args:
+        name: the data set.
+        batch_size: training batch size; the last incomplete training batch is dropped, so every
+            step sees the same number of images.
+        root: the data folder (default `default_data_root()`).
+        augment: the training augmentation (see `train_transform`).
+        num_workers: loader processes (default `default_num_workers()`).
+        train_images, test_images: use only the first n images of each split (quick runs).
+        test_batch_size: evaluation batch size (default: twice `batch_size`).
+        download: fetch (CIFAR-10) or generate (stand-in) the data when missing.
+
+    Returns:
+        `(train_loader, test_loader)`; batches are `(images (B, 3, 32, 32), labels (B,))`. The
+        training loader shuffles with torch's global random generator, so seeding it
+        (`torch.manual_seed`) before an epoch fixes that epoch's order and augmentations.
+    """
+    check_positive_int(batch_size, "batch_size")
+    train_set = load_dataset(name, True, root, train_transform(augment), download)
+    test_set = load_dataset(name, False, root, test_transform(), download)
+    train_set = _first(train_set, train_images, "train_images")
+    test_set = _first(test_set, test_images, "test_images")
+    if len(train_set) < batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the {len(train_set)} training images; "
+            "use a smaller batch_size or more train_images."
+        )
+    workers = default_num_workers() if num_workers is None else num_workers
+    options = dict(
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )
+    train_loader = DataLoader(
+        train_set, batch_size=batch_size, shuffle=True, drop_last=True, **options
+    )
+    test_loader = DataLoader(test_set, batch_size=test_batch_size or 2 * batch_size, **options)
+    return train_loader, test_loader
+
+
+def _first(dataset: Dataset, n: int | None, name: str) -> Dataset:
+    if n is None or n >= len(dataset):
+        return dataset
+    check_positive_int(n, name)
+    return Subset(dataset, range(n))
