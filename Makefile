@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 course: $(STAMP)
-	$(BIN)/jupyter lab notebooks/README.md
+	$(BIN)/jupyter lab notebooks/Index.ipynb
 
 # Notebooks run in fast mode (a few minutes on the synthetic stand-in data), as in CI.
 test: $(STAMP)
