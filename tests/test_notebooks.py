@@ -37,7 +37,7 @@ def test_notebook_was_run_top_to_bottom_in_one_kernel(path):
     counts = [cell.execution_count for cell in _code_cells(notebook)]
     assert counts == list(range(1, len(counts) + 1)), "Restart & Run All, then save"
     for cell in notebook.cells:
-        assert "execution" not in cell.metadata, "strip timing metadata (tools/execute_notebooks.py)"
+        assert "execution" not in cell.metadata, "strip timing: use tools/execute_notebooks.py"
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
@@ -47,7 +47,8 @@ def test_notebook_opens_with_goals_and_closes_with_a_summary(path):
     assert first.cell_type == "markdown" and "[Index](Index.ipynb)" in first.source
     assert re.search(rf"^# {path.name[:2]}\. ", first.source, re.M), "title '# NN. Title'"
     assert "Learning goals" in first.source and "Prerequisites" in first.source
-    assert any("## Summary" in cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    markdown = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert any("## Summary" in source for source in markdown)
     assert last.cell_type == "markdown" and "[Index](Index.ipynb)" in last.source
 
 
