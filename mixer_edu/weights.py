@@ -11,9 +11,9 @@ the whole image. Figure 5 of the paper shows these pictures for a Mixer-B/16 (14
 `token_mixing_units` returns them, `(D_S, h, w)`.
 
 **Pairs of opposite phase.** The paper observes that many units come in pairs w_i ≈ -w_j: the same
-pattern with its sign flipped, like a light-on-dark and a dark-on-light detector (a GELU lets
-only positive responses through, so a network that wants both signs needs both units). We measure
-how opposite two units are by their cosine similarity
+pattern with its sign flipped, like a light-on-dark and a dark-on-light detector. (One way to see
+why: the GELU after W1 lets mostly positive responses through, so detecting a pattern in both
+polarities takes two units.) We measure how opposite two units are by their cosine similarity
 
     cos(w_i, w_j) = <w_i, w_j> / (|w_i| |w_j|)        -1: exact opposites, 0: unrelated, +1: same
 
