@@ -20,12 +20,19 @@ compute.
 The `mixer_cifar_*` models take 32x32 images with 4x4 patches (an 8x8 grid of 64 tokens) and
 10 classes, and are small enough to train on a laptop CPU. `mixer_cifar_small` has the shape
 used by the CIFAR-10 reference repositories (C=128, D_S=64, D_C=512, 8 layers).
+
+The `gmlp_*` names build `GMlp` (`mixer_edu.gmlp`: Mixer's stem and head around spatial gating
+blocks), with the shapes of Liu et al. 2021 and timm: 30 layers, 16x16 patches, gated MLP
+width 6C; gMLP-Ti/S/B have C = 128/256/512 and 5.9M/19.4M/73.1M parameters with the head.
+`gmlp_cifar_tiny` and `gmlp_cifar_small` match `mixer_cifar_tiny` and `mixer_cifar_small` in
+images, patches, width and depth.
 """
 
 from __future__ import annotations
 
 import difflib
 
+from .gmlp import GMlp
 from .mixer import MlpMixer
 
 MODEL_CONFIGS: dict[str, dict] = {
@@ -44,6 +51,16 @@ MODEL_CONFIGS: dict[str, dict] = {
     ),
     "mixer_cifar_base": dict(
         img_size=32, patch_size=4, num_blocks=8, embed_dim=256, num_classes=10
+    ),
+    # gMLP (built by GMlp): the paper's Ti/S/B at 224x224, then CIFAR-sized.
+    "gmlp_ti16_224": dict(patch_size=16, num_blocks=30, embed_dim=128, mlp_ratio=6),
+    "gmlp_s16_224": dict(patch_size=16, num_blocks=30, embed_dim=256, mlp_ratio=6),
+    "gmlp_b16_224": dict(patch_size=16, num_blocks=30, embed_dim=512, mlp_ratio=6),
+    "gmlp_cifar_tiny": dict(
+        img_size=32, patch_size=4, num_blocks=4, embed_dim=64, mlp_ratio=6, num_classes=10
+    ),
+    "gmlp_cifar_small": dict(
+        img_size=32, patch_size=4, num_blocks=8, embed_dim=128, mlp_ratio=6, num_classes=10
     ),
 }
 
@@ -64,8 +81,13 @@ def model_config(name: str, **overrides) -> dict:
         raise ValueError(
             f"unknown model name {name!r}.{hint} Known models: {', '.join(MODEL_CONFIGS)}."
         )
-    defaults = {} if name.startswith("mixer_cifar") else _PAPER_DEFAULTS
+    defaults = {} if "_cifar" in name else _PAPER_DEFAULTS
     return {**defaults, **MODEL_CONFIGS[name], **overrides}
+
+
+def model_class(name: str) -> type[MlpMixer]:
+    """The class that builds the named model: `GMlp` for `gmlp_*` names, else `MlpMixer`."""
+    return GMlp if name.startswith("gmlp_") else MlpMixer
 
 
 def create_model(name: str, **overrides) -> MlpMixer:
@@ -74,5 +96,6 @@ def create_model(name: str, **overrides) -> MlpMixer:
     Example:
         >>> model = create_model("mixer_b16_224", num_classes=0)   # no head, as in Table 1
         >>> model = create_model("mixer_cifar_small", drop_path_rate=0.1)
+        >>> model = create_model("gmlp_cifar_tiny", near_identity_gate=False)
     """
-    return MlpMixer(**model_config(name, **overrides))
+    return model_class(name)(**model_config(name, **overrides))

@@ -1,0 +1,227 @@
+"""gMLP (Liu et al., 2021, "Pay Attention to MLPs"): token mixing as a multiplicative gate.
+
+A Mixer block has two residual branches, one MLP across tokens and one across channels
+(`mixer_edu.mixer`). A gMLP block has a *single* branch: a channel MLP whose hidden layer passes
+through a **spatial gating unit** (SGU), the only place where tokens meet. For a table X of
+N tokens by C channels:
+
+    Z  = GELU(LayerNorm(X) · Uᵀ)           U: (D, C), D = mlp_ratio * C     (B, N, C) -> (B, N, D)
+    Z1, Z2 = Z[..., :D/2], Z[..., D/2:]    split the channels in two halves  -> 2 x (B, N, D/2)
+    G  = W · LayerNorm(Z2) + b             W: (N, N), b: (N,)   across tokens  (B, N, D/2)
+    Y  = X + (Z1 ⊙ G) · Vᵀ                 V: (C, D/2)                        (B, N, C)
+
+The gate G is a linear map *across tokens*, like the Mixer's token-mixing MLP but with a single
+N x N layer and no non-linearity of its own: row i of W says how much token i listens to every
+token j. Unlike the Mixer, the result does not get added to the tokens, it *multiplies* the other
+half channel by channel. Tokens can therefore switch each other's features on and off, a first
+taste of the input-dependent interactions that attention computes with its softmax(QKᵀ).
+
+**Why the initialisation matters.** The paper initialises W near zero and b to ones, so at the
+start G ≈ 1 and the unit returns Z1 ⊙ 1 = Z1: each block begins as an ordinary per-token MLP,
+and the spatial mixing grows in only as far as training finds it useful. With the usual random
+initialisation of W instead, G starts as a random mix of normalised features with mean about 0, so
+every block multiplies half of its hidden units by noise before training has begun.
+`GMlp(near_identity_gate=False)` builds that variant, for comparison (notebook 06).
+
+**The two LayerNorms.** The block norm before the channel projection uses eps 1e-6, as every norm
+of the Mixer does; the gate's norm uses PyTorch's default eps 1e-5. timm's gMLP is built that way
+and its checkpoints were trained that way, so we keep both values.
+
+The module and parameter names (`norm`, `mlp_channels.fc1`, `mlp_channels.gate.norm`,
+`mlp_channels.gate.proj`, `mlp_channels.fc2`) are those of timm's `SpatialGatingBlock`,
+`GatedMlp` and `SpatialGatingUnit`, so a timm gMLP checkpoint loads into `GMlp` with
+`strict=True` and gives the same outputs. The model itself is `MlpMixer` (stem, blocks, norm,
+pooling, head) with this block swapped in.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from .drop_path import DropPath
+from .mixer import LAYER_NORM_EPS, MlpMixer, mix_tokens
+from .validation import check_positive_int, check_probability
+
+GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
+
+
+class SpatialGatingUnit(nn.Module):
+    """Split the channels in two; gate the first half by a token-mixed copy of the second.
+
+    Args:
+        dim: channels D of the input (the gated MLP's hidden width); must be even.
+        seq_len: number of tokens N (fixed: the gate's weights are an N x N matrix).
+        near_identity_gate: initialise the token projection to W ≈ 0 (N(0, 1e-6)), b = 1, so the
+            unit starts as `x -> x[..., :D/2]`. False keeps the model's default initialisation.
+
+    Shapes:
+        `(B, N, D) -> (B, N, D/2)`.
+    """
+
+    def __init__(self, dim: int, seq_len: int, near_identity_gate: bool = True):
+        super().__init__()
+        check_positive_int(dim, "dim")
+        check_positive_int(seq_len, "seq_len")
+        if dim % 2 != 0:
+            raise ValueError(
+                f"the spatial gating unit splits its {dim} input channels into two halves, so "
+                f"dim must be even; choose an even hidden width (e.g. {dim + 1})."
+            )
+        self.seq_len = seq_len
+        self.near_identity_gate = near_identity_gate
+        self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS)
+        self.proj = nn.Linear(seq_len, seq_len)  # weight (N, N): row i = what token i gathers
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """W ~ N(0, 1e-6) and b = 1: the gate starts at ≈ 1, the unit as the identity on Z1.
+
+        `MlpMixer.init_weights` calls this after its default initialisation, so it overrides
+        the Xavier init the projection would otherwise get.
+        """
+        if self.near_identity_gate:
+            nn.init.normal_(self.proj.weight, std=1e-6)
+            nn.init.ones_(self.proj.bias)
+
+    def gate(self, x: Tensor) -> Tensor:
+        """The gate G = W · LayerNorm(Z2) + b alone: `(B, N, D) -> (B, N, D/2)`."""
+        _, z2 = x.chunk(2, dim=-1)
+        return mix_tokens(self.proj, self.norm(z2))  # across tokens: (B, N, D/2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z1, _ = x.chunk(2, dim=-1)  # (B, N, D) -> (B, N, D/2): the half that gets gated
+        return z1 * self.gate(x)  # elementwise, channel by channel
+
+    def extra_repr(self) -> str:
+        return f"seq_len={self.seq_len}, near_identity_gate={self.near_identity_gate}"
+
+
+class GatedMlp(nn.Module):
+    """A channel MLP with a spatial gating unit between its two layers.
+
+    fc1 -> GELU -> dropout -> gate (halves the width) -> fc2 -> dropout, on the last axis, with
+    timm's attribute names.
+
+    Args:
+        in_features: channels C of each token.
+        hidden_features: width D of the hidden layer (before the gate halves it); must be even.
+        seq_len: number of tokens N, for the gate.
+        act_layer: the non-linearity after fc1.
+        drop: dropout after the activation and after fc2.
+        near_identity_gate: see `SpatialGatingUnit`.
+
+    Shapes:
+        `(B, N, C) -> (B, N, D) -> (B, N, D/2) -> (B, N, C)`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        seq_len: int,
+        act_layer: type[nn.Module] = nn.GELU,
+        drop: float = 0.0,
+        near_identity_gate: bool = True,
+    ):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(hidden_features, "hidden_features")
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.drop1 = nn.Dropout(check_probability(drop, "drop"))
+        self.gate = SpatialGatingUnit(hidden_features, seq_len, near_identity_gate)
+        self.fc2 = nn.Linear(hidden_features // 2, in_features)
+        self.drop2 = nn.Dropout(check_probability(drop, "drop"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.fc1(x)  # (B, N, C) -> (B, N, D)
+        x = self.act(x)
+        x = self.drop1(x)
+        x = self.gate(x)  # (B, N, D) -> (B, N, D/2): the only step that mixes tokens
+        x = self.fc2(x)  # (B, N, D/2) -> (B, N, C)
+        return self.drop2(x)
+
+
+class SpatialGatingBlock(nn.Module):
+    """One gMLP layer: `x + DropPath(GatedMlp(LayerNorm(x)))`.
+
+    Called like `MixerBlock`, so `MlpMixer` can build a stack of them.
+
+    Args:
+        dim: channels C of each token.
+        seq_len: number of tokens N.
+        mlp_ratio: hidden width D as a multiple of C (the paper uses 6).
+        drop: dropout inside the MLP.
+        drop_path: DropPath probability on the residual branch.
+        act_layer: the MLP's non-linearity.
+        near_identity_gate: see `SpatialGatingUnit`.
+
+    Shapes:
+        `(B, N, C) -> (B, N, C)`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        seq_len: int,
+        mlp_ratio: float = 6.0,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        near_identity_gate: bool = True,
+    ):
+        super().__init__()
+        check_positive_int(dim, "dim")
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)):
+            raise TypeError(
+                f"a gMLP block has one MLP, so mlp_ratio must be one number (the paper uses 6), "
+                f"got {mlp_ratio!r}; the (token, channel) pair is for Mixer blocks."
+            )
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp_channels = GatedMlp(
+            dim,
+            int(dim * mlp_ratio),
+            seq_len,
+            act_layer=act_layer,
+            drop=drop,
+            near_identity_gate=near_identity_gate,
+        )
+        self.drop_path = DropPath(drop_path)
+
+    @property
+    def spatial_gating(self) -> SpatialGatingUnit:
+        return self.mlp_channels.gate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.drop_path(self.mlp_channels(self.norm(x)))  # (B, N, C)
+
+
+class GMlp(MlpMixer):
+    """The gMLP classifier: `MlpMixer` with spatial gating blocks.
+
+    Takes `MlpMixer`'s keywords (stem, depth, width, dropout, head) plus:
+
+    Args:
+        mlp_ratio: hidden width of each block's gated MLP as a multiple of `embed_dim`
+            (default 6, as in the paper and timm).
+        near_identity_gate: initialise every gate near the identity (the paper's choice). False
+            leaves the gates with the default Xavier initialisation, to see why it matters.
+
+    Shapes:
+        `(B, in_chans, img_size, img_size) -> (B, num_classes)`.
+    """
+
+    def __init__(self, *, mlp_ratio: float = 6.0, near_identity_gate: bool = True, **kwargs):
+        if "block_layer" in kwargs:
+            raise TypeError("GMlp always uses SpatialGatingBlock; build an MlpMixer to choose.")
+        block = partial(SpatialGatingBlock, near_identity_gate=near_identity_gate)
+        super().__init__(mlp_ratio=mlp_ratio, block_layer=block, **kwargs)
+        self.near_identity_gate = near_identity_gate
+
+    def spatial_weights(self, block: int = 0) -> Tensor:
+        """The gate's token-to-token matrix W of one block, `(N, N)`: row i is what token i
+        gathers from every token j; reshaped to `grid_size`, a picture over the image."""
+        return self.blocks[block].spatial_gating.proj.weight.detach()
