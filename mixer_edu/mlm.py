@@ -1,0 +1,509 @@
+"""A masked language model on characters: self-attention against the Mixer's MLP token mixing.
+
+The experiment trains the same small encoder (`mixer_edu.seq_mixing.TextEncoder`) twice, once
+with softmax self-attention and once with MLP token mixing, on the same data, with the same seed,
+and compares them.
+
+**The task (BERT's, on characters).** Cut English text into pieces of `seq_len` characters. In
+every piece pick 15% of the positions at random; replace 80% of those by a `[MASK]` symbol, 10% by
+a random character and leave 10% unchanged (so the model cannot rely on seeing `[MASK]` to know
+where to work). The model predicts the original character at the picked positions only; the loss
+is the cross-entropy there, and the score is the **masked-character accuracy** on a held-out part
+of the text that training never sees.
+
+To fill in `wh_le` or `retur_` a model must read the neighbouring positions: the task can only be
+solved by mixing tokens, which is exactly the part the two encoders do differently.
+
+**The text.** The English documentation topics that ship with Python itself
+(`pydoc_data.topics`, the pages `help("assert")` shows: about 460,000 characters with
+Python 3.11), so the experiment runs offline and needs no download. It is normalised to printable
+ASCII with single spaces (`clean_text`), and cut into blocks of `16 * seq_len` characters; every
+10th block is held out. The text differs a little between Python versions, so the exact numbers do
+too.
+
+**The numbers.** `run_experiment` returns, for each mixer: the parameter count, the loss curves
+(training loss at every step, held-out loss and accuracy at every evaluation), the final held-out
+accuracy, and the training speed in sequences per second, measured in one process by timing
+training steps of the two models alternately and taking the median (timing on a shared machine is
+noisy, and alternating exposes both models to the same noise). The CLI prints a table:
+
+    python -m mixer_edu.mlm                     # both mixers, a few minutes on 2 CPU cores
+    python -m mixer_edu.mlm --fast              # about half a minute per mixer
+    python -m mixer_edu.mlm --steps 2000 --seq-len 128 --out runs/mlm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .course import fast_mode
+from .seq_mixing import MIXERS, TextEncoder, check_mixer
+from .validation import check_positive_int
+
+IGNORE_INDEX = -100  # cross_entropy skips targets with this value: the positions not picked
+MASK_SYMBOL = "\N{FULL BLOCK}"  # how decode() shows a [MASK]
+
+# ------------------------------------------------------------------------------------------------
+# The corpus and the character vocabulary
+# ------------------------------------------------------------------------------------------------
+
+_TYPOGRAPHY = str.maketrans(
+    {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-", "\u2014": "--"}
+)
+_RULE_LINE = re.compile(r"^\s*([^\w\s])\1{2,}\s*$", re.MULTILINE)  # ****, ====, ---- underlines
+
+
+def clean_text(text: str) -> str:
+    """Normalise text to printable ASCII with single spaces.
+
+    Curly quotes and dashes become ASCII, accents are dropped (é -> e), other non-ASCII
+    characters are removed, lines that only underline a title (`*****`) are removed, and every
+    run of whitespace (newlines and indentation included) becomes one space.
+    """
+    text = _RULE_LINE.sub("", text.translate(_TYPOGRAPHY).replace("\u2026", "..."))
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def load_corpus() -> str:
+    """The English documentation topics that ship with Python (`pydoc_data`), cleaned."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as error:  # some minimal system Pythons leave pydoc_data out
+        raise RuntimeError(
+            "this Python has no pydoc_data module (its documentation topics); install the full "
+            "standard library (e.g. Debian's libpython3-stdlib) or pass your own text to "
+            "MlmData(text)."
+        ) from error
+    return clean_text("\n\n".join(topics[name] for name in sorted(topics)))
+
+
+@dataclass(frozen=True)
+class CharVocabulary:
+    """Characters <-> ids: one id per character of `chars`, then one for `[MASK]`."""
+
+    chars: str
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocabulary:
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def mask_id(self) -> int:
+        return len(self.chars)
+
+    @property
+    def size(self) -> int:
+        """Number of ids: the characters plus `[MASK]`."""
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> Tensor:
+        """`str` of length T -> int64 ids `(T,)`."""
+        index = {char: i for i, char in enumerate(self.chars)}
+        unknown = sorted(set(text) - index.keys())
+        if unknown:
+            raise ValueError(
+                f"characters {unknown[:10]} are not in the vocabulary; clean the text with "
+                "clean_text() or build the vocabulary from it with CharVocabulary.from_text()."
+            )
+        return torch.tensor([index[char] for char in text], dtype=torch.long)
+
+    def decode(self, ids: Tensor) -> str:
+        """ids `(T,)` -> `str`, with `[MASK]` shown as a full block."""
+        return "".join(MASK_SYMBOL if i == self.mask_id else self.chars[i] for i in ids.tolist())
+
+
+class MlmData:
+    """The text as ids, split into training and held-out blocks, and batches drawn from them.
+
+    The text is cut into blocks of `16 * seq_len` characters and every 10th block is held out, so
+    the held-out text is spread over the whole corpus but never overlaps the training text.
+
+    Args:
+        text: the corpus (default `load_corpus()`).
+        seq_len: length L of every sequence.
+        heldout_every: hold out one block in this many.
+    """
+
+    def __init__(self, text: str | None = None, seq_len: int = 64, heldout_every: int = 10):
+        self.seq_len = check_positive_int(seq_len, "seq_len")
+        self.text = load_corpus() if text is None else text
+        self.vocab = CharVocabulary.from_text(self.text)
+        self.block_len = 16 * seq_len
+        ids = self.vocab.encode(self.text)
+        num_blocks = len(ids) // self.block_len
+        if num_blocks < 2:
+            raise ValueError(
+                f"the text has {len(ids)} characters, too few for two blocks of "
+                f"{self.block_len} (16 * seq_len={seq_len}); use more text or a shorter seq_len."
+            )
+        blocks = ids[: num_blocks * self.block_len].view(num_blocks, self.block_len)
+        heldout = torch.arange(num_blocks) % heldout_every == heldout_every - 1
+        if not heldout.any():  # a small text: hold out the last block
+            heldout[-1] = True
+        self.train_blocks = blocks[~heldout]  # (n_train, 16 L)
+        self.heldout_blocks = blocks[heldout]  # (n_heldout, 16 L)
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """`batch_size` windows of L characters at random places in the training blocks: `(B, L)`."""
+        rows = torch.randint(len(self.train_blocks), (batch_size,), generator=generator)
+        last_start = self.block_len - self.seq_len
+        starts = torch.randint(last_start + 1, (batch_size,), generator=generator)
+        columns = starts.unsqueeze(1) + torch.arange(self.seq_len)  # (B, L)
+        return self.train_blocks[rows.unsqueeze(1), columns]
+
+    def heldout_sequences(self, max_sequences: int | None = None) -> Tensor:
+        """The held-out text cut into consecutive sequences, `(S, L)`, at most `max_sequences`."""
+        sequences = self.heldout_blocks.reshape(-1, self.seq_len)
+        return sequences if max_sequences is None else sequences[:max_sequences]
+
+
+def mask_tokens(
+    tokens: Tensor,
+    vocab: CharVocabulary,
+    generator: torch.Generator,
+    mask_prob: float = 0.15,
+) -> tuple[Tensor, Tensor]:
+    """BERT's masking: pick `mask_prob` of the positions; 80% -> [MASK], 10% random, 10% kept.
+
+    Args:
+        tokens: ids `(B, L)`.
+
+    Returns:
+        `(inputs, targets)`, both `(B, L)`: the corrupted ids the model sees, and the original ids
+        at the picked positions with `IGNORE_INDEX` everywhere else (no loss there).
+    """
+    picked = torch.rand(tokens.shape, generator=generator) < mask_prob
+    action = torch.rand(tokens.shape, generator=generator)  # which of the three things to do
+    random_chars = torch.randint(len(vocab.chars), tokens.shape, generator=generator)
+    inputs = torch.where(picked & (action < 0.8), vocab.mask_id, tokens)
+    inputs = torch.where(picked & (action >= 0.8) & (action < 0.9), random_chars, inputs)
+    targets = torch.where(picked, tokens, IGNORE_INDEX)
+    return inputs, targets
+
+
+# ------------------------------------------------------------------------------------------------
+# Training and evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MlmConfig:
+    """Everything that defines one run; the same config trains both mixers."""
+
+    seq_len: int = 64
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    token_mlp_hidden: int | None = None  # MLP mixer's hidden width (default: seq_len)
+    batch_size: int = 64
+    steps: int = 1200
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    eval_every: int = 100
+    eval_sequences: int = 512
+    seed: int = 0
+    bf16: bool = False  # bfloat16 autocast: faster on many CPUs, slightly less exact
+
+    @classmethod
+    def fast(cls, **overrides) -> MlmConfig:
+        """A shorter run for the notebook and CI (about half a minute per mixer on 2 cores)."""
+        return cls(**{"steps": 300, "eval_every": 50, "eval_sequences": 256, **overrides})
+
+
+@dataclass
+class MlmRun:
+    """The outcome of training one mixer."""
+
+    mixer: str
+    num_params: int
+    train_loss: list[float]  # one value per step
+    evals: list[dict]  # {"step", "heldout_loss", "heldout_accuracy"}: at step 0, then every
+    #                    `eval_every` steps and at the end
+    train_seconds: float
+    model: TextEncoder | None = field(default=None, repr=False)
+
+    @property
+    def heldout_accuracy(self) -> float:
+        return self.evals[-1]["heldout_accuracy"]
+
+    @property
+    def heldout_loss(self) -> float:
+        return self.evals[-1]["heldout_loss"]
+
+
+def build_encoder(mixer: str, config: MlmConfig, vocab_size: int) -> TextEncoder:
+    """The encoder of the experiment for one mixer; everything else is the same."""
+    return TextEncoder(
+        vocab_size,
+        config.seq_len,
+        mixer=check_mixer(mixer),
+        d_model=config.d_model,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        mlp_ratio=config.mlp_ratio,
+        token_mlp_hidden=config.token_mlp_hidden,
+    )
+
+
+def mlm_loss(model: TextEncoder, inputs: Tensor, targets: Tensor, bf16: bool = False) -> Tensor:
+    """Cross-entropy at the picked positions only (the others are `IGNORE_INDEX`)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)  # (B, L, V)
+    logits = logits.flatten(0, 1).float()  # (B*L, V)
+    return F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def evaluate(
+    model: TextEncoder, inputs: Tensor, targets: Tensor, batch_size: int = 256
+) -> tuple[float, float]:
+    """Held-out loss and masked-character accuracy, over the picked positions of all sequences."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(inputs), batch_size):
+        logits = model(inputs[start : start + batch_size]).flatten(0, 1)  # (B*L, V)
+        target = targets[start : start + batch_size].flatten()
+        picked = target != IGNORE_INDEX
+        total_loss += F.cross_entropy(logits[picked], target[picked], reduction="sum").item()
+        correct += (logits[picked].argmax(dim=-1) == target[picked]).sum().item()
+        count += picked.sum().item()
+    model.train(was_training)
+    return total_loss / count, correct / count
+
+
+def heldout_set(data: MlmData, config: MlmConfig) -> tuple[Tensor, Tensor]:
+    """The held-out sequences with one fixed masking (the same for every mixer)."""
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    return mask_tokens(data.heldout_sequences(config.eval_sequences), data.vocab, generator)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up from 0 to 1, then a cosine down to 0.1."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_mlm(
+    mixer: str,
+    config: MlmConfig,
+    data: MlmData | None = None,
+    progress: bool = True,
+) -> MlmRun:
+    """Train one encoder with `mixer` on the masked-character task; return its curves and model.
+
+    Deterministic for a given `config.seed`: the model's initial weights, the training batches and
+    their masks come from seeded generators, so both mixers see exactly the same data.
+    """
+    data = data or MlmData(seq_len=config.seq_len)
+    torch.manual_seed(config.seed)
+    model = build_encoder(mixer, config, data.vocab.size)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, config.steps)
+    )
+    heldout_inputs, heldout_targets = heldout_set(data, config)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    loss_value, accuracy = evaluate(model, heldout_inputs, heldout_targets)  # untrained
+    evals = [{"step": 0, "heldout_loss": loss_value, "heldout_accuracy": accuracy}]
+    train_loss, train_seconds = [], 0.0
+    bar = tqdm(range(1, config.steps + 1), desc=f"{mixer:9s}", disable=not progress)
+    for step in bar:
+        tokens = data.train_batch(config.batch_size, generator)
+        inputs, targets = mask_tokens(tokens, data.vocab, generator)
+        start = time.perf_counter()
+        loss = mlm_loss(model, inputs, targets, config.bf16)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        train_seconds += time.perf_counter() - start
+        train_loss.append(loss.item())
+        if step % config.eval_every == 0 or step == config.steps:
+            loss_value, accuracy = evaluate(model, heldout_inputs, heldout_targets)
+            evals.append({"step": step, "heldout_loss": loss_value, "heldout_accuracy": accuracy})
+            bar.set_postfix(heldout_acc=f"{accuracy:.3f}")
+    model.eval()
+    num_params = sum(p.numel() for p in model.parameters())
+    return MlmRun(mixer, num_params, train_loss, evals, train_seconds, model)
+
+
+def training_speed(
+    models: dict[str, TextEncoder],
+    data: MlmData,
+    config: MlmConfig,
+    repeats: int = 10,
+) -> dict[str, float]:
+    """Training sequences per second of each model, timed alternately in this process.
+
+    Every round times one training step (forward, backward, optimizer step) of each model in
+    turn, on the same batch; the result is `batch_size / median step time`. The optimizer has
+    learning rate 0, so the models' weights do not change.
+    """
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    inputs, targets = mask_tokens(
+        data.train_batch(config.batch_size, generator), data.vocab, generator
+    )
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=0.0) for name, m in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for round_index in range(repeats + 1):
+        for name, model in models.items():
+            model.train()
+            start = time.perf_counter()
+            loss = mlm_loss(model, inputs, targets, config.bf16)
+            optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[name].step()
+            if round_index > 0:  # the first round warms up allocators and kernels
+                times[name].append(time.perf_counter() - start)
+            model.eval()
+    return {name: config.batch_size / statistics.median(t) for name, t in times.items()}
+
+
+def unigram_accuracy(data: MlmData, config: MlmConfig) -> float:
+    """Held-out accuracy of always guessing the most common training character (a baseline)."""
+    most_common = torch.bincount(data.train_blocks.flatten()).argmax()
+    _, targets = heldout_set(data, config)
+    picked = targets[targets != IGNORE_INDEX]
+    return (picked == most_common).float().mean().item()
+
+
+def run_experiment(
+    config: MlmConfig | None = None,
+    mixers: tuple[str, ...] = MIXERS,
+    data: MlmData | None = None,
+    progress: bool = True,
+    speed_repeats: int = 10,
+) -> dict:
+    """Train every mixer in `mixers` with the same config and data; measure their speed.
+
+    Returns a dict with `config`, `vocab_size`, `unigram_accuracy` and `runs`: one `MlmRun` per
+    mixer, plus `sequences_per_second` (see `training_speed`) for each.
+    """
+    config = config or (MlmConfig.fast() if fast_mode() else MlmConfig())
+    data = data or MlmData(seq_len=config.seq_len)
+    runs = {mixer: train_mlm(mixer, config, data, progress) for mixer in mixers}
+    speed = training_speed({m: run.model for m, run in runs.items()}, data, config, speed_repeats)
+    return {
+        "config": config,
+        "vocab_size": data.vocab.size,
+        "unigram_accuracy": unigram_accuracy(data, config),
+        "runs": runs,
+        "sequences_per_second": speed,
+    }
+
+
+def format_results(results: dict) -> str:
+    """The experiment as a small table."""
+    config = results["config"]
+    lines = [
+        f"Masked-character model, pydoc topics, seq_len={config.seq_len}, {config.steps} steps "
+        f"of {config.batch_size} sequences, d_model={config.d_model}, "
+        f"{config.num_layers} layers",
+        f"{'mixer':10s} {'params':>9s} {'held-out loss':>14s} {'masked acc':>11s} "
+        f"{'train seq/s':>12s}",
+    ]
+    for mixer, run in results["runs"].items():
+        speed = results["sequences_per_second"][mixer]
+        lines.append(
+            f"{mixer:10s} {run.num_params:9,d} {run.heldout_loss:14.3f} "
+            f"{run.heldout_accuracy:11.3f} {speed:12.0f}"
+        )
+    lines.append(f"(guessing the most common character: {results['unigram_accuracy']:.3f})")
+    return "\n".join(lines)
+
+
+def save_results(results: dict, out: str | Path) -> Path:
+    """Write `results.json` (config, curves, numbers) and one `encoder_<mixer>.pt` per mixer."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "config": asdict(results["config"]),
+        "vocab_size": results["vocab_size"],
+        "unigram_accuracy": results["unigram_accuracy"],
+        "sequences_per_second": results["sequences_per_second"],
+        "runs": {
+            mixer: {
+                "num_params": run.num_params,
+                "heldout_accuracy": run.heldout_accuracy,
+                "heldout_loss": run.heldout_loss,
+                "train_seconds": run.train_seconds,
+                "train_loss": run.train_loss,
+                "evals": run.evals,
+            }
+            for mixer, run in results["runs"].items()
+        },
+    }
+    path = out / "results.json"
+    path.write_text(json.dumps(summary, indent=1))
+    for mixer, run in results["runs"].items():
+        torch.save(run.model.state_dict(), out / f"encoder_{mixer}.pt")
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m mixer_edu.mlm",
+        description="Train a masked character model with self-attention and with MLP token "
+        "mixing on Python's documentation topics, and compare them.",
+    )
+    defaults = MlmConfig()
+    parser.add_argument("--mixers", nargs="+", choices=MIXERS, default=list(MIXERS))
+    parser.add_argument("--fast", action="store_true", help="short run (as MIXER_EDU_FAST=1)")
+    parser.add_argument("--steps", type=int, help=f"training steps (default {defaults.steps})")
+    parser.add_argument("--seq-len", type=int, default=defaults.seq_len)
+    parser.add_argument("--d-model", type=int, default=defaults.d_model)
+    parser.add_argument("--layers", type=int, default=defaults.num_layers)
+    parser.add_argument("--heads", type=int, default=defaults.num_heads)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--out", help="directory for results.json and the trained encoders")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    make = MlmConfig.fast if args.fast or fast_mode() else MlmConfig
+    overrides = dict(
+        seq_len=args.seq_len,
+        d_model=args.d_model,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        bf16=args.bf16,
+    )
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    config = make(**overrides)
+    results = run_experiment(config, tuple(args.mixers), progress=not args.no_progress)
+    print(format_results(results))
+    if args.out:
+        print(f"wrote {save_results(results, args.out)}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+import json
+import math
+import string
+
+import pytest
+import torch
+
+from mixer_edu import mlm
+from mixer_edu.mlm import IGNORE_INDEX, CharVocabulary, MlmConfig, MlmData, mask_tokens
+
+TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40
+TINY = dict(seq_len=16, d_model=32, num_layers=1, num_heads=2, batch_size=16, warmup_steps=5)
+
+
+def test_clean_text_gives_printable_ascii_with_single_spaces():
+    text = "The \u201cassert\u201d statement\n*********\n\n  caf\u00e9 \u2014 na\u00efve\u2026\tok"
+    assert mlm.clean_text(text) == 'The "assert" statement cafe -- naive... ok'
+
+
+def test_corpus_is_english_documentation_that_ships_with_python():
+    text = mlm.load_corpus()
+    assert len(text) > 100_000
+    assert set(text) <= set(string.printable) - set("\t\n\r\x0b\x0c")
+    assert "The simple form" in text and "assert" in text  # the `assert` topic
+
+
+def test_vocabulary_round_trips_and_rejects_unknown_characters():
+    vocab = CharVocabulary.from_text("hello world")
+    assert vocab.size == len(set("hello world")) + 1 and vocab.mask_id == vocab.size - 1
+    ids = vocab.encode("world hello")
+    assert ids.dtype == torch.long and vocab.decode(ids) == "world hello"
+    assert vocab.decode(torch.tensor([vocab.mask_id])) == mlm.MASK_SYMBOL
+    with pytest.raises(ValueError, match=r"\['z'\] are not in the vocabulary"):
+        vocab.encode("zero")
+
+
+def test_heldout_blocks_never_overlap_the_training_blocks():
+    codes = torch.randint(33, 123, (16 * 8 * 25,), generator=torch.Generator().manual_seed(0))
+    text = "".join(map(chr, codes.tolist()))  # random: no two windows of 8 are alike
+    data = MlmData(text, seq_len=8)
+    assert len(data.train_blocks) == 23 and len(data.heldout_blocks) == 2  # blocks 9 and 19
+    train = {tuple(block.tolist()) for block in data.train_blocks}
+    assert not any(tuple(block.tolist()) in train for block in data.heldout_blocks)
+    windows = data.train_batch(64, torch.Generator().manual_seed(0))
+    assert windows.shape == (64, 8)
+    held = {tuple(s.tolist()) for s in data.heldout_sequences()}
+    assert not any(tuple(w.tolist()) in held for w in windows)
+
+
+def test_too_little_text_is_a_clear_error():
+    with pytest.raises(ValueError, match="too few for two blocks"):
+        MlmData("short text", seq_len=8)
+
+
+def test_masking_follows_bert_15_percent_then_80_10_10():
+    vocab = CharVocabulary(string.ascii_lowercase)
+    tokens = torch.randint(26, (400, 250))
+    inputs, targets = mask_tokens(tokens, vocab, torch.Generator().manual_seed(0))
+    picked = targets != IGNORE_INDEX
+    assert picked.float().mean().item() == pytest.approx(0.15, abs=0.005)
+    assert torch.equal(targets[picked], tokens[picked])
+    assert torch.equal(inputs[~picked], tokens[~picked])  # no loss, no change elsewhere
+    masked = (inputs[picked] == vocab.mask_id).float().mean().item()
+    kept = (inputs[picked] == tokens[picked]).float().mean().item()  # 10% + random hits (1/26)
+    assert masked == pytest.approx(0.8, abs=0.01)
+    assert kept == pytest.approx(0.1 + 0.1 / 26, abs=0.01)
+    assert inputs.max() <= vocab.mask_id
+
+
+def test_heldout_set_is_the_same_for_every_call():
+    data = MlmData(TINY_TEXT, seq_len=16)
+    config = MlmConfig(**TINY)
+    first, second = mlm.heldout_set(data, config), mlm.heldout_set(data, config)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+@pytest.mark.parametrize("mixer", ["attention", "mlp"])
+def test_encoder_learns_a_tiny_corpus_with_either_mixer(mixer):
+    data = MlmData(TINY_TEXT, seq_len=16)
+    config = MlmConfig(**TINY, steps=40, lr=1e-2, eval_every=40, eval_sequences=64)
+    run = mlm.train_mlm(mixer, config, data, progress=False)
+    assert [e["step"] for e in run.evals] == [0, 40]  # before training, and at the end
+    untrained, trained = run.evals[0]["heldout_loss"], run.evals[-1]["heldout_loss"]
+    assert untrained == pytest.approx(math.log(data.vocab.size))  # zero head: uniform guesses
+    assert trained < untrained - 0.3, (untrained, trained)
+    start, end = sum(run.train_loss[:5]) / 5, sum(run.train_loss[-5:]) / 5
+    assert end < start - 0.2, (start, end)
+
+
+def test_training_is_deterministic_for_a_seed():
+    data = MlmData(TINY_TEXT, seq_len=16)
+    config = MlmConfig(**TINY, steps=3, eval_every=3, eval_sequences=16)
+    first = mlm.train_mlm("mlp", config, data, progress=False)
+    second = mlm.train_mlm("mlp", config, data, progress=False)
+    assert first.train_loss == second.train_loss and first.evals == second.evals
+
+
+def test_cli_compares_both_mixers_and_writes_results(tmp_path, capsys):
+    args = "--steps 2 --seq-len 16 --d-model 16 --layers 1 --heads 2 --batch-size 8"
+    results = mlm.main([*args.split(), "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "mixer" in out and "masked acc" in out and "most common character" in out
+    assert set(results["runs"]) == {"attention", "mlp"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["config"]["steps"] == 2 and len(saved["runs"]["mlp"]["train_loss"]) == 2
+    assert saved["sequences_per_second"]["attention"] > 0
+    state = torch.load(tmp_path / "encoder_mlp.pt")
+    assert "layers.0.token_mixer.mlp.fc1.weight" in state
