@@ -66,6 +66,13 @@ def test_a_unit_picture_at_row_r_column_c_is_the_weight_for_that_patch_of_the_im
     )
 
 
+def test_a_gmlp_blocks_pictures_are_the_rows_of_its_spatial_gating_projection():
+    model = randomize_(create_model("gmlp_cifar_tiny"))
+    units = token_mixing_units(model, 1)
+    proj = model.blocks[1].mlp_channels.gate.proj.weight  # (N, N): row i = what token i gathers
+    torch.testing.assert_close(units, proj.detach().reshape(64, 8, 8), rtol=0, atol=0)
+
+
 def test_stem_filters_are_the_patch_linear_weights_as_small_images():
     model = randomize_(create_model("mixer_cifar_tiny"))
     filters = stem_filters(model)
