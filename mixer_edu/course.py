@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import matplotlib.cbook
 import numpy as np
@@ -53,6 +54,20 @@ def describe_mode() -> str:
             "stand-in data, not CIFAR-10."
         )
     return "Full mode: training runs on CIFAR-10 (downloaded on first use into data/)."
+
+
+def run_dir(name: str) -> Path:
+    """Where a notebook's training run lives: `runs/<name>-<dataset>[-fast]` in the repository.
+
+    Fast-mode runs get their own folder, so a short stand-in run is never mistaken for a full one
+    when a notebook "loads the checkpoint if present". The folder is in the repository (as
+    `data/` is), or in the working directory when the package is installed elsewhere, so notebooks
+    in different folders find each other's runs.
+    """
+    repository = Path(__file__).resolve().parent.parent
+    root = repository if (repository / "pyproject.toml").is_file() else Path.cwd()
+    suffix = "-fast" if fast_mode() else ""
+    return root / "runs" / f"{name}-{course_dataset()}{suffix}"
 
 
 def setup_notebook(seed: int = 0) -> None:

@@ -44,3 +44,13 @@ def test_sample_photo_is_a_batch_of_one_rgb_image_in_unit_range():
     photo = course.sample_photo(32)
     assert photo.shape == (1, 3, 32, 32) and photo.dtype == torch.float32
     assert 0.0 <= photo.min() < 0.2 and 0.8 < photo.max() <= 1.0
+
+
+def test_run_dir_separates_fast_runs_from_full_runs(monkeypatch):
+    monkeypatch.delenv(course.DATASET_ENV, raising=False)
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    fast = course.run_dir("04-training")
+    monkeypatch.setenv(course.FAST_ENV, "0")
+    full = course.run_dir("04-training")
+    assert fast.name == "04-training-standin-fast" and full.name == "04-training-cifar10"
+    assert fast.parent == full.parent and fast.parent.name == "runs"
