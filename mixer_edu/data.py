@@ -273,12 +273,13 @@ def test_transform() -> v2.Compose:
 test_transform.__test__ = False  # not a pytest test, despite its name
 
 
-def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0):
+def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0, prob: float = 1.0):
     """CutMix / Mixup for whole batches: `(images, labels) -> (images, soft_targets (B, classes))`.
 
     `'cutmix'` pastes a random rectangle of another image of the batch, `'mixup'` blends two
     images; the labels are mixed in the same proportion. `'cutmix-mixup'` picks one of the two
-    per batch. Returns None for `'none'`.
+    per batch. With `prob < 1` a batch is mixed only with that probability (and otherwise
+    passes unchanged, with its integer labels). Returns None for `'none'`.
     """
     if kind not in BATCH_MIXINGS:
         raise ValueError(f"batch mixing must be one of {BATCH_MIXINGS}, got {kind!r}.")
@@ -286,9 +287,8 @@ def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0):
         return None
     cutmix = v2.CutMix(alpha=alpha, num_classes=num_classes)
     mixup = v2.MixUp(alpha=alpha, num_classes=num_classes)
-    return {"cutmix": cutmix, "mixup": mixup, "cutmix-mixup": v2.RandomChoice([cutmix, mixup])}[
-        kind
-    ]
+    mixing = {"cutmix": cutmix, "mixup": mixup, "cutmix-mixup": v2.RandomChoice([cutmix, mixup])}
+    return mixing[kind] if prob >= 1 else v2.RandomApply([mixing[kind]], p=prob)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:

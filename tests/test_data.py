@@ -63,6 +63,10 @@ def test_batch_mixing_gives_soft_labels_that_sum_to_one():
         assert mixed.shape == images.shape and targets.shape == (8, 10)
         torch.testing.assert_close(targets.sum(1), torch.ones(8))
     assert data.batch_mixing("none") is None
+    sometimes = data.batch_mixing("cutmix", prob=0.5)
+    torch.manual_seed(0)
+    kinds = {sometimes(images, labels)[1].ndim for _ in range(20)}
+    assert kinds == {1, 2}  # some batches keep their integer labels, others are mixed
 
 
 def test_missing_cifar10_gives_a_clear_error_with_both_ways_out(tmp_path, monkeypatch):
