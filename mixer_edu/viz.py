@@ -14,7 +14,8 @@ What the pictures show, in the order of the course:
   (a row of W1, `(D_S, N)`) drawn on the patch grid: red where the unit adds up the patches, blue
   where it subtracts them, white where it ignores them. Units of opposite phase (w_i ≈ -w_j) are
   paired side by side and the pairs sorted from smooth to fine patterns (`mixer_edu.weights`
-  defines both precisely); `mode="plain"` shows the units in their stored order instead.
+  defines both precisely); `mode="plain"` shows the units in their stored order instead, and
+  `initial=` (the run's epoch-0 snapshot) shows what training changed instead of the weights.
 - `plot_paper_token_mixing`: the same for Google's pretrained Mixer-B/16 (`mixer_edu.pretrained`),
   the closest public model to the one in the paper's figure; it returns None offline.
 - `plot_stem_filters`: the patch-embedding filters as RGB images (grey = 0).
@@ -22,7 +23,8 @@ What the pictures show, in the order of the course:
   image. Unlike a token-mixing unit, a channel-mixing unit has no picture in its weights: it looks
   at one patch's channels at a time, with the same weights at every patch.
 - `plot_token_mixing_over_training` and `save_token_mixing_animation`: the same token-mixing
-  units in every snapshot of a training run, as a grid (rows = epochs) or a GIF.
+  units in every snapshot of a training run, as a grid (rows = epochs) or a GIF; `change=True`
+  shows each epoch minus the random start.
 - `plot_training_curves`, `plot_confusion_matrix`, `plot_misclassified`: how training went.
 
 Colours. Weights use one diverging colour map, 'RdBu_r', with limits symmetric around 0, so white
@@ -33,7 +35,8 @@ Stand-in data. When the data behind a picture is the synthetic stand-in rather t
 (`mixer_edu.data`), its title says "synthetic stand-in".
 
 Command line: `python -m mixer_edu.viz CHECKPOINT --out DIR` writes every picture of a trained
-checkpoint as PNG (and a GIF when the run saved snapshots) and prints their paths.
+checkpoint as PNG (and a GIF when the run saved snapshots) and prints their paths;
+`render_checkpoint(checkpoint, out)` does the same from Python.
 """
 
 from __future__ import annotations
@@ -977,7 +980,7 @@ def plot_confusion_matrix(
     ax.set_ylabel("true class")
     fig.colorbar(picture, ax=ax, shrink=0.8, label="% of the true class")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
-    what = f"Confusion matrix on {counts.sum()} test images (accuracy {100 * accuracy:.1f}%)"
+    what = f"Confusion matrix on {counts.sum()} images (accuracy {100 * accuracy:.1f}%)"
     _suptitle(fig, title or _title(what, model_name, dataset), 11)
     fig.shown = dict(counts=counts, percent=percent)
     return fig
