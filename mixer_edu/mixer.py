@@ -249,6 +249,10 @@ class MlpMixer(nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         x = self.stem(images)  # (B, C_in, H, W) -> (B, N, C)
+        # The stem's (B, N, C) is a view of the convolution's output, which lies in memory one
+        # channel after another. Copy it once into row-major order: otherwise every residual
+        # sum inherits that layout, and every LayerNorm (forward and backward) copies it again.
+        x = x.contiguous()
         x = self.blocks(x)  # (B, N, C)
         return self.norm(x)
 
