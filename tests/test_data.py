@@ -56,6 +56,18 @@ def test_training_transform_crops_and_flips_but_keeps_the_size():
         data.train_transform("flip")
 
 
+def test_loader_path_gives_the_same_images_as_the_per_image_transform(data_root):
+    """make_loaders reads uint8 tensors and normalises per batch; the result is the same."""
+    dataset = data.load_dataset("standin", train=False, root=data_root)
+    _, test_loader = data.make_loaders(
+        "standin", 8, root=data_root, train_images=8, test_images=16, test_batch_size=16
+    )
+    batch, labels = next(iter(test_loader))
+    one_by_one = torch.stack([data.test_transform()(dataset[i][0]) for i in range(16)])
+    torch.testing.assert_close(batch, one_by_one, rtol=0, atol=1e-6)
+    assert labels.tolist() == dataset.targets[:16]
+
+
 def test_batch_mixing_gives_soft_labels_that_sum_to_one():
     images, labels = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
     for kind in ("cutmix", "mixup", "cutmix-mixup"):
