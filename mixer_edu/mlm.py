@@ -99,7 +99,13 @@ class CharVocabulary:
 
     @classmethod
     def from_text(cls, text: str) -> CharVocabulary:
+        """The characters that occur in `text`, sorted."""
         return cls("".join(sorted(set(text))))
+
+    @classmethod
+    def printable(cls) -> CharVocabulary:
+        """The 95 printable ASCII characters, space to `~`: everything `clean_text` leaves."""
+        return cls("".join(map(chr, range(32, 127))))
 
     @property
     def mask_id(self) -> int:
@@ -136,12 +142,23 @@ class MlmData:
         text: the corpus (default `load_corpus()`).
         seq_len: length L of every sequence.
         heldout_every: hold out one block in this many.
+        vocab: the characters the model knows. Default: the printable ASCII characters for the
+            default corpus (so the model's size does not depend on the Python version whose
+            documentation it reads), else the characters of `text`.
     """
 
-    def __init__(self, text: str | None = None, seq_len: int = 64, heldout_every: int = 10):
+    def __init__(
+        self,
+        text: str | None = None,
+        seq_len: int = 64,
+        heldout_every: int = 10,
+        vocab: CharVocabulary | None = None,
+    ):
         self.seq_len = check_positive_int(seq_len, "seq_len")
-        self.text = load_corpus() if text is None else text
-        self.vocab = CharVocabulary.from_text(self.text)
+        if text is None:
+            text, vocab = load_corpus(), vocab or CharVocabulary.printable()
+        self.text = text
+        self.vocab = vocab or CharVocabulary.from_text(text)
         self.block_len = 16 * seq_len
         ids = self.vocab.encode(self.text)
         num_blocks = len(ids) // self.block_len
@@ -158,7 +175,7 @@ class MlmData:
         self.heldout_blocks = blocks[heldout]  # (n_heldout, 16 L)
 
     def train_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
-        """`batch_size` windows of L characters at random places in the training blocks: `(B, L)`."""
+        """Windows of L characters from random places in the training blocks: `(batch_size, L)`."""
         rows = torch.randint(len(self.train_blocks), (batch_size,), generator=generator)
         last_start = self.block_len - self.seq_len
         starts = torch.randint(last_start + 1, (batch_size,), generator=generator)
@@ -205,14 +222,14 @@ class MlmConfig:
     """Everything that defines one run; the same config trains both mixers."""
 
     seq_len: int = 64
-    d_model: int = 128
-    num_layers: int = 4
+    d_model: int = 64
+    num_layers: int = 2
     num_heads: int = 4
     mlp_ratio: float = 4.0
     token_mlp_hidden: int | None = None  # MLP mixer's hidden width (default: seq_len)
     batch_size: int = 64
-    steps: int = 1200
-    lr: float = 2e-3
+    steps: int = 2000
+    lr: float = 1e-2
     warmup_steps: int = 100
     weight_decay: float = 0.01
     eval_every: int = 100
@@ -223,7 +240,7 @@ class MlmConfig:
     @classmethod
     def fast(cls, **overrides) -> MlmConfig:
         """A shorter run for the notebook and CI (about half a minute per mixer on 2 cores)."""
-        return cls(**{"steps": 300, "eval_every": 50, "eval_sequences": 256, **overrides})
+        return cls(**{"steps": 400, "eval_every": 50, "eval_sequences": 256, **overrides})
 
 
 @dataclass

@@ -34,6 +34,12 @@ def test_vocabulary_round_trips_and_rejects_unknown_characters():
         vocab.encode("zero")
 
 
+def test_default_vocabulary_is_printable_ascii_whatever_the_python_version():
+    data = MlmData(seq_len=64)
+    assert data.vocab == CharVocabulary.printable() and data.vocab.size == 96
+    assert data.vocab.decode(data.vocab.encode("x = [1, 2]  # ok")) == "x = [1, 2]  # ok"
+
+
 def test_heldout_blocks_never_overlap_the_training_blocks():
     codes = torch.randint(33, 123, (16 * 8 * 25,), generator=torch.Generator().manual_seed(0))
     text = "".join(map(chr, codes.tolist()))  # random: no two windows of 8 are alike
@@ -81,10 +87,10 @@ def test_encoder_learns_a_tiny_corpus_with_either_mixer(mixer):
     run = mlm.train_mlm(mixer, config, data, progress=False)
     assert [e["step"] for e in run.evals] == [0, 40]  # before training, and at the end
     untrained, trained = run.evals[0]["heldout_loss"], run.evals[-1]["heldout_loss"]
-    assert untrained == pytest.approx(math.log(data.vocab.size))  # zero head: uniform guesses
+    assert untrained > math.log(data.vocab.size) - 0.5  # about a uniform guess
     assert trained < untrained - 0.3, (untrained, trained)
     start, end = sum(run.train_loss[:5]) / 5, sum(run.train_loss[-5:]) / 5
-    assert end < start - 0.2, (start, end)
+    assert end < start - 0.1, (start, end)
 
 
 def test_training_is_deterministic_for_a_seed():
