@@ -44,8 +44,11 @@ Run `python -m mixer_edu.train --help` for the command line; `recipe()` gives th
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import math
+import platform
 import random
 import sys
 import time
@@ -173,6 +176,34 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def autocast(device: torch.device, precision: str):
     """The context under which forward passes run: bf16 autocast, or nothing for fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    A training or evaluation step allocates and frees the same large activations (16 MB each
+    for `mixer_cifar_small` at batch 128) again and again. glibc serves big blocks with fresh
+    `mmap`s and returns freed memory at the top of its heap to the system, so the next step
+    pays a page fault for every 4 KB it touches again. Raising the mmap threshold to its
+    maximum (32 MB) and the trim threshold to 2 GB keeps those pages in the process. Measured
+    on the 2-core VM (1 thread, mixer_cifar_small, batch 128): an evaluation forward pass went
+    from 355 ms with 20,000-37,000 page faults to 301 ms with none; a training step in steady
+    state changed little. Process-wide and harmless (the memory stays with the process until
+    it exits). Returns False where the C library is not glibc.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(
+            libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(32 * 2**20))
+            and libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1))
+        )
+    except (OSError, AttributeError, TypeError):
+        return False
 
 
 def seed_everything(seed: int) -> None:
@@ -400,6 +431,8 @@ def train(
     checkpoint_path, metrics_path = out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME
     device = torch.device(device) if device is not None else default_device()
     precision = resolve_precision(precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's fresh activations
     label = dataset_label(config.dataset)
     say = tqdm.write if progress else (lambda message: None)
 

@@ -1,0 +1,314 @@
+"""Benchmark: how fast our Mixer trains and infers, next to timm's, on this machine.
+
+`python -m mixer_edu.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with the same
+configuration and the same weights, and measures, in one process:
+
+- **training steps** per second (forward, backward and an AdamW step on a fixed batch), and
+- **inference** (a forward pass without gradients, eval mode),
+
+in float32 and in bf16 autocast, as images per second. The two models take turns (ours, timm,
+timm, ours, ...) over several repeats and the medians are reported, because a shared machine's
+speed drifts: alternating exposes both to the same drift.
+
+It also reports the work a step does, counted by `torch.utils.flop_counter` (a matmul of
+(m, k) @ (k, n) is 2mkn floating-point operations), and the machine's measured matmul
+throughput (a large square float32 matmul, GFLOP/s). Their ratio says how much of what the
+hardware can do a training step achieves: everything that is not a matmul (GELU, LayerNorm,
+copies, memory allocation, the optimizer) eats into it.
+
+Configurations: `cifar` (32x32 images, 4x4 patches, width 128, 8 blocks, batch 128: the shape
+of `mixer_cifar_small`), `s16` (Mixer-S/16 at 224x224, batch 16), `quick` (a very small model
+for tests). Speed is measured here, never asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .mixer import MlpMixer
+from .train import autocast, keep_freed_memory
+
+CONFIGS = {
+    "cifar": dict(
+        model=dict(img_size=32, patch_size=4, embed_dim=128, num_blocks=8, num_classes=10),
+        batch_size=128,
+    ),
+    "s16": dict(
+        model=dict(img_size=224, patch_size=16, embed_dim=512, num_blocks=8, num_classes=1000),
+        batch_size=16,
+    ),
+    "quick": dict(
+        model=dict(img_size=32, patch_size=4, embed_dim=32, num_blocks=2, num_classes=10),
+        batch_size=16,
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring.
+# --------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for the device to finish: GPU kernels run asynchronously, a CPU's ops do not."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(
+    dtype=torch.float32, size: int = 1024, repeats: int = 5, device: str | torch.device = "cpu"
+) -> float:
+    """This machine's matmul throughput: median GFLOP/s of (size x size) @ (size x size)."""
+    device = torch.device(device)
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    a @ b  # warm up
+    calls = max(1, int(2e9 / (2 * size**3)))  # about 2 GFLOP per measurement
+    rates = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(calls):
+            a @ b
+        _sync(device)
+        rates.append(2 * size**3 * calls / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
+
+
+def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
+    """FLOPs of one forward pass (`train=False`) or one forward and backward pass."""
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            model(images).sum().backward()
+        else:
+            with torch.no_grad():
+                model(images)
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
+    """A function doing one full training step (as `mixer_edu.train` does) on a fixed batch."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        with autocast(images.device, precision):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def inference_step(model: nn.Module, images: torch.Tensor, precision: str):
+    """A function doing one forward pass without gradients, in eval mode."""
+    model.eval()
+
+    @torch.no_grad()
+    def step():
+        with autocast(images.device, precision):
+            model(images)
+
+    return step
+
+
+def time_alternating(steps: dict, calls: int, repeats: int, device, warmup: int = 2) -> dict:
+    """Seconds per call of each function, a list per name, taking turns in ABBA order."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    names = list(steps)
+    times = {name: [] for name in names}
+    for repeat in range(repeats):
+        order = names if repeat % 2 == 0 else names[::-1]  # ABBA: no side always goes first
+        for name in order:
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(calls):
+                steps[name]()
+            _sync(device)
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def build_pair(model_kwargs: dict, seed: int = 0) -> tuple[nn.Module, nn.Module | None]:
+    """Our model and timm's, with the same weights (timm: None when it is not installed)."""
+    torch.manual_seed(seed)
+    ours = MlpMixer(**model_kwargs)
+    try:
+        from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
+    except ImportError:
+        return ours, None
+    theirs = TimmMlpMixer(**model_kwargs)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    return ours, theirs
+
+
+def benchmark(
+    config: str = "cifar",
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    calls: int = 5,
+    repeats: int = 5,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """Measure one configuration; returns a dict of everything `report` prints."""
+    device = torch.device(device)
+    spec = CONFIGS[config]
+    batch = batch_size or spec["batch_size"]
+    kwargs = spec["model"]
+    images = torch.randn(batch, 3, kwargs["img_size"], kwargs["img_size"], device=device)
+    labels = torch.randint(0, kwargs["num_classes"], (batch,), device=device)
+    ours, theirs = build_pair(kwargs)
+    models = {"ours": ours} if theirs is None else {"ours": ours, "timm": theirs}
+    result = {
+        "config": config,
+        "model": kwargs,
+        "batch_size": batch,
+        "train_flops_per_image": count_flops(ours, images[:2].cpu(), train=True) / 2,
+        "infer_flops_per_image": count_flops(ours, images[:2].cpu(), train=False) / 2,
+        "rows": [],
+    }
+    models = {name: model.to(device) for name, model in models.items()}
+    for precision in precisions:
+        for kind in ("train", "infer"):
+            steps = {
+                name: training_step(model, images, labels, precision)
+                if kind == "train"
+                else inference_step(model, images, precision)
+                for name, model in models.items()
+            }
+            times = time_alternating(steps, calls, repeats, device)
+            row = {"kind": kind, "precision": precision}
+            for name, seconds in times.items():
+                row[f"{name}_images_per_sec"] = batch / statistics.median(seconds)
+                row[f"{name}_spread"] = (max(seconds) - min(seconds)) / statistics.median(seconds)
+            result["rows"].append(row)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting.
+# --------------------------------------------------------------------------------------------
+
+
+def machine_summary(device: str | torch.device = "cpu", quick: bool = False) -> dict:
+    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s)."""
+    device = torch.device(device)
+    size, repeats = (256, 2) if quick else (1024, 5)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {
+        "device": f"{device.type}: {name}",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device),
+        "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device),
+    }
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def report(machine: dict, result: dict) -> str:
+    """The table `python -m mixer_edu.bench` prints for one configuration."""
+    m, batch = result["model"], result["batch_size"]
+    train_flops, infer_flops = result["train_flops_per_image"], result["infer_flops_per_image"]
+    peak = machine["fp32_matmul_gflops"] * 1e9
+    lines = [
+        f"\n{result['config']}: {m['img_size']}x{m['img_size']} images, patch {m['patch_size']}, "
+        f"width {m['embed_dim']}, {m['num_blocks']} blocks, batch {batch}; "
+        f"{train_flops / 1e6:.0f} MFLOP per image per training step "
+        f"({infer_flops / 1e6:.0f} forward)",
+        f"{'':12s}{'ours img/s':>12s}{'timm img/s':>12s}{'ours/timm':>11s}"
+        f"{'ours, % of fp32 matmul':>24s}{'timm, %':>9s}",
+    ]
+    for row in result["rows"]:
+        ours, theirs = row["ours_images_per_sec"], row.get("timm_images_per_sec")
+        flops = train_flops if row["kind"] == "train" else infer_flops
+        line = f"{row['kind'] + ' ' + row['precision']:12s}{ours:12.1f}"
+        if theirs:
+            line += f"{theirs:12.1f}{ours / theirs:11.2f}{ours * flops / peak:24.0%}"
+            line += f"{theirs * flops / peak:9.0%}"
+        else:
+            line += f"{'-':>12s}{'-':>11s}{ours * flops / peak:24.0%}{'-':>9s}"
+        lines.append(line)
+    by_key = {(r["kind"], r["precision"]): r for r in result["rows"]}
+    bf16, fp32 = by_key.get(("train", "bf16")), by_key.get(("train", "fp32"))
+    if bf16 and fp32 and "timm_images_per_sec" in fp32:
+        ratio = bf16["ours_images_per_sec"] / fp32["timm_images_per_sec"]
+        lines.append(f"training, ours in bf16 autocast / timm in fp32: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mixer_edu.bench",
+        description="Training and inference throughput of mixer_edu's MlpMixer next to timm's.",
+    )
+    add = parser.add_argument
+    add("--config", choices=[*CONFIGS, "all"], default="all", help="all: cifar and s16")
+    add("--precision", choices=("fp32", "bf16", "both"), default="both")
+    add("--calls", type=int, default=5, help="steps per timed measurement (default 5)")
+    add("--repeats", type=int, default=5, help="alternating measurements (default 5)")
+    add("--batch-size", type=int, help="override the configuration's batch size")
+    add("--threads", type=int, help="torch threads (default: torch's choice)")
+    add("--device", default="cpu", help="cpu or cuda")
+    add(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc malloc's defaults (by default freed memory is kept for reuse, for "
+        "both models, as mixer_edu.train does; see keep_freed_memory)",
+    )
+    add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
+    add("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kept = False if args.default_malloc else keep_freed_memory()
+    if args.quick:
+        configs, calls, repeats = ["quick"], 1, 2
+    else:
+        configs = ["cifar", "s16"] if args.config == "all" else [args.config]
+        calls, repeats = args.calls, args.repeats
+    precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
+
+    machine = machine_summary(args.device, quick=args.quick)
+    machine["malloc"] = "keeps freed memory (both models)" if kept else "default"
+    print(
+        f"{machine['device']}, {machine['threads']} threads, torch {machine['torch']}, "
+        f"malloc {machine['malloc']}; measured matmul: {machine['fp32_matmul_gflops']:.0f} "
+        f"GFLOP/s fp32, {machine['bf16_matmul_gflops']:.0f} GFLOP/s bf16"
+    )
+    results = []
+    for config in configs:
+        result = benchmark(config, precisions, calls, repeats, args.batch_size, args.device)
+        results.append(result)
+        print(report(machine, result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
