@@ -70,6 +70,7 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is shared
         os.replace(tmp, path)
     except BaseException:  # also on Ctrl-C: remove the partial temporary file, keep the old one
         Path(tmp).unlink(missing_ok=True)

@@ -99,7 +99,7 @@ def _soft_inside(signed_distance: np.ndarray) -> np.ndarray:
 
 
 def _random_rectangle(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Masks of axis-aligned rectangles covering between a third and all of the image."""
+    """Masks of axis-aligned rectangles, 12 to 32 pixels high and wide."""
     ys, xs = _grid()
     height, width = (rng.uniform(12, 32, size=n) for _ in range(2))
     top = rng.uniform(0, IMAGE_SIZE - height)
@@ -110,7 +110,8 @@ def _random_rectangle(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _stripes(rng: np.random.Generator, n: int, angles_deg: np.ndarray) -> np.ndarray:
-    """Square-wave gratings at the given angles (degrees, 0 = horizontal stripes)."""
+    """Sharp stripes (a sine wave, steepened and clipped) at the given angles in degrees
+    (0 = horizontal stripes), with random period and phase, inside a random rectangle."""
     ys, xs = _grid()
     theta = np.deg2rad(angles_deg + rng.uniform(-12, 12, size=n))
     period = rng.uniform(4.5, 9.0, size=n)
