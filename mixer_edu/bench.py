@@ -16,6 +16,11 @@ throughput (a large square float32 matmul, GFLOP/s). Their ratio says how much o
 hardware can do a training step achieves: everything that is not a matmul (GELU, LayerNorm,
 copies, memory allocation, the optimizer) eats into it.
 
+Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
+allocator (`mixer_edu.train.keep_freed_memory`, which the trainer also applies; `--default-malloc`
+leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
+two threads that wait for each other slow down many times over when another process takes a core.
+
 Configurations: `cifar` (32x32 images, 4x4 patches, width 128, 8 blocks, batch 128: the shape
 of `mixer_cifar_small`), `s16` (Mixer-S/16 at 224x224, batch 16), `quick` (a very small model
 for tests). Speed is measured here, never asserted by the tests.
@@ -43,14 +48,17 @@ CONFIGS = {
     "cifar": dict(
         model=dict(img_size=32, patch_size=4, embed_dim=128, num_blocks=8, num_classes=10),
         batch_size=128,
+        calls=5,
     ),
     "s16": dict(
         model=dict(img_size=224, patch_size=16, embed_dim=512, num_blocks=8, num_classes=1000),
         batch_size=16,
+        calls=2,
     ),
     "quick": dict(
         model=dict(img_size=32, patch_size=4, embed_dim=32, num_blocks=2, num_classes=10),
         batch_size=16,
+        calls=1,
     ),
 }
 
@@ -161,7 +169,7 @@ def build_pair(model_kwargs: dict, seed: int = 0) -> tuple[nn.Module, nn.Module 
 def benchmark(
     config: str = "cifar",
     precisions: tuple[str, ...] = ("fp32", "bf16"),
-    calls: int = 5,
+    calls: int | None = None,
     repeats: int = 5,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -192,7 +200,7 @@ def benchmark(
                 else inference_step(model, images, precision)
                 for name, model in models.items()
             }
-            times = time_alternating(steps, calls, repeats, device)
+            times = time_alternating(steps, calls or spec["calls"], repeats, device)
             row = {"kind": kind, "precision": precision}
             for name, seconds in times.items():
                 row[f"{name}_images_per_sec"] = batch / statistics.median(seconds)
@@ -267,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     add = parser.add_argument
     add("--config", choices=[*CONFIGS, "all"], default="all", help="all: cifar and s16")
     add("--precision", choices=("fp32", "bf16", "both"), default="both")
-    add("--calls", type=int, default=5, help="steps per timed measurement (default 5)")
+    add("--calls", type=int, help="steps per timed measurement (default: 5 cifar, 2 s16)")
     add("--repeats", type=int, default=5, help="alternating measurements (default 5)")
     add("--batch-size", type=int, help="override the configuration's batch size")
     add("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     kept = False if args.default_malloc else keep_freed_memory()
     if args.quick:
-        configs, calls, repeats = ["quick"], 1, 2
+        configs, calls, repeats = ["quick"], None, 2
     else:
         configs = ["cifar", "s16"] if args.config == "all" else [args.config]
         calls, repeats = args.calls, args.repeats
