@@ -5,6 +5,8 @@ False *and* that its feedback names that mistake (the hint), so a checker that r
 wrong reason fails here too.
 """
 
+import math
+
 import pytest
 import torch
 from einops import rearrange
@@ -12,12 +14,22 @@ from timm.layers import DropPath as TimmDropPath
 from torch import nn
 
 from mixer_edu import DropPath as PackageDropPath
-from mixer_edu import Mlp, TokenMixingMlp, patchify
+from mixer_edu import Mlp, TokenMixingMlp, patchify, weights
 from mixer_edu.exercises import (
     check_drop_path,
     check_mixer_block,
     check_patchify,
+    check_picture_answers,
+    check_smoothed_cross_entropy,
+    check_smoothing_predictions,
     check_token_mixing,
+)
+from mixer_edu.exercises import token_mixing_picture as picture
+from mixer_edu.exercises.label_smoothing import (
+    confidence_ceiling,
+    mean_confidence,
+    smallest_loss,
+    smoothed_targets,
 )
 
 
@@ -489,3 +501,204 @@ def test_checkers_give_the_same_feedback_every_time(capsys):
     first = run(check_drop_path, wrong, capsys)
     torch.manual_seed(5)
     assert run(check_drop_path, wrong, capsys) == first
+
+
+# --- Exercise 5: label smoothing ------------------------------------------------------------
+
+
+def smoothed_loss(logits, labels, smoothing, reduce=torch.mean):
+    k = logits.shape[1]
+    targets = (1 - smoothing) * nn.functional.one_hot(labels, k) + smoothing / k
+    return reduce(-(targets * logits.log_softmax(dim=1)).sum(dim=1))
+
+
+def smoothed_loss_as_a_mixture(logits, labels, smoothing):
+    """(1 - ε) CE + ε (mean over classes of -log p): the same loss, written differently."""
+    plain = nn.functional.cross_entropy(logits, labels)
+    uniform = -logits.log_softmax(dim=1).mean(dim=1).mean()
+    return (1 - smoothing) * plain + smoothing * uniform
+
+
+def with_targets(make_targets, log_probabilities=lambda z: z.log_softmax(dim=1)):
+    def loss(logits, labels, smoothing):
+        one_hot = nn.functional.one_hot(labels, logits.shape[1]).float()
+        targets = make_targets(one_hot, smoothing, logits.shape[1])
+        return -(targets * log_probabilities(logits)).sum(dim=1).mean()
+
+    return loss
+
+
+def smoothed(one_hot, e, k):
+    return (1 - e) * one_hot + e / k
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        smoothed_loss,
+        smoothed_loss_as_a_mixture,
+        lambda z, y, e: nn.functional.cross_entropy(z, y, label_smoothing=e),
+    ],
+    ids=["targets", "mixture", "torch"],
+)
+def test_label_smoothing_checker_accepts_correct_answers(answer, capsys):
+    verdict, out = run(check_smoothed_cross_entropy, answer, capsys)
+    assert verdict is True, out
+    assert "✗" not in out and "All 7 checks passed" in out
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (lambda z, y, e: nn.functional.cross_entropy(z, y), "the smoothing is ignored"),
+        (
+            with_targets(lambda oh, e, k: (1 - e) * oh + e / (k - 1) * (1 - oh)),
+            "spread over the K - 1 wrong classes only",
+        ),
+        (with_targets(lambda oh, e, k: oh + e / k), "the targets sum to 1 + ε"),
+        (lambda z, y, e: smoothed_loss(z, y, e, torch.sum), "the losses of the samples are summed"),
+        (
+            with_targets(smoothed, lambda z: z.softmax(dim=1)),
+            "the targets are multiplied by probabilities",
+        ),
+        (with_targets(smoothed, lambda z: z), "multiplied by the raw logits"),
+        (lambda z, y, e: -smoothed_loss(z, y, e), "the sign is flipped"),
+        (
+            with_targets(smoothed, lambda z: z.softmax(dim=1).log()),
+            "softmax underflows to exactly 0",
+        ),
+        (lambda z, y, e: smoothed_loss(z, y, e, lambda x: x), "one loss per sample"),
+        (lambda z, y, e: smoothed_loss(z, y, 2 * e), "PyTorch's label-smoothed cross-entropy"),
+        (lambda z, y, e: smoothed_loss(z, y, e).item(), "not a torch.Tensor"),
+        (lambda z, y, e: smoothed_loss(z, y, e).detach(), "the loss is cut off from the logits"),
+    ],
+)
+def test_label_smoothing_checker_rejects_typical_mistakes_with_the_right_hint(answer, hint, capsys):
+    assert_rejected(check_smoothed_cross_entropy, answer, hint, capsys)
+
+
+def test_smallest_smoothed_loss_is_the_entropy_of_the_target_and_torch_agrees():
+    # 0.91 on the true class, 0.01 on each of the 9 others
+    expected = -(0.91 * math.log(0.91) + 9 * 0.01 * math.log(0.01))
+    assert smallest_loss(10, 0.1) == pytest.approx(expected, rel=1e-6)
+    best_logits = smoothed_targets(torch.tensor([3]), 10, 0.1).log()  # p = q exactly
+    torch_loss = nn.functional.cross_entropy(best_logits, torch.tensor([3]), label_smoothing=0.1)
+    assert torch_loss.item() == pytest.approx(expected, rel=1e-5)
+    assert confidence_ceiling(10, 0.1) == pytest.approx(0.91)
+
+
+MEASURED_WITHOUT = {"confidence": 0.80, "train_loss": 0.70}
+MEASURED_WITH = {"confidence": 0.60, "train_loss": 1.10}
+
+
+def test_prediction_checker_accepts_predictions_that_match_the_measurements(capsys):
+    predictions = {"confidence": "lower", "train_loss": "higher"}
+    verdict, out = run(
+        lambda p: check_smoothing_predictions(p, MEASURED_WITHOUT, MEASURED_WITH),
+        predictions,
+        capsys,
+    )
+    assert verdict is True, out
+    assert "confidence: lower with label smoothing, as you predicted" in out
+
+
+@pytest.mark.parametrize(
+    "predictions, hint",
+    [
+        (
+            {"confidence": "higher", "train_loss": "higher"},
+            "you predicted higher, but the mean confidence",
+        ),
+        ({"confidence": "lower", "train_loss": "lower"}, "cannot go below the entropy"),
+        ({"confidence": "down", "train_loss": "higher"}, "predict 'lower' or 'higher'"),
+        ({"confidence": "lower"}, "must be a dict with the keys"),
+        ("lower", "must be a dict with the keys"),
+    ],
+)
+def test_prediction_checker_rejects_wrong_predictions_with_the_reason(predictions, hint, capsys):
+    assert_rejected(
+        lambda p: check_smoothing_predictions(p, MEASURED_WITHOUT, MEASURED_WITH),
+        predictions,
+        hint,
+        capsys,
+    )
+
+
+def test_prediction_checker_refuses_a_direction_the_runs_do_not_show(capsys):
+    barely = {"confidence": 0.798, "train_loss": 1.10}
+    assert_rejected(
+        lambda p: check_smoothing_predictions(p, MEASURED_WITHOUT, barely),
+        {"confidence": "lower", "train_loss": "higher"},
+        "too little to tell a direction",
+        capsys,
+    )
+
+
+def test_mean_confidence_is_the_mean_largest_probability():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])  # probabilities 1/2 and 3/4
+    assert mean_confidence(logits) == pytest.approx(0.625)
+
+
+# --- Exercise 6: reading a token-mixing picture ---------------------------------------------
+
+
+def unit(kind):
+    return picture.KINDS.index(kind)
+
+
+RIGHT_ANSWERS = {
+    "smoothest_unit": unit("smooth"),
+    "opposite_pair": (unit("stripes -"), unit("stripes +")),
+    "local_unit": unit("local"),
+    "local_unit_tokens": 9,
+    "random_unit": unit("random"),
+    "channels_per_picture": 32,
+}
+
+
+def test_quiz_model_has_the_constructed_units_the_questions_are_about():
+    units = weights.token_mixing_units(picture.quiz_model(), 0)
+    assert units.shape == (8, 8, 8)
+    frequency = weights.spatial_frequency(units)
+    assert int(frequency.argmin()) == unit("smooth")
+    assert int(frequency.argmax()) == unit("fine")
+    pairs, _ = weights.pair_opposite_phase(units)
+    assert [set(pair) for pair in pairs] == [{unit("stripes +"), unit("stripes -")}]
+    reads = (units != 0).flatten(1).sum(dim=1)
+    assert reads[unit("local")] == 9 and reads[unit("single")] == 1
+
+
+def test_picture_checker_accepts_the_right_answers_in_any_pair_order(capsys):
+    for pair in (RIGHT_ANSWERS["opposite_pair"], RIGHT_ANSWERS["opposite_pair"][::-1]):
+        verdict, out = run(check_picture_answers, {**RIGHT_ANSWERS, "opposite_pair": pair}, capsys)
+        assert verdict is True, out
+        assert "All 6 checks passed" in out
+
+
+@pytest.mark.parametrize(
+    "key, value, hint",
+    [
+        ("smoothest_unit", unit("fine"), "flips sign from one column to the next"),
+        ("smoothest_unit", unit("diagonal"), "changes most slowly"),
+        ("smoothest_unit", 8, "must be a unit number from 0 to 7"),
+        ("opposite_pair", (unit("stripes +"), unit("smooth")), "are not opposites"),
+        ("opposite_pair", (1, 1), "two different unit numbers"),
+        ("opposite_pair", 3, "two different unit numbers"),
+        ("local_unit", unit("single"), "it reads 1 token."),
+        ("local_unit_tokens", 3, "3 is the side of the neighbourhood"),
+        ("local_unit_tokens", 8, "that are not white"),
+        ("random_unit", unit("fine"), "a clear pattern"),
+        ("channels_per_picture", 64, "64 is the number of tokens"),
+        ("channels_per_picture", 8, "8 is the number of hidden units"),
+        ("channels_per_picture", 1, "the model's embed_dim says"),
+    ],
+)
+def test_picture_checker_explains_each_wrong_answer(key, value, hint, capsys):
+    assert_rejected(check_picture_answers, {**RIGHT_ANSWERS, key: value}, hint, capsys)
+
+
+def test_picture_checker_asks_for_missing_answers(capsys):
+    answers = dict(RIGHT_ANSWERS)
+    del answers["random_unit"]
+    assert_rejected(check_picture_answers, answers, "missing answers: random_unit", capsys)
+    assert_rejected(check_picture_answers, None, "must be a dict", capsys)

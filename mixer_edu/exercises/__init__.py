@@ -3,17 +3,34 @@
 Each exercise notebook in `notebooks/exercises/` asks the student to write one piece of the
 Mixer; a checker from this package then runs the student's code on several inputs, compares it
 with the package's reference and with properties the piece must have, prints one line per check
-(a tick, or a cross with a hint that names the mistake) and returns True or False.
+(a tick, or a cross with a hint that names the mistake, never the solution) and returns True or
+False. The modules, in the order of the exercises:
+
+1. `patchify`             - `check_patchify`: the patch order of the stem;
+2. `token_mixing`         - `check_token_mixing`: an MLP across the tokens (the transpose);
+3. `mixer_block`          - `check_mixer_block`: two pre-norm residual branches;
+4. `drop_path`            - `check_drop_path`: one coin per sample, rescaled, off in eval mode;
+5. `label_smoothing`      - `check_smoothed_cross_entropy`, `check_smoothing_predictions`;
+6. `token_mixing_picture` - `check_picture_answers`: reading a token-mixing picture.
+
+`feedback` holds what they share (one line per check, exceptions turned into feedback), and
+`generate` makes the student notebooks from the instructor notebooks
+(`python -m mixer_edu.exercises.generate [--check]`).
 """
 
 from .drop_path import check_drop_path
+from .label_smoothing import check_smoothed_cross_entropy, check_smoothing_predictions
 from .mixer_block import check_mixer_block
 from .patchify import check_patchify
 from .token_mixing import check_token_mixing
+from .token_mixing_picture import check_picture_answers
 
 __all__ = [
     "check_drop_path",
     "check_mixer_block",
     "check_patchify",
+    "check_picture_answers",
+    "check_smoothed_cross_entropy",
+    "check_smoothing_predictions",
     "check_token_mixing",
 ]

@@ -217,7 +217,7 @@ def _check_eval_and_zero(feedback: Feedback, drop_path_class, module, x: torch.T
 def _check_shapes(feedback: Feedback, module) -> None:
     """Any number of axes after the batch axis, and a batch of one."""
     module.train()
-    for size in [(BATCH, 8), (BATCH // 8, 3, 4, 4), (1, 5, 7)]:
+    for size in [(500, 8), (250, 3, 4, 4), (1, 5, 7)]:  # small: a wrong mask may broadcast
         x = _positive(*size)
         ok, out = feedback.call(f"DropPath on x {size}", module, x.clone())
         if not ok or not check_is_tensor(feedback, out, f"DropPath on x {size}"):

@@ -96,7 +96,7 @@ class Feedback:
     def done(self) -> bool:
         """Print the summary line and return True only if every check passed."""
         if self.failed == 0:
-            print(f"All {self.passed} checks passed: your {self.exercise} is correct.")
+            print(f"All {self.passed} checks passed for your {self.exercise}.")
             return True
         print(f"{self.exercise}: fix the first {FAIL} above, then run this cell again.")
         return False

@@ -177,6 +177,11 @@ def generate(
     return changed
 
 
+def _show(path: Path) -> str:
+    """`path` relative to the working directory when it is below it (shorter to read)."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.exercises.generate",
@@ -191,13 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     names = {path.name for path in sources(source)}
     for path in changed:
         if path.name not in names:
-            print(f"{path}: no instructor notebook {source / path.name}; delete it or add one.")
+            print(f"{_show(path)}: no instructor notebook {_show(source / path.name)}; delete it.")
         elif args.check:
-            print(f"{path} is out of date: run python -m mixer_edu.exercises.generate")
+            print(f"{_show(path)} is out of date: run python -m mixer_edu.exercises.generate")
         else:
-            print(f"wrote {path}")
+            print(f"wrote {_show(path)}")
     if not changed:
-        print(f"{len(names)} student notebooks up to date in {dest}")
+        print(f"{len(names)} student notebooks up to date in {_show(dest)}")
     stale = any(path.name not in names for path in changed)
     return 1 if (args.check and changed) or stale else 0
 

@@ -1,0 +1,239 @@
+"""Checkers for exercise 5: label smoothing, a recipe change with a measurable effect.
+
+Cross-entropy compares the model's predicted distribution p = softmax(z) with a target
+distribution q. Plain training uses the one-hot target (all mass on the true class y). Label
+smoothing with strength ε moves ε of that mass to a uniform distribution over all K classes:
+
+    q_k = (1 - ε) [k = y] + ε / K          loss = - Σ_k q_k log p_k,   averaged over the batch
+
+so the true class gets 1 - ε + ε/K and every other class ε/K. The loss is smallest when p = q,
+and then equals the entropy H(q) > 0: a smoothed model is never rewarded for pushing its
+confidence towards 1. (Szegedy et al. 2016; PyTorch's `F.cross_entropy(..., label_smoothing=ε)`.)
+
+Part 1: `check_smoothed_cross_entropy` checks the student's loss against PyTorch's on several
+batches, and recognises the usual slips (ε over the K - 1 wrong classes, targets that do not sum
+to 1, probabilities instead of log-probabilities, an unstable log(softmax), the sum instead of the
+mean, one loss per sample).
+
+Part 2: the student predicts how two short training runs with the package's engine
+(`mixer_edu.train`) will differ, one without and one with label smoothing, and
+`check_smoothing_predictions` compares each prediction with what was measured.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .feedback import Feedback, check_is_tensor, close, isolated, shape
+
+# (batch, classes, smoothing, logit scale). Scale 60 makes softmax underflow to exactly 0 for the
+# unlikely classes, where log(softmax(z)) becomes -inf but log_softmax stays finite.
+CASES = [
+    (4, 10, 0.1, 3.0),
+    (8, 3, 0.0, 3.0),
+    (5, 10, 0.3, 3.0),
+    (1, 2, 0.5, 3.0),
+    (16, 100, 0.1, 3.0),
+    (6, 10, 0.1, 60.0),
+]
+
+
+def smoothed_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    """q = (1 - ε) one_hot(y) + ε / K, `(B,) -> (B, K)`."""
+    one_hot = F.one_hot(labels, num_classes).float()
+    return (1.0 - smoothing) * one_hot + smoothing / num_classes
+
+
+def smallest_loss(num_classes: int, smoothing: float) -> float:
+    """The entropy H(q) of the smoothed target: the lowest loss any model can reach."""
+    q = smoothed_targets(torch.zeros(1, dtype=torch.long), num_classes, smoothing)[0]
+    q = q[q > 0]
+    return -(q * q.log()).sum().item()
+
+
+def _mistakes(logits: torch.Tensor, labels: torch.Tensor, smoothing: float):
+    """The loss computed in typical wrong ways, with the hint for each."""
+    k = logits.shape[1]
+    one_hot = F.one_hot(labels, k).float()
+    log_p = logits.log_softmax(dim=1)
+    q = smoothed_targets(labels, k, smoothing)
+
+    def loss(targets, log_probabilities, reduce=torch.mean):
+        return reduce(-(targets * log_probabilities).sum(dim=1))
+
+    if smoothing > 0:
+        yield (
+            loss(one_hot, log_p),
+            "the smoothing is ignored: this is the plain cross-entropy with one-hot targets",
+        )
+    others = (1.0 - smoothing) * one_hot + smoothing / (k - 1) * (1.0 - one_hot)
+    yield (
+        loss(others, log_p),
+        "ε is spread over the K - 1 wrong classes only; label smoothing (and PyTorch) spreads it "
+        "over all K classes, so the true class keeps 1 - ε + ε/K",
+    )
+    yield (
+        loss(one_hot + smoothing / k, log_p),
+        "the targets sum to 1 + ε: the ε given to the uniform part must be taken away from the "
+        "true class",
+    )
+    yield (
+        loss(q, log_p, torch.sum),
+        "the losses of the samples are summed; take their mean, so the loss (and the learning "
+        "rate that suits it) does not depend on the batch size",
+    )
+    yield (
+        loss(q, logits.softmax(dim=1)),
+        "the targets are multiplied by probabilities; cross-entropy uses log-probabilities",
+    )
+    yield (
+        loss(q, logits),
+        "the targets are multiplied by the raw logits; cross-entropy uses log-probabilities, "
+        "log_softmax(logits)",
+    )
+    yield (-loss(q, log_p), "the sign is flipped: cross-entropy is -Σ q log p, never negative")
+
+
+def _diagnose(out: torch.Tensor, logits, labels, smoothing: float) -> str:
+    if not torch.isfinite(out).all():
+        return (
+            "the loss is inf or NaN for confident logits: softmax underflows to exactly 0 for "
+            "the unlikely classes, and log(0) = -inf; log_softmax computes the same "
+            "log-probabilities without that step"
+        )
+    for mistaken, hint in _mistakes(logits, labels, smoothing):
+        if close(out, mistaken):
+            return hint
+    expected = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+    return (
+        f"the loss is {out.item():.4g}, PyTorch's label-smoothed cross-entropy gives "
+        f"{expected.item():.4g}; compare your target q with (1 - ε) one_hot + ε / K"
+    )
+
+
+def check_smoothed_cross_entropy(smoothed_cross_entropy) -> bool:
+    """Check a student's `smoothed_cross_entropy(logits, labels, smoothing)` -> mean loss.
+
+    Compares it with `F.cross_entropy(logits, labels, label_smoothing=smoothing)` on batches of
+    2 to 100 classes, smoothing 0 to 0.5, and very confident logits; also checks that gradients
+    reach the logits. Prints one line per check; returns True if all pass.
+    """
+    feedback = Feedback("label-smoothed cross-entropy")
+    with isolated():
+        for b, k, smoothing, scale in CASES:
+            label = f"{b} sample{'s' if b > 1 else ''}, {k} classes, smoothing {smoothing}"
+            if scale > 10:
+                label += ", very confident logits"
+            logits = scale * torch.randn(b, k)
+            labels = torch.randint(0, k, (b,))
+            ok, out = feedback.call(
+                f"loss on {label}", smoothed_cross_entropy, logits.clone(), labels, smoothing
+            )
+            if not ok or not check_is_tensor(feedback, out, f"loss on {label}"):
+                return feedback.stop()
+            if out.ndim != 0:
+                why = (
+                    "one loss per sample: return their mean, a single number"
+                    if out.shape == (b,)
+                    else "the loss of a batch is a single number (the mean over samples)"
+                )
+                feedback.fail(f"{label}: the loss has shape {shape(out)}; {why}.")
+                return feedback.stop()
+            expected = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+            if not close(out.detach().float(), expected):
+                feedback.fail(
+                    f"{label}: {_diagnose(out.detach().float(), logits, labels, smoothing)}."
+                )
+                return feedback.stop()
+            feedback.ok(f"{label}: equal to PyTorch's label_smoothing={smoothing}")
+
+        logits = torch.randn(4, 10, requires_grad=True)
+        ok, out = feedback.call(
+            "loss", smoothed_cross_entropy, logits, torch.randint(0, 10, (4,)), 0.1
+        )
+        if not ok:
+            return feedback.stop()
+        feedback.check(
+            isinstance(out, torch.Tensor) and out.requires_grad,
+            "gradients flow back to the logits, so the loss can train a model",
+            "the loss is cut off from the logits (no gradient): no .item(), .detach(), NumPy "
+            "or torch.no_grad() inside the loss.",
+        )
+    return feedback.done()
+
+
+# --- Part 2: predictions against measurements ------------------------------------------------
+
+DIRECTIONS = ("lower", "higher")
+
+PREDICTIONS = {
+    "confidence": "the mean confidence (largest softmax probability) on the test images",
+    "train_loss": "the training loss of the last epoch, as the engine reports it",
+}
+
+WHY = {
+    "confidence": (
+        "with smoothing, the target itself gives the true class only 1 - ε + ε/K, so the model "
+        "is pulled towards that confidence and never towards 1"
+    ),
+    "train_loss": (
+        "the smoothed loss cannot go below the entropy of the smoothed target, "
+        "H(q) > 0, while the plain loss can approach 0; both runs report the loss they train on"
+    ),
+}
+
+
+def mean_confidence(logits: torch.Tensor) -> float:
+    """The mean over samples of the largest softmax probability, `(N, K) -> float`."""
+    return logits.float().softmax(dim=1).max(dim=1).values.mean().item()
+
+
+def check_smoothing_predictions(
+    predictions, without: dict, with_smoothing: dict, min_change: float = 0.005
+) -> bool:
+    """Compare predicted directions with two measured runs.
+
+    Args:
+        predictions: `{"confidence": "lower" | "higher", "train_loss": "lower" | "higher"}`:
+            how each quantity changes when label smoothing is switched on.
+        without, with_smoothing: the measurements of the run without and with smoothing, each a
+            dict with the keys `confidence` and `train_loss`.
+        min_change: a smaller difference is not a measured direction (the runs were too short
+            to tell), and fails whatever was predicted.
+
+    Prints one line per prediction; returns True if all match what was measured.
+    """
+    feedback = Feedback("predictions")
+    if not isinstance(predictions, dict) or set(predictions) != set(PREDICTIONS):
+        feedback.fail(
+            "the predictions must be a dict with the keys "
+            + ", ".join(f"{key!r} ({what})" for key, what in PREDICTIONS.items())
+            + "."
+        )
+        return feedback.stop()
+    for key, what in PREDICTIONS.items():
+        predicted = predictions[key]
+        if predicted not in DIRECTIONS:
+            feedback.fail(f"{key}: predict 'lower' or 'higher', not {predicted!r}.")
+            continue
+        before, after = without[key], with_smoothing[key]
+        measured = "higher" if after > before else "lower"
+        if abs(after - before) < min_change:
+            feedback.fail(
+                f"{key}: the two runs differ by only {after - before:+.4f}, too little to tell a "
+                "direction; train longer (more epochs or images) and measure again."
+            )
+        elif predicted == measured:
+            feedback.ok(f"{key}: {measured} with label smoothing, as you predicted")
+        else:
+            feedback.fail(
+                f"{key}: you predicted {predicted}, but {what} came out {measured} with label "
+                f"smoothing. Why: {WHY[key]}."
+            )
+    return feedback.done()
+
+
+def confidence_ceiling(num_classes: int, smoothing: float) -> float:
+    """The confidence a perfectly fitted smoothed model has: 1 - ε + ε/K."""
+    return 1.0 - smoothing + smoothing / num_classes
