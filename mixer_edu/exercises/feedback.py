@@ -168,19 +168,3 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, tuple[int, 
     diff = (a.detach().double() - b.detach().double()).abs()
     index = torch.unravel_index(diff.argmax(), diff.shape)
     return diff.max().item(), tuple(int(i) for i in index)
-
-
-def shape_error_hint(error: BaseException) -> bool:
-    """True if `error` is PyTorch complaining that two sizes do not fit together."""
-    text = str(error)
-    return isinstance(error, RuntimeError) and any(
-        phrase in text
-        for phrase in (
-            "cannot be multiplied",
-            "size mismatch",
-            "must match the size",
-            "Expected",
-            "normalized_shape",
-            "shape",
-        )
-    )

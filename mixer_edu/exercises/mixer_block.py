@@ -121,7 +121,7 @@ def _give_reference_weights(block: nn.Module, reference: nn.Module) -> None:
             getattr(reference, name).eps = theirs.eps
 
 
-def _switch_off_(block: nn.Module, *layers: str) -> nn.Module:
+def _switched_off(block: nn.Module, *layers: str) -> nn.Module:
     """A copy of `block` whose listed MLPs output exactly 0 (last layer's weights zeroed)."""
     block = copy.deepcopy(block)
     with torch.no_grad():
@@ -152,14 +152,14 @@ def _check_residuals(feedback: Feedback, block, reference, x, out) -> bool:
     for layers in [("mlp_tokens", "mlp_channels"), ("mlp_channels",), ("mlp_tokens",)]:
         ok, switched_off = feedback.call(
             "the block with " + " and ".join(layers) + " switched off",
-            _switch_off_(block, *layers),
+            _switched_off(block, *layers),
             x.clone(),
             hint=_forward_hint,
         )
         if not ok:
             return False
         with torch.no_grad():
-            outputs[layers] = (switched_off.detach(), _switch_off_(reference, *layers)(x))
+            outputs[layers] = (switched_off.detach(), _switched_off(reference, *layers)(x))
     student, _ = outputs[("mlp_tokens", "mlp_channels")]
     if close(student, x):
         return feedback.ok(

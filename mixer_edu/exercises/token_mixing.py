@@ -116,15 +116,15 @@ def _diagnose(function, mlp: Mlp, x: torch.Tensor, out: torch.Tensor) -> str:
             "channels: the table was reinterpreted (reshape or view) instead of turned "
             "(transposed); a reshape keeps the memory order and scrambles tokens with channels"
         )
-    return _values_differ(out, expected)
+    return _values_differ(out, expected, "the output depends on the right numbers, but it")
 
 
-def _values_differ(out: torch.Tensor, expected: torch.Tensor) -> str:
+def _values_differ(out: torch.Tensor, expected: torch.Tensor, prefix: str = "the output") -> str:
     difference, where = max_difference(out, expected)
     return (
-        f"the output depends on the right numbers but its values differ from the reference "
-        f"(largest difference {difference:.3g} at sample {where[0]}, token {where[1]}, channel "
-        f"{where[2]}): apply the whole given MLP (fc1, GELU, fc2) with its own weights, once"
+        f"{prefix} differs from the reference (largest difference {difference:.3g} at sample "
+        f"{where[0]}, token {where[1]}, channel {where[2]}): apply the whole given MLP (fc1, "
+        "GELU, fc2) with its own weights, once"
     )
 
 

@@ -13,10 +13,10 @@ should learn to recognise in the paper's Figure 5 (row k of W1, `(D_S, N)`, draw
     single     one non-zero weight: the unit copies one patch
     random     small random weights, as before training: no structure
 
-They are stored in a shuffled order, so the student has to read the picture. The checker does not
-compare with a list of answers: it measures each answer on the weights themselves, with
-`mixer_edu.weights` (spatial frequency, cosine similarity) and by counting non-zero weights, and
-it explains a wrong answer by what the chosen unit actually is.
+They are stored in a shuffled order, so the student has to read the picture. The checker measures
+the answers on the weights themselves where a measure exists: the spatial frequency and cosine
+similarity of `mixer_edu.weights`, and the count of non-zero weights (the untrained-looking unit
+is the one built from noise). It explains a wrong answer by what the chosen unit actually shows.
 """
 
 from __future__ import annotations
