@@ -20,6 +20,9 @@ Process-wide settings apply to both models alike: torch's thread count (`--threa
 allocator (`mixer_edu.train.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
 two threads that wait for each other slow down many times over when another process takes a core.
+There, `--threads 1 --cpu-time` gives robust ratios: one thread waits for no one, and the clock
+counts only the CPU time this process got (images per CPU-second; with several threads it would
+also count the time threads spend spinning while they wait for each other).
 
 Configurations: `cifar` (32x32 images, 4x4 patches, width 128, 8 blocks, batch 128: the shape
 of `mixer_cifar_small`), `s16` (Mixer-S/16 at 224x224, batch 16), `quick` (a very small model
@@ -75,7 +78,11 @@ def _sync(device: torch.device) -> None:
 
 
 def matmul_gflops(
-    dtype=torch.float32, size: int = 1024, repeats: int = 5, device: str | torch.device = "cpu"
+    dtype=torch.float32,
+    size: int = 1024,
+    repeats: int = 5,
+    device: str | torch.device = "cpu",
+    clock=time.perf_counter,
 ) -> float:
     """This machine's matmul throughput: median GFLOP/s of (size x size) @ (size x size)."""
     device = torch.device(device)
@@ -86,11 +93,11 @@ def matmul_gflops(
     rates = []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             a @ b
         _sync(device)
-        rates.append(2 * size**3 * calls / (time.perf_counter() - start) / 1e9)
+        rates.append(2 * size**3 * calls / (clock() - start) / 1e9)
     return statistics.median(rates)
 
 
@@ -134,8 +141,14 @@ def inference_step(model: nn.Module, images: torch.Tensor, precision: str):
     return step
 
 
-def time_alternating(steps: dict, calls: int, repeats: int, device, warmup: int = 2) -> dict:
-    """Seconds per call of each function, a list per name, taking turns in ABBA order."""
+def time_alternating(
+    steps: dict, calls: int, repeats: int, device, warmup: int = 2, clock=time.perf_counter
+) -> dict:
+    """Seconds per call of each function, a list per name, taking turns in ABBA order.
+
+    `clock` is wall time by default; `time.process_time` counts only the CPU time this process
+    got, which makes one-thread comparisons robust on a machine shared with other work.
+    """
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -145,11 +158,11 @@ def time_alternating(steps: dict, calls: int, repeats: int, device, warmup: int 
         order = names if repeat % 2 == 0 else names[::-1]  # ABBA: no side always goes first
         for name in order:
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls):
                 steps[name]()
             _sync(device)
-            times[name].append((time.perf_counter() - start) / calls)
+            times[name].append((clock() - start) / calls)
     return times
 
 
@@ -173,6 +186,7 @@ def benchmark(
     repeats: int = 5,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
+    clock=time.perf_counter,
 ) -> dict:
     """Measure one configuration; returns a dict of everything `report` prints."""
     device = torch.device(device)
@@ -200,7 +214,7 @@ def benchmark(
                 else inference_step(model, images, precision)
                 for name, model in models.items()
             }
-            times = time_alternating(steps, calls or spec["calls"], repeats, device)
+            times = time_alternating(steps, calls or spec["calls"], repeats, device, clock=clock)
             row = {"kind": kind, "precision": precision}
             for name, seconds in times.items():
                 row[f"{name}_images_per_sec"] = batch / statistics.median(seconds)
@@ -214,7 +228,9 @@ def benchmark(
 # --------------------------------------------------------------------------------------------
 
 
-def machine_summary(device: str | torch.device = "cpu", quick: bool = False) -> dict:
+def machine_summary(
+    device: str | torch.device = "cpu", quick: bool = False, clock=time.perf_counter
+) -> dict:
     """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s)."""
     device = torch.device(device)
     size, repeats = (256, 2) if quick else (1024, 5)
@@ -223,8 +239,8 @@ def machine_summary(device: str | torch.device = "cpu", quick: bool = False) -> 
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device),
-        "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device),
+        "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device, clock),
+        "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
     }
 
 
@@ -281,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     add("--threads", type=int, help="torch threads (default: torch's choice)")
     add("--device", default="cpu", help="cpu or cuda")
     add(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process's CPU time instead of wall time (robust on a shared "
+        "machine with --threads 1; images per CPU-second)",
+    )
+    add(
         "--default-malloc",
         action="store_true",
         help="leave glibc malloc's defaults (by default freed memory is kept for reuse, for "
@@ -300,16 +322,21 @@ def main(argv: list[str] | None = None) -> int:
         calls, repeats = args.calls, args.repeats
     precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
 
-    machine = machine_summary(args.device, quick=args.quick)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    machine = machine_summary(args.device, quick=args.quick, clock=clock)
     machine["malloc"] = "keeps freed memory (both models)" if kept else "default"
+    machine["clock"] = "process CPU time" if args.cpu_time else "wall time"
     print(
         f"{machine['device']}, {machine['threads']} threads, torch {machine['torch']}, "
-        f"malloc {machine['malloc']}; measured matmul: {machine['fp32_matmul_gflops']:.0f} "
+        f"malloc {machine['malloc']}, {machine['clock']}; measured matmul: "
+        f"{machine['fp32_matmul_gflops']:.0f} "
         f"GFLOP/s fp32, {machine['bf16_matmul_gflops']:.0f} GFLOP/s bf16"
     )
     results = []
     for config in configs:
-        result = benchmark(config, precisions, calls, repeats, args.batch_size, args.device)
+        result = benchmark(
+            config, precisions, calls, repeats, args.batch_size, args.device, clock=clock
+        )
         results.append(result)
         print(report(machine, result), flush=True)
     if args.json:
