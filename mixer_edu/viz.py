@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from . import weights
@@ -917,7 +918,9 @@ def plot_training_curves(metrics, *, title: str | None = None) -> Figure:
                 label=key.split("_")[0] if label != "learning rate" else None,
             )
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        # metrics.jsonl records the learning rate the epoch started with
+        ax.set_ylabel(label if label != "learning rate" else "learning rate at the epoch's start")
         ax.set_title(label)
         ax.grid(alpha=0.3)
         if label != "learning rate":
