@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 course: $(STAMP)
 	$(BIN)/jupyter lab notebooks/Index.ipynb
 
-# Notebooks run in fast mode (a few minutes on the synthetic stand-in data), as in CI.
+# Notebooks run in fast mode (short runs on the synthetic stand-in data), as in CI: nbval re-runs
+# every course notebook and instructor notebook and compares its outputs with the committed ones.
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+	--nbval-cell-timeout=600
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MIXER_EDU_FAST=1 $(BIN)/python -m pytest tests
+	MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) --durations=15 tests notebooks
