@@ -7,6 +7,13 @@ Read the modules in this order, each top to bottom:
 3. `drop_path` - stochastic depth;
 4. `mixer`     - token mixing, channel mixing, the block and the full model;
 5. `models`    - the paper's model family and small CIFAR-sized models.
+
+Then, for training and looking inside (imported on their own, e.g. `from mixer_edu import viz`):
+`data` and `standin` (CIFAR-10 and its offline stand-in), `train` and `checkpoint` (the training
+loop, exact resume), `bench` (speed next to timm), `weights` and `viz` (what a Mixer learns),
+`pretrained` (the paper's weights through timm), `gmlp` (spatial gating), `seq_mixing` and `mlm`
+(token mixing in place of self-attention), `exercises` (checkers for the classroom) and `course`
+(the notebooks' run modes).
 """
 
 from .drop_path import DropPath, drop_path, drop_path_rates
