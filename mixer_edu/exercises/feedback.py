@@ -122,16 +122,19 @@ def isolated(seed: int = 0) -> Iterator[None]:
 
 
 @torch.no_grad()
-def randomize_(module: torch.nn.Module) -> torch.nn.Module:
+def randomize_(
+    module: torch.nn.Module, generator: torch.Generator | None = None
+) -> torch.nn.Module:
     """Give every parameter random values, so that no mistake hides behind zeros or ones.
 
-    A fresh Mixer layer has LayerNorm weights of 1, biases of 0 or 1e-6: a checker using those
-    could not tell `x + f(x)` from `x + f(x) + bias`. Matrices get a standard deviation of
-    1 / sqrt(fan_in), vectors N(0, 0.5). Uses torch's global generator (call inside `isolated`).
+    A fresh Mixer layer has LayerNorm weights of 1, biases of 0 or 1e-6 (and a fresh model a zero
+    head): a checker using those could not tell `x + f(x)` from `x + f(x) + bias`. Matrices get a
+    standard deviation of 1 / sqrt(fan_in), as a trained network roughly has; vectors N(0, 0.5).
+    Draws from `generator`, by default torch's global one (call inside `isolated`).
     """
     for parameter in module.parameters():
         scale = parameter[0].numel() ** -0.5 if parameter.ndim > 1 else 0.5
-        parameter.normal_(0.0, scale)
+        parameter.normal_(0.0, scale, generator=generator)
     return module
 
 
