@@ -290,7 +290,9 @@ def plot_patches(
             left + patch_size / 2 - 0.5, top - 0.7, str(n), ha="center", va="bottom", fontsize=6
         )
     ax_sequence.set_title(
-        f"2. the same patches as a sequence of N = {count} tokens, read row by row", fontsize=10
+        f"2. the same patches as a sequence of N = {count} tokens, read row by row",
+        fontsize=10,
+        pad=14,  # room for the first line's token numbers, which sit above the image
     )
     ax_sequence.axis("off")
 
