@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import statistics
 import time
@@ -51,6 +50,7 @@ from tqdm.auto import tqdm
 
 from .course import fast_mode
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
+from .train import lr_factor
 from .validation import check_positive_int
 
 IGNORE_INDEX = -100  # cross_entropy skips targets with this value: the positions not picked
@@ -316,14 +316,6 @@ def heldout_set(data: MlmData, config: MlmConfig) -> tuple[Tensor, Tensor]:
     return mask_tokens(data.heldout_sequences(config.eval_sequences), data.vocab, generator)
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate factor: linear warm-up from 0 to 1, then a cosine down to 0.1."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def train_mlm(
     mixer: str,
     config: MlmConfig,
@@ -341,8 +333,9 @@ def train_mlm(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    # The course's warm-up cosine (`mixer_edu.train.lr_factor`), ending at 10% of the peak.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, config.steps)
+        optimizer, lambda step: lr_factor(step, config.warmup_steps, config.steps, final=0.1)
     )
     heldout_inputs, heldout_targets = heldout_set(data, config)
     generator = torch.Generator().manual_seed(config.seed)

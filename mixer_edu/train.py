@@ -233,15 +233,15 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """The learning rate at `step` as a fraction of the peak: linear warmup, then cosine to 0.
+def lr_factor(step: int, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
+    """The learning rate at `step` as a fraction of the peak: linear warmup, then cosine to `final`.
 
     Step 0 already uses a small non-zero rate (1 / warmup_steps of the peak).
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 # --------------------------------------------------------------------------------------------
