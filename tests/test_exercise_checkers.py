@@ -39,6 +39,14 @@ def run(checker, answer, capsys):
     return verdict, capsys.readouterr().out
 
 
+def assert_accepted(checker, answer, checks, capsys):
+    """`checker(answer)` passes all `checks` checks with no ✗ line; returns the feedback."""
+    verdict, out = run(checker, answer, capsys)
+    assert verdict is True, out
+    assert "✗" not in out and f"All {checks} checks passed" in out
+    return out
+
+
 def assert_rejected(checker, answer, hint, capsys):
     verdict, out = run(checker, answer, capsys)
     assert verdict is False, out
@@ -92,10 +100,8 @@ def patchify_stub(images, patch_size):
 
 @pytest.mark.parametrize("answer", [patchify, patchify_by_hand], ids=["package", "by_hand"])
 def test_patchify_checker_accepts_correct_answers(answer, capsys):
-    verdict, out = run(check_patchify, answer, capsys)
-    assert verdict is True, out
-    assert "✗" not in out and out.count("✓") == 6
-    assert "All 6 checks passed" in out
+    out = assert_accepted(check_patchify, answer, 6, capsys)
+    assert out.count("✓") == 6
 
 
 @pytest.mark.parametrize(
@@ -177,9 +183,7 @@ def mixing_no_grad(mlp, x):
     ids=["transpose", "einsum", "package"],
 )
 def test_token_mixing_checker_accepts_correct_answers(answer, capsys):
-    verdict, out = run(check_token_mixing, answer, capsys)
-    assert verdict is True, out
-    assert "✗" not in out and "All 5 checks passed" in out
+    assert_accepted(check_token_mixing, answer, 5, capsys)
 
 
 @pytest.mark.parametrize(
@@ -284,9 +288,7 @@ class DetachedTokensBlock(Block):
 
 def test_mixer_block_checker_accepts_correct_blocks_with_any_layer_norm_eps(capsys):
     for answer in (Block, DefaultEpsBlock):
-        verdict, out = run(check_mixer_block, answer, capsys)
-        assert verdict is True, out
-        assert "✗" not in out and "All 6 checks passed" in out
+        assert_accepted(check_mixer_block, answer, 6, capsys)
 
 
 @pytest.mark.parametrize(
@@ -450,9 +452,7 @@ def breaks_at_zero(x, p):
     ids=["package", "timm", "rand_below_keep"],
 )
 def test_drop_path_checker_accepts_correct_answers(answer, capsys):
-    verdict, out = run(check_drop_path, answer, capsys)
-    assert verdict is True, out
-    assert "✗" not in out and "All 7 checks passed" in out
+    assert_accepted(check_drop_path, answer, 7, capsys)
 
 
 @pytest.mark.parametrize(
@@ -542,9 +542,7 @@ def smoothed(one_hot, e, k):
     ids=["targets", "mixture", "torch"],
 )
 def test_label_smoothing_checker_accepts_correct_answers(answer, capsys):
-    verdict, out = run(check_smoothed_cross_entropy, answer, capsys)
-    assert verdict is True, out
-    assert "✗" not in out and "All 7 checks passed" in out
+    assert_accepted(check_smoothed_cross_entropy, answer, 7, capsys)
 
 
 @pytest.mark.parametrize(
@@ -670,9 +668,7 @@ def test_quiz_model_has_the_constructed_units_the_questions_are_about():
 
 def test_picture_checker_accepts_the_right_answers_in_any_pair_order(capsys):
     for pair in (RIGHT_ANSWERS["opposite_pair"], RIGHT_ANSWERS["opposite_pair"][::-1]):
-        verdict, out = run(check_picture_answers, {**RIGHT_ANSWERS, "opposite_pair": pair}, capsys)
-        assert verdict is True, out
-        assert "All 6 checks passed" in out
+        assert_accepted(check_picture_answers, {**RIGHT_ANSWERS, "opposite_pair": pair}, 6, capsys)
 
 
 @pytest.mark.parametrize(
