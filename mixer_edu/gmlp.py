@@ -198,6 +198,15 @@ class SpatialGatingBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x + self.drop_path(self.mlp_channels(self.norm(x)))  # (B, N, C)
 
+    def token_mixing_weight(self) -> Tensor:
+        """W of the spatial gating unit, `(num_tokens, num_tokens)` = `(N, N)`.
+
+        The only weight that mixes tokens in a gMLP block: row i holds how much token i gathers
+        from each of the N tokens. This is the parameter itself, not a copy: detach (and move to
+        the CPU) before plotting it.
+        """
+        return self.mlp_channels.gate.proj.weight
+
 
 class GMlp(MlpMixer):
     """The gMLP classifier: `MlpMixer` with spatial gating blocks.

@@ -133,6 +133,15 @@ class MixerBlock(nn.Module):
         x = x + self.drop_path(self.mlp_channels(self.norm2(x)))  # mix across channels (B, N, C)
         return x
 
+    def token_mixing_weight(self) -> Tensor:
+        """W1 of the token-mixing MLP, `(token_hidden, num_tokens)` = `(D_S, N)`.
+
+        Row k holds how much hidden unit k takes from each of the N patches; reshaped to the
+        patch grid it is the unit's picture (`mixer_edu.weights.token_mixing_units`). This is the
+        parameter itself, not a copy: detach (and move to the CPU) before plotting it.
+        """
+        return self.mlp_tokens.fc1.weight
+
 
 class MlpMixer(nn.Module):
     """The full MLP-Mixer classifier.

@@ -88,23 +88,23 @@ def _check_block_index(model: nn.Module, block: int) -> nn.Module:
     return blocks[block]
 
 
-def token_mixing_layer(model: nn.Module, block: int = 0) -> nn.Linear:
-    """The linear layer whose rows are the token-mixing pictures of `block`.
+def token_mixing_weight(model: nn.Module, block: int = 0) -> Tensor:
+    """The weight whose rows are the token-mixing pictures of `block` (the parameter itself).
 
-    For a Mixer block: the first layer of the token-mixing MLP, weight `(D_S, N)`. For a gMLP
-    block (`mixer_edu.gmlp`): the spatial gating projection, weight `(N, N)`, whose row i says how
-    much token i gathers from every token.
+    Every block says which weight mixes its tokens through its `token_mixing_weight()` method:
+    for a Mixer block the first layer of the token-mixing MLP, `(D_S, N)`; for a gMLP block
+    (`mixer_edu.gmlp`) the spatial gating projection, `(N, N)`, whose row i says how much token i
+    gathers from every token.
     """
     layer = _check_block_index(model, block)
-    if hasattr(layer, "mlp_tokens"):
-        return layer.mlp_tokens.fc1
-    gate = getattr(getattr(layer, "mlp_channels", None), "gate", None)
-    if gate is not None and hasattr(gate, "proj"):
-        return gate.proj
-    raise TypeError(
-        f"block {block} is a {type(layer).__name__}, which has no token-mixing layer to show "
-        "(expected a MixerBlock or a gMLP block)."
-    )
+    try:
+        method = layer.token_mixing_weight
+    except AttributeError:
+        raise TypeError(
+            f"block {block} is a {type(layer).__name__}, which has no token_mixing_weight() "
+            "method (MixerBlock and SpatialGatingBlock have one; add it to a new kind of block)."
+        ) from None
+    return method()
 
 
 @torch.no_grad()
@@ -115,7 +115,7 @@ def token_mixing_units(model: nn.Module, block: int = 0) -> Tensor:
         `(D_S, h, w)` float32 copy on the CPU, with `(h, w) = model.grid_size`: unit k's row of
         W1 `(D_S, N)`, reshaped row by row as the patches were numbered (`patchify`).
     """
-    weight = token_mixing_layer(model, block).weight.detach().float().cpu()  # (D_S, N)
+    weight = token_mixing_weight(model, block).detach().float().cpu()  # (D_S, N)
     rows, columns = model.grid_size
     return rearrange(weight, "k (h w) -> k h w", h=rows, w=columns).clone()
 

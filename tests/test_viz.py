@@ -4,9 +4,12 @@ The checks read the arrays each figure draws (`figure.shown` and the `AxesImage`
 axes), never pixels, and compare them with the model's weights computed independently.
 """
 
+import ast
+import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mixer_edu import create_model, patchify, pretrained, viz
+from mixer_edu import create_model, patchify, pretrained, train, viz
+from mixer_edu.checkpoint import list_snapshots, load_model
+from mixer_edu.viz import cli
 from mixer_edu.weights import grating, spatial_frequency
 
 from .helpers import randomize_
@@ -51,6 +56,20 @@ def _tile(canvas, position, height, width):
     return canvas[top : top + height, left : left + width]
 
 
+def _assert_tiles_show(canvas, positions, pictures, atol=0.0):
+    """Tile k of the canvas, at positions[k], is pictures[k] (`(K, h, w)` or `(K, h, w, 3)`)."""
+    pictures = np.asarray(pictures)
+    assert len(positions) == len(pictures)
+    height, width = pictures.shape[1:3]
+    for position, picture in zip(positions, pictures, strict=True):
+        np.testing.assert_allclose(_tile(canvas, position, height, width), picture, atol=atol)
+
+
+def _fc1(model, block):
+    """W1 of a Mixer block's token-mixing MLP, read by its timm name: `(D_S, N)` numpy."""
+    return model.blocks[block].mlp_tokens.fc1.weight.detach().numpy()
+
+
 def _known_units():
     """32 units on the 8x8 grid: 16 gratings of known frequency and their negatives, shuffled."""
     cycles = [(cy, cx) for cy in range(4) for cx in range(4)]
@@ -64,12 +83,10 @@ def _known_units():
 def test_plain_token_mixing_shows_the_rows_of_fc1_in_order(tiny):
     fig = viz.plot_token_mixing(tiny, block=1, mode="plain")
     panel = fig.shown["blocks"][0]
-    weight = tiny.blocks[1].mlp_tokens.fc1.weight.detach().numpy()  # (32, 64)
     assert panel["order"] == list(range(32))
     canvas = _drawn(fig.axes[0])
     np.testing.assert_array_equal(canvas, panel["canvas"])
-    for k, position in enumerate(panel["positions"]):
-        np.testing.assert_allclose(_tile(canvas, position, 8, 8), weight[k].reshape(8, 8))
+    _assert_tiles_show(canvas, panel["positions"], _fc1(tiny, 1).reshape(32, 8, 8))
 
 
 def test_paired_token_mixing_puts_opposites_side_by_side_from_low_to_high_frequency(tiny):
@@ -106,7 +123,7 @@ def test_figure_size_does_not_depend_on_how_many_pairs_were_found(tiny):
 def test_token_mixing_colours_are_symmetric_around_zero(tiny):
     fig = viz.plot_token_mixing(tiny, 0)
     image = fig.axes[0].images[0]
-    largest = tiny.blocks[0].mlp_tokens.fc1.weight.abs().max().item()
+    largest = np.abs(_fc1(tiny, 0)).max()
     low, high = image.get_clim()
     assert high == pytest.approx(largest) and low == pytest.approx(-largest)
     assert image.get_cmap().name.startswith("RdBu_r")
@@ -115,7 +132,7 @@ def test_token_mixing_colours_are_symmetric_around_zero(tiny):
 def test_unit_scale_divides_each_unit_by_its_largest_weight(tiny):
     fig = viz.plot_token_mixing(tiny, 0, mode="plain", scale="unit")
     panel = fig.shown["blocks"][0]
-    weight = tiny.blocks[0].mlp_tokens.fc1.weight.detach().numpy()
+    weight = _fc1(tiny, 0)
     expected = weight / np.abs(weight).max(axis=1, keepdims=True)
     np.testing.assert_allclose(panel["displayed"].reshape(32, 64), expected, rtol=1e-6)
     assert fig.axes[0].images[0].get_clim() == (-1.0, 1.0)
@@ -124,21 +141,16 @@ def test_unit_scale_divides_each_unit_by_its_largest_weight(tiny):
 def test_several_blocks_side_by_side_each_show_their_own_weights(tiny):
     fig = viz.plot_token_mixing(tiny, (0, 3), mode="plain", num_units=10)
     for ax, panel in zip(fig.axes[:2], fig.shown["blocks"], strict=True):
-        weight = tiny.blocks[panel["block"]].mlp_tokens.fc1.weight.detach().numpy()
-        assert len(panel["positions"]) == 10
-        for k, position in enumerate(panel["positions"]):
-            np.testing.assert_allclose(_tile(_drawn(ax), position, 8, 8), weight[k].reshape(8, 8))
+        weight = _fc1(tiny, panel["block"])[:10].reshape(10, 8, 8)
+        _assert_tiles_show(_drawn(ax), panel["positions"], weight)
 
 
 def test_with_an_initial_model_the_tiles_show_what_training_changed(tiny):
     initial = randomize_(create_model("mixer_cifar_tiny"), seed=1)
     fig = viz.plot_token_mixing(tiny, 2, mode="plain", initial=initial)
-    change = tiny.blocks[2].mlp_tokens.fc1.weight - initial.blocks[2].mlp_tokens.fc1.weight
-    panel = fig.shown["blocks"][0]
-    for k, position in enumerate(panel["positions"]):
-        tile = _tile(_drawn(fig.axes[0]), position, 8, 8)
-        np.testing.assert_allclose(tile, change[k].detach().reshape(8, 8).numpy(), atol=1e-6)
-    assert "What training changed" in fig._suptitle.get_text()
+    change = (_fc1(tiny, 2) - _fc1(initial, 2)).reshape(32, 8, 8)
+    _assert_tiles_show(_drawn(fig.axes[0]), fig.shown["blocks"][0]["positions"], change, 1e-6)
+    assert "What training changed" in fig.get_suptitle()
 
 
 def test_a_paper_sized_model_shows_the_chosen_number_of_14x14_units():
@@ -146,9 +158,9 @@ def test_a_paper_sized_model_shows_the_chosen_number_of_14x14_units():
     fig = viz.plot_token_mixing(model, 0, num_units=64, model_name="mixer_b16_224")
     panel = fig.shown["blocks"][0]
     assert panel["units"].shape == (64, 14, 14)
-    weight = model.blocks[0].mlp_tokens.fc1.weight.detach().numpy()
+    weight = _fc1(model, 0)
     np.testing.assert_array_equal(panel["units"].reshape(64, 196), weight[panel["order"]])
-    assert "14x14" in fig.texts[0].get_text() or "14x14" in fig._suptitle.get_text()
+    assert "14x14" in fig.get_suptitle()
 
 
 def test_paper_weights_are_plotted_with_their_name_and_skipped_offline(monkeypatch, capsys):
@@ -162,12 +174,10 @@ def test_paper_weights_are_plotted_with_their_name_and_skipped_offline(monkeypat
         pretrained, "load_pretrained", lambda name: pretrained.from_timm(timm_model)
     )
     fig = viz.plot_paper_token_mixing(block=(0, 1, 2), num_units=8)
-    assert "Mixer-B/16" in fig._suptitle.get_text()
+    assert "Mixer-B/16" in fig.get_suptitle()
+    panel = fig.shown["blocks"][2]
     np.testing.assert_array_equal(
-        fig.shown["blocks"][2]["units"].reshape(8, 16),
-        timm_model.blocks[2]
-        .mlp_tokens.fc1.weight.detach()
-        .numpy()[fig.shown["blocks"][2]["order"]],
+        panel["units"].reshape(8, 16), _fc1(timm_model, 2)[panel["order"]]
     )
     monkeypatch.setattr(pretrained, "load_pretrained", lambda name: None)
     assert viz.plot_paper_token_mixing() is None
@@ -180,9 +190,7 @@ def test_stem_figure_shows_the_patch_filters_as_rgb_with_grey_at_zero(tiny):
     np.testing.assert_array_equal(fig.shown["filters"], filters)
     peaks = np.abs(filters).reshape(64, -1).max(axis=1)[:, None, None, None]
     drawn = fig.axes[0].images[0].get_array()
-    for k, position in enumerate(fig.shown["positions"]):
-        expected = 0.5 + 0.5 * filters[k] / peaks[k]
-        np.testing.assert_allclose(_tile(drawn, position, 4, 4), expected, atol=1e-6)
+    _assert_tiles_show(drawn, fig.shown["positions"], 0.5 + 0.5 * filters / peaks, atol=1e-6)
 
 
 def test_patches_figure_shows_patchify_tokens_and_the_patches_in_reading_order():
@@ -229,7 +237,7 @@ def test_training_curves_plot_the_metrics_file(tmp_path):
     np.testing.assert_allclose(test_loss, [r["test_loss"] for r in records])
     train_acc = accuracy_axes.get_lines()[0].get_ydata()
     np.testing.assert_allclose(train_acc, [r["train_acc"] for r in records])
-    assert "synthetic stand-in" in fig._suptitle.get_text()
+    assert "synthetic stand-in" in fig.get_suptitle()
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
@@ -239,7 +247,7 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     np.testing.assert_array_equal(fig.shown["counts"], [[1, 2, 0], [0, 2, 0], [1, 0, 0]])
     np.testing.assert_allclose(fig.shown["percent"][0], [100 / 3, 200 / 3, 0])
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), fig.shown["percent"])
-    assert "accuracy 50.0%" in fig._suptitle.get_text()
+    assert "accuracy 50.0%" in fig.get_suptitle()
 
 
 def test_misclassified_shows_only_the_wrong_images_with_both_classes():
@@ -263,7 +271,7 @@ def test_titles_say_synthetic_stand_in_exactly_when_the_data_was(tiny):
             viz.plot_confusion_matrix([0, 1], [0, 1], ["a", "b"], dataset=dataset),
         ]
         for fig in figures:
-            assert ("synthetic stand-in" in fig._suptitle.get_text()) is expected
+            assert ("synthetic stand-in" in fig.get_suptitle()) is expected
             plt.close(fig)
 
 
@@ -289,6 +297,116 @@ def test_bad_arguments_are_errors_that_name_the_fix(tiny):
         viz.plot_patches(torch.rand(3, 32, 32), 5)
 
 
+def test_a_gmlp_model_shows_its_spatial_gating_rows_under_a_title_that_says_so():
+    gmlp = randomize_(create_model("gmlp_cifar_tiny"))
+    fig = viz.plot_token_mixing(gmlp, 1, mode="plain")
+    proj = gmlp.blocks[1].mlp_channels.gate.proj.weight.detach().numpy()  # (N, N) = (64, 64)
+    _assert_tiles_show(
+        _drawn(fig.axes[0]), fig.shown["blocks"][0]["positions"], proj.reshape(64, 8, 8)
+    )
+    assert fig.get_suptitle().startswith("Spatial gating weights")
+    mixer = viz.plot_token_mixing(create_model("mixer_cifar_tiny"), 0)
+    assert mixer.get_suptitle().startswith("Token-mixing units")
+
+
+# --------------------------------------------------------------------------------------------
+# Any device: pictures read from the CPU.
+# --------------------------------------------------------------------------------------------
+
+
+def test_to_numpy_detaches_and_moves_to_the_cpu(monkeypatch):
+    moved = []
+    cpu = torch.Tensor.cpu
+
+    def spy(tensor, *args, **kwargs):
+        moved.append(tensor.device)
+        return cpu(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", spy)
+    weight = torch.randn(3, 4, requires_grad=True)  # .numpy() alone refuses this one
+    array = viz.to_numpy(weight * 2)
+    assert moved, "to_numpy must call .cpu(): a CUDA or MPS tensor has no numpy view"
+    np.testing.assert_array_equal(array, (weight * 2).detach().numpy())
+    np.testing.assert_array_equal(viz.to_numpy([[1, 2]]), np.array([[1, 2]]))
+
+
+def test_the_pictures_turn_tensors_into_numpy_only_through_to_numpy():
+    """A bare `tensor.numpy()` fails for a model on a GPU (notebook 06 on CUDA: "can't convert
+    cuda:0 device type tensor to numpy"); `to_numpy` moves to the CPU first."""
+    package = Path(viz.__file__).parent
+    offenders = []
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef) or function.name == "to_numpy":
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Attribute) and node.attr == "numpy":
+                    offenders.append(f"{path.name}:{node.lineno} in {function.name}")
+    assert offenders == [], f"use to_numpy(tensor) instead of tensor.numpy(): {offenders}"
+
+
+ACCELERATORS = [
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    ),
+    pytest.param(
+        "mps",
+        marks=pytest.mark.skipif(not torch.backends.mps.is_available(), reason="no MPS device"),
+    ),
+]
+
+
+@pytest.mark.parametrize("device", ["cpu", *ACCELERATORS])
+def test_every_picture_takes_a_model_and_tensors_on_any_device(tiny, device):
+    """The same numbers as from CPU copies (within float tolerance: GPU kernels differ), for a
+    model that still tracks gradients and tensors that live on the device."""
+    model = copy.deepcopy(tiny).to(device)
+    image = torch.rand(3, 32, 32)
+    targets, predictions = torch.tensor([0, 1, 2, 1]), torch.tensor([0, 2, 2, 0])
+    probabilities = torch.rand(4, 3, requires_grad=True)
+    records = [dict(epoch=1, train_loss=1.0, test_loss=1.5, train_acc=0.5, test_acc=0.4)]
+    on = dict(
+        token=viz.plot_token_mixing(model, 0, initial=model),
+        stem=viz.plot_stem_filters(model),
+        channels=viz.plot_channel_mixing(model, image.to(device), 1, num_units=4),
+        patches=viz.plot_patches(image.to(device), 4),
+        confusion=viz.plot_confusion_matrix(targets.to(device), predictions.to(device), "abc"),
+        mistakes=viz.plot_misclassified(
+            image.expand(4, 3, 32, 32).to(device),
+            targets.to(device),
+            predictions.to(device),
+            "abc",
+            probabilities=probabilities.to(device),
+        ),
+        curves=viz.plot_training_curves(
+            [{k: torch.tensor(v, device=device) for k, v in records[0].items()}]
+        ),
+    )
+    assert not on["token"].shown["blocks"][0]["units"].any()  # the model minus itself
+    reference = dict(
+        stem=viz.plot_stem_filters(tiny),
+        channels=viz.plot_channel_mixing(tiny, image, 1, num_units=4),
+        patches=viz.plot_patches(image, 4),
+        confusion=viz.plot_confusion_matrix(targets, predictions, "abc"),
+        curves=viz.plot_training_curves(records),
+    )
+    np.testing.assert_array_equal(on["stem"].shown["filters"], reference["stem"].shown["filters"])
+    np.testing.assert_allclose(
+        on["channels"].shown["responses"], reference["channels"].shown["responses"], atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        on["patches"].shown["tokens"], reference["patches"].shown["tokens"]
+    )
+    np.testing.assert_array_equal(
+        on["confusion"].shown["counts"], reference["confusion"].shown["counts"]
+    )
+    assert on["mistakes"].shown["indices"] == [1, 3]
+    np.testing.assert_allclose(
+        on["curves"].shown["test_acc"], reference["curves"].shown["test_acc"]
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # A real training run (the training CLI, a few steps on the stand-in) rendered end to end.
 # --------------------------------------------------------------------------------------------
@@ -296,8 +414,6 @@ def test_bad_arguments_are_errors_that_name_the_fix(tiny):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from mixer_edu import train
-
     root = tmp_path_factory.mktemp("viz-run")
     argv = [
         "--fast",
@@ -314,35 +430,28 @@ def trained_run(tmp_path_factory):
 
 
 def test_over_training_grid_follows_the_same_units_through_every_snapshot(trained_run):
-    from mixer_edu.checkpoint import list_snapshots, load_model
-
     snapshots = list_snapshots(trained_run / "run")
     fig = viz.plot_token_mixing_over_training(trained_run / "run", num_units=6)
     shown = fig.shown
     assert shown["epochs"] == [0, 1, 2]
     canvas = _drawn(fig.axes[0])
     for e, path in enumerate(snapshots):
-        model, _ = load_model(path)
-        weight = model.blocks[0].mlp_tokens.fc1.weight.detach().numpy()
-        for j, unit in enumerate(shown["order"]):
-            tile = _tile(canvas, shown["positions"][e * 6 + j], 8, 8)
-            np.testing.assert_allclose(tile, weight[unit].reshape(8, 8))
+        units = _fc1(load_model(path)[0], 0)[shown["order"]].reshape(6, 8, 8)
+        _assert_tiles_show(canvas, shown["positions"][e * 6 : (e + 1) * 6], units)
     final = torch.from_numpy(shown["history"][-1])
     frequencies = spatial_frequency(final).tolist()  # the last epoch decides the order
     paired = shown["paired"]
     assert frequencies[paired:] == sorted(frequencies[paired:])
-    assert "synthetic stand-in" in fig._suptitle.get_text()
+    assert "synthetic stand-in" in fig.get_suptitle()
 
 
 def test_change_over_training_starts_white_and_shows_each_epoch_minus_the_first(trained_run):
-    from mixer_edu.checkpoint import list_snapshots, load_model
-
     fig = viz.plot_token_mixing_over_training(trained_run / "run", num_units=4, change=True)
     history = fig.shown["history"]
     assert not history[0].any()  # epoch 0 minus epoch 0
     first, last = (load_model(path)[0] for path in list_snapshots(trained_run / "run")[::2])
-    weight = last.blocks[0].mlp_tokens.fc1.weight - first.blocks[0].mlp_tokens.fc1.weight
-    expected = weight.detach()[fig.shown["order"]].reshape(4, 8, 8).numpy()
+    weight = _fc1(last, 0) - _fc1(first, 0)
+    expected = weight[fig.shown["order"]].reshape(4, 8, 8)
     np.testing.assert_allclose(history[2], expected, atol=1e-7)
 
 
@@ -359,7 +468,7 @@ def test_the_cli_writes_every_picture_of_a_checkpoint_from_the_training_cli(trai
         "--data-root", str(trained_run / "data"),
         "--test-images", "64",
     ]  # fmt: skip
-    assert viz.main(argv) == 0  # what `python -m mixer_edu.viz ...` runs
+    assert cli.main(argv) == 0  # what `python -m mixer_edu.viz ...` runs
     printed = capsys.readouterr().out.split()
     assert {path.rsplit("/", 1)[-1] for path in printed} == {
         "token_mixing_block_00.png",
@@ -396,5 +505,5 @@ def test_the_cli_runs_as_a_module():
 
 
 def test_the_cli_explains_a_missing_checkpoint(tmp_path, capsys):
-    assert viz.main([str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "pictures")]) == 2
+    assert cli.main([str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "pictures")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err

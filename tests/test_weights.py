@@ -3,8 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mixer_edu import conv_to_linear, create_model
+from mixer_edu import MixerBlock, conv_to_linear, create_model
+from mixer_edu.gmlp import SpatialGatingBlock
 from mixer_edu.weights import (
     channel_mixing_responses,
     cosine_similarities,
@@ -14,6 +16,7 @@ from mixer_edu.weights import (
     spatial_frequency,
     stem_filters,
     token_mixing_units,
+    token_mixing_weight,
 )
 
 from .helpers import randomize_
@@ -39,6 +42,28 @@ def _gratings_and_negatives(seed=0, noise=0.05):
     labels = [(k, +1) for k in range(8)] + [(k, -1) for k in range(8)]
     perm = torch.randperm(16, generator=generator).tolist()
     return units[perm], [labels[p] for p in perm]
+
+
+def test_a_mixer_blocks_token_mixing_weight_is_w1_of_its_token_mlp():
+    block = MixerBlock(dim=12, seq_len=20, mlp_ratio=(0.5, 4.0))
+    weight = block.token_mixing_weight()
+    assert weight.shape == (6, 20)  # (token_hidden, num_tokens) = (D_S, N), D_S = C/2
+    assert weight is block.mlp_tokens.fc1.weight  # the parameter, not a copy
+
+
+def test_a_gmlp_blocks_token_mixing_weight_is_its_spatial_gating_projection():
+    block = SpatialGatingBlock(dim=12, seq_len=20)
+    weight = block.token_mixing_weight()
+    assert weight.shape == (20, 20)  # (num_tokens, num_tokens)
+    assert weight is block.mlp_channels.gate.proj.weight
+
+
+def test_token_mixing_weight_asks_the_block_and_names_a_block_that_cannot_answer():
+    model = randomize_(create_model("mixer_cifar_tiny"))
+    assert token_mixing_weight(model, 3) is model.blocks[3].mlp_tokens.fc1.weight
+    model.blocks[3] = nn.Identity()
+    with pytest.raises(TypeError, match="block 3 is a Identity, which has no token_mixing_weight"):
+        token_mixing_units(model, 3)
 
 
 def test_token_mixing_units_are_the_rows_of_fc1_on_the_patch_grid():

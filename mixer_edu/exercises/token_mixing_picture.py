@@ -81,10 +81,10 @@ def _pattern(kind: str) -> torch.Tensor:
 def quiz_model() -> MlpMixer:
     """The quiz's Mixer: block 0's token-mixing units are the constructed pictures in `KINDS`."""
     model = create_model("mixer_cifar_tiny", embed_dim=CHANNELS, mlp_ratio=(0.25, 4.0))
-    layer = weights.token_mixing_layer(model, 0)  # (D_S, N) = (8, 64)
+    weight = weights.token_mixing_weight(model, 0)  # (D_S, N) = (8, 64)
     pictures = torch.stack([_pattern(kind) for kind in KINDS])  # (8, 8, 8)
     with torch.no_grad():
-        layer.weight.copy_(pictures.flatten(1))  # each picture row by row, as patches are numbered
+        weight.copy_(pictures.flatten(1))  # each picture row by row, as patches are numbered
     return model.eval()
 
 
@@ -216,7 +216,7 @@ def _check_random(feedback: Feedback, units: torch.Tensor, answer) -> None:
 
 def _check_channels(feedback: Feedback, model: MlpMixer, answer) -> None:
     channels, tokens = model.embed_dim, model.num_patches
-    hidden = weights.token_mixing_layer(model, 0).out_features
+    hidden = weights.token_mixing_weight(model, 0).shape[0]
     if answer == channels:
         feedback.ok(
             f"each picture is applied to all {channels} channels: token-mixing weights are "
