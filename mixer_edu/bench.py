@@ -381,7 +381,7 @@ def report_data(data: dict, result: dict) -> str:
     for row in data["rows"]:
         rate = row["images_per_sec"]
         line = f"{row['path']:22s}{rate:12.0f}"
-        line += "".join(f"{rate / (rate + model):22.0%}" for model in steps.values())
+        line += "".join(f"{rate / (rate + model):22.1%}" for model in steps.values())
         lines.append(line)
     return "\n".join(lines)
 

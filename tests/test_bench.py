@@ -120,4 +120,4 @@ def test_loop_ceiling_is_data_over_data_plus_model():
     data["rows"] = [{"path": "device batches", "images_per_sec": 300.0}]
     result = {"rows": [{"kind": "train", "precision": "fp32", "ours_images_per_sec": 100.0}]}
     line = bench.report_data(data, result).splitlines()[-1]
-    assert line.split()[-2:] == ["300", "75%"]  # 300 / (300 + 100)
+    assert line.split()[-2:] == ["300", "75.0%"]  # 300 / (300 + 100)
