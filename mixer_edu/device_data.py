@@ -229,6 +229,8 @@ def _check_images_and_labels(images, labels) -> None:
             f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}; the "
             "device path keeps raw pixels and normalises each batch itself."
         )
+    if len(images) == 0:
+        raise ValueError("images is empty; a DeviceLoader needs at least one image.")
     if labels.shape != images.shape[:1] or labels.is_floating_point():
         raise ValueError(
             f"labels must be integers of shape ({len(images)},), one per image, got "

@@ -274,6 +274,8 @@ def test_bad_input_gets_errors_that_name_the_fix():
         DeviceLoader(images, labels, 8, augment="randaugment")
     with pytest.raises(ValueError, match="uint8"):
         DeviceLoader(images.float(), labels, 8)
+    with pytest.raises(ValueError, match="at least one image"):
+        DeviceLoader(images[:0], labels[:0], 8, train=False)
     with pytest.raises(ValueError, match=r"one per image"):
         DeviceLoader(images, labels[:3], 8)
     with pytest.raises(ValueError, match="smaller batch_size"):
