@@ -12,9 +12,18 @@ speed drifts: alternating exposes both to the same drift.
 
 It also reports the work a step does, counted by `torch.utils.flop_counter` (a matmul of
 (m, k) @ (k, n) is 2mkn floating-point operations), and the machine's measured matmul
-throughput (a large square float32 matmul, GFLOP/s). Their ratio says how much of what the
-hardware can do a training step achieves: everything that is not a matmul (GELU, LayerNorm,
-copies, memory allocation, the optimizer) eats into it.
+throughput in each precision (a large square matmul in float32 and in bfloat16, GFLOP/s). The
+ratio of a row's FLOP/s to the matmul peak *of its own precision* says how much of what the
+hardware can do in that precision a step achieves: everything that is not a matmul (GELU,
+LayerNorm, copies, memory allocation, the optimizer) eats into it. (bf16 matmuls run several
+times faster than fp32 ones on GPUs and on CPUs with bf16 units, so a bf16 row measured against
+the fp32 peak could read far above 100%, which says nothing.)
+
+`--data` also measures the input pipeline alone, in images per second, next to the model-only
+training step: the batch path of `mixer_edu.device_data` (the data set on the device, augmented
+a batch at a time) and, for 32x32 images, the per-image torchvision path of
+`mixer_edu.data.make_loaders` in this process (0 workers). A loop that prepares a batch and then
+trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
 allocator (`mixer_edu.train.keep_freed_memory`, which the trainer also applies; `--default-malloc`
@@ -44,6 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .data import ImageTensors, NormalizeBatch, augmentation
+from .device_data import DeviceLoader
 from .mixer import MlpMixer
 from .train import autocast, keep_freed_memory
 
@@ -227,6 +238,66 @@ def benchmark(
     return result
 
 
+def data_benchmark(
+    config: str = "cifar",
+    batch_size: int | None = None,
+    batches: int = 20,
+    repeats: int = 5,
+    device: str | torch.device = "cpu",
+    clock=time.perf_counter,
+) -> dict:
+    """Images per second of the input pipeline alone: one epoch of `batches` batches of random
+    uint8 images, crop-flip augmented and normalised, taking turns like the models.
+
+    Rows: `'device batches'` (`DeviceLoader` on `device`) and, for 32x32 images (the crop size
+    of `mixer_edu.data.augmentation`), `'per-image, 0 workers'` (torchvision, one image at a
+    time in this process, each batch then copied to `device`, as `make_loaders` and the trainer
+    do). The pictures' content does not change the cost of cropping, so random ones do.
+    """
+    device = torch.device(device)
+    spec = CONFIGS[config]
+    batch = batch_size or spec["batch_size"]
+    size, n = spec["model"]["img_size"], batches * batch
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
+    labels = torch.randint(0, spec["model"]["num_classes"], (n,))
+    on_device = DeviceLoader(images, labels, batch, device=device)
+
+    def device_epoch():
+        for _ in on_device:
+            pass
+
+    epochs = {"device batches": device_epoch}
+    if size == 32:
+        stored = _ArrayDataset(images.permute(0, 2, 3, 1).numpy(), labels.tolist())
+        per_image = torch.utils.data.DataLoader(
+            ImageTensors(stored, augmentation("crop-flip")),
+            batch_size=batch,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=NormalizeBatch(),
+        )
+
+        def per_image_epoch():
+            for x, y in per_image:
+                x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+        epochs["per-image, 0 workers"] = per_image_epoch
+    times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
+    rows = [
+        {"path": name, "images_per_sec": n / statistics.median(seconds)}
+        for name, seconds in times.items()
+    ]
+    return {"config": config, "batch_size": batch, "images": n, "device": str(device), "rows": rows}
+
+
+class _ArrayDataset:
+    """What `ImageTensors` reads from a torchvision `CIFAR10`: uint8 `data (N, H, W, 3)`,
+    `targets` and `classes`."""
+
+    def __init__(self, data, targets):
+        self.data, self.targets, self.classes = data, targets, sorted(set(targets))
+
+
 # --------------------------------------------------------------------------------------------
 # Reporting.
 # --------------------------------------------------------------------------------------------
@@ -256,34 +327,62 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def peak_gflops(machine: dict, precision: str) -> float:
+    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows."""
+    return machine[f"{precision}_matmul_gflops"]
+
+
 def report(machine: dict, result: dict) -> str:
     """The table `python -m mixer_edu.bench` prints for one configuration."""
     m, batch = result["model"], result["batch_size"]
     train_flops, infer_flops = result["train_flops_per_image"], result["infer_flops_per_image"]
-    peak = machine["fp32_matmul_gflops"] * 1e9
+    precisions = dict.fromkeys(row["precision"] for row in result["rows"])
     lines = [
         f"\n{result['config']}: {m['img_size']}x{m['img_size']} images, patch {m['patch_size']}, "
         f"width {m['embed_dim']}, {m['num_blocks']} blocks, batch {batch}; "
         f"{train_flops / 1e6:.0f} MFLOP per image per training step "
         f"({infer_flops / 1e6:.0f} forward)",
+        "% of peak: each row's FLOP/s as "
+        + ", ".join(f"% of {p} matmul ({peak_gflops(machine, p):.0f} GFLOP/s)" for p in precisions),
         f"{'':12s}{'ours img/s':>12s}{'timm img/s':>12s}{'ours/timm':>11s}"
-        f"{'ours, % of fp32 matmul':>24s}{'timm, %':>9s}",
+        f"{'ours, % of peak':>17s}{'timm, %':>9s}",
     ]
     for row in result["rows"]:
         ours, theirs = row["ours_images_per_sec"], row.get("timm_images_per_sec")
         flops = train_flops if row["kind"] == "train" else infer_flops
+        peak = peak_gflops(machine, row["precision"]) * 1e9
         line = f"{row['kind'] + ' ' + row['precision']:12s}{ours:12.1f}"
         if theirs:
-            line += f"{theirs:12.1f}{ours / theirs:11.2f}{ours * flops / peak:24.0%}"
+            line += f"{theirs:12.1f}{ours / theirs:11.2f}{ours * flops / peak:17.0%}"
             line += f"{theirs * flops / peak:9.0%}"
         else:
-            line += f"{'-':>12s}{'-':>11s}{ours * flops / peak:24.0%}{'-':>9s}"
+            line += f"{'-':>12s}{'-':>11s}{ours * flops / peak:17.0%}{'-':>9s}"
         lines.append(line)
     by_key = {(r["kind"], r["precision"]): r for r in result["rows"]}
     bf16, fp32 = by_key.get(("train", "bf16")), by_key.get(("train", "fp32"))
     if bf16 and fp32 and "timm_images_per_sec" in fp32:
         ratio = bf16["ours_images_per_sec"] / fp32["timm_images_per_sec"]
         lines.append(f"training, ours in bf16 autocast / timm in fp32: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def report_data(data: dict, result: dict) -> str:
+    """The input pipeline's rows next to our model-only training steps (`--data`)."""
+    steps = {
+        r["precision"]: r["ours_images_per_sec"] for r in result["rows"] if r["kind"] == "train"
+    }
+    lines = [
+        f"data, {data['config']}: {data['images']} random uint8 images (crop-flip, normalise), "
+        f"batch {data['batch_size']}, on {data['device']}",
+        "loop ceiling = data / (data + model step): the most of model-only speed a loop that "
+        "prepares a batch, then trains on it, can reach",
+        f"{'':22s}{'img/s':>12s}" + "".join(f"{'ceiling, ' + p + ' step':>22s}" for p in steps),
+    ]
+    for row in data["rows"]:
+        rate = row["images_per_sec"]
+        line = f"{row['path']:22s}{rate:12.0f}"
+        line += "".join(f"{rate / (rate + model):22.1%}" for model in steps.values())
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -311,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave glibc malloc's defaults (by default freed memory is kept for reuse, for "
         "both models, as mixer_edu.train does; see keep_freed_memory)",
+    )
+    add(
+        "--data",
+        action="store_true",
+        help="also measure the input pipeline alone (device batches and the per-image loader) "
+        "next to the model-only training step",
     )
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
     add("--json", type=Path, help="also write the results to this file")
@@ -343,6 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         results.append(result)
         print(report(machine, result), flush=True)
+        if args.data:
+            batches = 4 if args.quick else 20
+            data = data_benchmark(
+                config, args.batch_size, batches, repeats, args.device, clock=clock
+            )
+            result["data"] = data
+            print(report_data(data, result), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
         print(f"\nwrote {args.json}")

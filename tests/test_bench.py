@@ -75,3 +75,49 @@ def test_cpu_time_clock_is_reported_and_counts_only_this_process(capsys, one_thr
     steps = {"sleep": lambda: time.sleep(0.05)}
     times = bench.time_alternating(steps, 1, 2, torch.device("cpu"), 0, clock=time.process_time)
     assert max(times["sleep"]) < 0.025
+
+
+def test_percent_of_peak_compares_each_precision_with_its_own_matmul_peak():
+    machine = {"fp32_matmul_gflops": 100.0, "bf16_matmul_gflops": 400.0}
+    rows = [
+        {"kind": "train", "precision": precision, "ours_images_per_sec": 1000.0}
+        | {"timm_images_per_sec": 500.0}
+        for precision in ("fp32", "bf16")
+    ]
+    result = {
+        "config": "quick",
+        "model": bench.CONFIGS["quick"]["model"],
+        "batch_size": 16,
+        "train_flops_per_image": 1e8,  # 1000 img/s * 1e8 FLOP = 100 GFLOP/s in both rows
+        "infer_flops_per_image": 5e7,
+        "rows": rows,
+    }
+    printed = bench.report(machine, result)
+    percents = {
+        line.split()[1]: (line.split()[5], line.split()[6])
+        for line in printed.splitlines()
+        if line.startswith("train ")
+    }
+    assert percents == {"fp32": ("100%", "50%"), "bf16": ("25%", "12%")}
+    assert "% of fp32 matmul (100 GFLOP/s)" in printed
+    assert "% of bf16 matmul (400 GFLOP/s)" in printed
+    assert bench.peak_gflops(machine, "bf16") == 400.0
+
+
+def test_data_mode_measures_both_input_paths_next_to_the_model_step(tmp_path, capsys, one_thread):
+    argv = ["--quick", "--threads", "1", "--precision", "fp32", "--data"]
+    assert bench.main([*argv, "--json", str(tmp_path / "b.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "device batches" in printed and "per-image, 0 workers" in printed
+    assert "ceiling, fp32 step" in printed
+    data = json.loads((tmp_path / "b.json").read_text())["results"][0]["data"]
+    assert [row["path"] for row in data["rows"]] == ["device batches", "per-image, 0 workers"]
+    assert all(row["images_per_sec"] > 0 for row in data["rows"])
+
+
+def test_loop_ceiling_is_data_over_data_plus_model():
+    data = {"config": "quick", "images": 64, "batch_size": 16, "device": "cpu"}
+    data["rows"] = [{"path": "device batches", "images_per_sec": 300.0}]
+    result = {"rows": [{"kind": "train", "precision": "fp32", "ours_images_per_sec": 100.0}]}
+    line = bench.report_data(data, result).splitlines()[-1]
+    assert line.split()[-2:] == ["300", "75.0%"]  # 300 / (300 + 100)

@@ -1,0 +1,283 @@
+"""Device data: the data set lives on the training device and is augmented a whole batch at a time.
+
+`mixer_edu.data.make_loaders` augments image by image: a loader (in worker processes, on more
+than two cores) crops and flips each picture with torchvision, stacks a batch, and the training
+loop copies it to the device. On a GPU that path, not the model, sets the speed at large
+batches: a Mixer step on 1024 images takes a few milliseconds, 1024 separate crops take longer.
+
+Here the whole data set is one uint8 tensor `(N, 3, H, W)` on the device (CIFAR-10's 50,000
+training images are 150 MB, 240 MB with the crop's zero padding around each), and every step
+does with a few tensor operations what the per-image path does in a loop:
+
+    shuffle       a permutation of 0..N-1                          -> the batch's image indices
+    crop + flip   one gather from the zero-padded images:           (B, 3, H + 2p, W + 2p) uint8
+                  output[b, c, i, j] = padded[index[b], c, top[b] + i, left[b] + j]
+                  or, mirrored, left[b] + (W - 1 - j)              -> (B, 3, H, W) uint8
+    normalise     `mixer_edu.data.normalization()`, the same as the per-image path
+    mix           optional CutMix / MixUp (`mixer_edu.data.batch_mixing`)
+
+`top` and `left` are uniform over the 2p + 1 positions and the flip has probability 1/2, exactly
+as `torchvision.transforms.v2.RandomCrop(32, padding=4)` and `RandomHorizontalFlip()` draw
+them; the tests compare the two paths' frequencies.
+
+**Deterministic from the epoch's seed.** All of an epoch's random numbers (the order, the
+crops, the flips, one seed per batch for the mixing) come from a `torch.Generator` on the CPU
+seeded with that epoch's seed, drawn once when the epoch starts and then moved to the device.
+The CPU generator gives the same numbers on every machine and for every device (CUDA and MPS
+have generators of their own, with other streams), so an epoch's crops and flips are the same
+whatever trains on them, and a resumed run repeats an interrupted epoch exactly. There are no
+worker processes whose seeds could differ. torchvision's CutMix and MixUp draw from torch's
+global CPU generator and take no generator argument, so each batch's mixing runs under
+`torch.random.fork_rng` with that batch's seed: it sees its own seed and leaves the caller's
+random state as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from .data import batch_mixing, dataset_classes, load_dataset, normalization
+from .validation import check_positive_int
+
+DEVICE_AUGMENTATIONS = ("none", "crop-flip")
+
+
+def draw_crops(
+    n: int, padding: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random crop positions and flips for `n` images: `(top, left, flip)`, each of shape (n,).
+
+    `top` and `left` are uniform over 0..2*padding (the corner of the crop in the padded image),
+    `flip` is True with probability 1/2.
+    """
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return top, left, flip
+
+
+def crop_and_flip(
+    padded: torch.Tensor,
+    index: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    flip: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Cut one `size` window out of each chosen padded image, mirrored left-right where `flip`.
+
+    Args:
+        padded: images `(N, C, H + 2p, W + 2p)`, any dtype.
+        index: which image each window comes from, `(B,)`.
+        top, left: the window's corner in the padded image, `(B,)`.
+        flip: mirror the window horizontally, `(B,)` bool.
+        size: the window `(H, W)`.
+
+    Returns:
+        `(B, C, H, W)`; `output[b, c, i, j] = padded[index[b], c, top[b] + i, left[b] + j]`, or
+        `left[b] + W - 1 - j` where `flip[b]`. Two gathers, no loop over images.
+    """
+    (height, width), (_, channels, padded_height, padded_width) = size, padded.shape
+    device = padded.device
+    # 1. The rows: every (image, channel, row) of the padded set is one row of `flat`.
+    flat = padded.reshape(-1, padded_width)  # (N * C * (H + 2p), W + 2p), a view
+    first_row = (index[:, None] * channels + torch.arange(channels, device=device)) * padded_height
+    row_ids = first_row[:, :, None] + top[:, None, None] + torch.arange(height, device=device)
+    rows = flat.index_select(0, row_ids.flatten())  # (B * C * H, W + 2p)
+    rows = rows.view(len(index), channels, height, padded_width)
+    # 2. The columns: a window starting at `left`, read backwards where flipped.
+    columns = torch.arange(width, device=device)
+    columns = torch.where(flip[:, None], width - 1 - columns, columns) + left[:, None]  # (B, W)
+    columns = columns[:, None, None, :].expand(-1, channels, height, -1)  # (B, C, H, W)
+    return rows.gather(3, columns)  # (B, C, H, W)
+
+
+class DeviceLoader:
+    """A data set on one device, served in shuffled, augmented, normalised batches.
+
+    Iterate it like a DataLoader: `for images, labels in loader` gives `images (B, 3, H, W)`
+    float32 (normalised) and `labels (B,)` int64, or soft targets `(B, classes)` float when
+    CutMix/MixUp mixed the batch, all on `device`. `len(loader)` is the number of batches.
+
+    Args:
+        images: uint8 `(N, 3, H, W)` (any device; copied to `device` once).
+        labels: integer `(N,)`.
+        batch_size: images per batch.
+        device: where the data set lives and the batches are made.
+        train: shuffle and augment (training); False: the images in order, unchanged (test).
+        augment: `'crop-flip'` (random crop after `padding` zero pixels on each side, then a
+            horizontal flip with probability 1/2) or `'none'`. Only when `train`.
+        padding: the crop's padding, 4 as in `mixer_edu.data.augmentation`.
+        mixing: `'none'`, `'cutmix'`, `'mixup'` or `'cutmix-mixup'` (see
+            `mixer_edu.data.batch_mixing`), applied with probability `mixing_prob`.
+        num_classes: for the mixed soft targets (default: the largest label + 1).
+        drop_last: drop the last incomplete batch (default: True when `train`, so every step
+            sees the same number of images).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        device: str | torch.device = "cpu",
+        train: bool = True,
+        augment: str = "crop-flip",
+        padding: int = 4,
+        mixing: str = "none",
+        mixing_alpha: float = 1.0,
+        mixing_prob: float = 1.0,
+        num_classes: int | None = None,
+        drop_last: bool | None = None,
+    ):
+        _check_images_and_labels(images, labels)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if augment not in DEVICE_AUGMENTATIONS:
+            raise ValueError(
+                f"augment must be one of {DEVICE_AUGMENTATIONS} on the device, got {augment!r}; "
+                "RandAugment and AutoAugment work image by image: use "
+                "mixer_edu.data.make_loaders for them."
+            )
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be a whole number >= 0, got {padding!r}.")
+        self.device = torch.device(device)
+        self.train = train
+        self.augment = augment if train else "none"
+        self.padding = padding
+        self.drop_last = train if drop_last is None else drop_last
+        if self.drop_last and len(labels) < batch_size:
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the {len(labels)} images and "
+                "drop_last is on, so an epoch would have no batch; use a smaller batch_size."
+            )
+        self.labels = labels.to(self.device, torch.int64)  # (N,)
+        self.images = images.to(self.device).contiguous()  # uint8 (N, 3, H, W)
+        if self.augment == "crop-flip":  # padded once, not every batch: (N, 3, H + 2p, W + 2p)
+            self.padded = F.pad(self.images, (padding,) * 4)
+            height, width = images.shape[-2:]  # the images become a view of the padded ones
+            self.images = self.padded[..., padding : padding + height, padding : padding + width]
+        self.normalize = normalization()
+        classes = num_classes or int(labels.max()) + 1
+        self.mix = batch_mixing(mixing, classes, alpha=mixing_alpha, prob=mixing_prob)
+        if self.mix is not None and not train:
+            raise ValueError("mixing applies to training batches only; use mixing='none'.")
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch, its seed drawn from torch's global generator (see `batches`)."""
+        return self.batches()
+
+    def batches(self, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of `(images, labels)` batches, all of its randomness from `seed`.
+
+        Without `seed`, one number is drawn from torch's global CPU generator, so a training
+        loop that seeds torch per epoch (`mixer_edu.train` does) gets a repeatable epoch.
+        The same seed gives the same batches; the test split ignores it.
+        """
+        n, size = len(self.labels), tuple(self.images.shape[-2:])
+        if seed is None:
+            seed = int(torch.randint(2**62, ()))
+        generator = torch.Generator().manual_seed(seed)  # on the CPU: the same numbers anywhere
+        order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
+        crops = draw_crops(n, self.padding, generator) if self.augment == "crop-flip" else None
+        mix_seeds = torch.randint(2**62, (len(self),), generator=generator).tolist()
+        order = order.to(self.device)
+        if crops is not None:
+            top, left, flip = (values.to(self.device) for values in crops)
+        for number in range(len(self)):
+            index = order[number * self.batch_size : (number + 1) * self.batch_size]
+            if crops is None:
+                images = self.images[index]
+            else:  # draws are per epoch position, so a batch's crops follow its slot
+                where = slice(number * self.batch_size, number * self.batch_size + len(index))
+                images = crop_and_flip(
+                    self.padded, index, top[where], left[where], flip[where], size
+                )
+            images, labels = self.normalize(images), self.labels[index]  # float32, int64
+            if self.mix is not None:
+                with torch.random.fork_rng(devices=[]):  # torchvision draws from the global one
+                    torch.manual_seed(mix_seeds[number])
+                    images, labels = self.mix(images, labels)
+            yield images, labels
+
+    def __repr__(self) -> str:
+        n, shape = len(self.labels), tuple(self.images.shape[1:])
+        return (
+            f"{type(self).__name__}({n} images {shape} on {self.device}, batch {self.batch_size}, "
+            f"{'train' if self.train else 'test'}, augment={self.augment!r}, "
+            f"mixing={self.mix is not None}, drop_last={self.drop_last})"
+        )
+
+
+def _check_images_and_labels(images, labels) -> None:
+    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError(
+            "images and labels must be torch.Tensors; convert a numpy array (N, H, W, 3) with "
+            "torch.from_numpy(array).permute(0, 3, 1, 2)."
+        )
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}; the "
+            "device path keeps raw pixels and normalises each batch itself."
+        )
+    if len(images) == 0:
+        raise ValueError("images is empty; a DeviceLoader needs at least one image.")
+    if labels.shape != images.shape[:1] or labels.is_floating_point():
+        raise ValueError(
+            f"labels must be integers of shape ({len(images)},), one per image, got "
+            f"{labels.dtype} {tuple(labels.shape)}."
+        )
+
+
+def tensors_of(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uint8 images `(N, 3, H, W)` and int64 labels `(N,)` a torchvision CIFAR10 has read."""
+    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+    return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.int64)
+
+
+def device_loaders(
+    name: str,
+    batch_size: int = 128,
+    *,
+    device: str | torch.device = "cpu",
+    root: str | Path | None = None,
+    augment: str = "crop-flip",
+    mixing: str = "none",
+    mixing_prob: float = 1.0,
+    train_images: int | None = None,
+    test_images: int | None = None,
+    test_batch_size: int | None = None,
+    download: bool = True,
+) -> tuple[DeviceLoader, DeviceLoader]:
+    """Training and test `DeviceLoader`s for `'cifar10'` or `'standin'`, like `make_loaders`.
+
+    The arguments mean what they mean for `mixer_edu.data.make_loaders`; `device` is where the
+    data set is kept and augmented, `mixing` the CutMix/MixUp done on each training batch.
+    """
+    num_classes = len(dataset_classes(name))
+    splits = []
+    for train, first in ((True, train_images), (False, test_images)):
+        images, labels = tensors_of(load_dataset(name, train, root, None, download))
+        if first is not None:
+            check_positive_int(first, "train_images" if train else "test_images")
+            images, labels = images[:first], labels[:first]
+        splits.append((images, labels))
+    (train_x, train_y), (test_x, test_y) = splits
+    common = dict(device=device, num_classes=num_classes)
+    train_loader = DeviceLoader(
+        train_x, train_y, batch_size, augment=augment, mixing=mixing, mixing_prob=mixing_prob,
+        **common,
+    )  # fmt: skip
+    test_loader = DeviceLoader(
+        test_x, test_y, test_batch_size or 2 * batch_size, train=False, **common
+    )
+    return train_loader, test_loader
