@@ -17,7 +17,7 @@ hardware can do a training step achieves: everything that is not a matmul (GELU,
 copies, memory allocation, the optimizer) eats into it.
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
-allocator (`mixer_edu.train.keep_freed_memory`, which the trainer also applies; `--default-malloc`
+allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
 two threads that wait for each other slow down many times over when another process takes a core.
 There, `--threads 1 --cpu-time` gives robust ratios: one thread waits for no one, and the clock
@@ -45,7 +45,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .mixer import MlpMixer
-from .train import autocast, keep_freed_memory
+from .runtime import autocast, keep_freed_memory
 
 CONFIGS = {
     "cifar": dict(
