@@ -26,7 +26,7 @@ a batch at a time) and, for 32x32 images, the per-image torchvision path of
 trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
-allocator (`mixer_edu.train.keep_freed_memory`, which the trainer also applies; `--default-malloc`
+allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
 two threads that wait for each other slow down many times over when another process takes a core.
 There, `--threads 1 --cpu-time` gives robust ratios: one thread waits for no one, and the clock
@@ -56,7 +56,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import ImageTensors, NormalizeBatch, augmentation
 from .device_data import DeviceLoader
 from .mixer import MlpMixer
-from .train import autocast, keep_freed_memory
+from .runtime import autocast, keep_freed_memory
 
 CONFIGS = {
     "cifar": dict(

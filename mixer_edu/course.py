@@ -13,7 +13,6 @@ By default (neither set) the notebooks download and use the real CIFAR-10.
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import matplotlib.cbook
@@ -21,9 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data import DATASETS
+from .paths import project_folder
+from .runtime import seed_everything
+from .validation import check_choice
+
 FAST_ENV = "MIXER_EDU_FAST"
 DATASET_ENV = "MIXER_EDU_DATASET"
-DATASETS = ("cifar10", "standin")
 
 
 def fast_mode() -> bool:
@@ -36,9 +39,7 @@ def course_dataset() -> str:
     if fast_mode():
         return "standin"
     name = os.environ.get(DATASET_ENV, "cifar10").strip().lower() or "cifar10"
-    if name not in DATASETS:
-        raise ValueError(f"{DATASET_ENV}={name!r} is not a dataset; use one of {DATASETS}.")
-    return name
+    return check_choice(name, DATASETS, DATASET_ENV)
 
 
 def describe_mode() -> str:
@@ -64,17 +65,13 @@ def run_dir(name: str) -> Path:
     `data/` is), or in the working directory when the package is installed elsewhere, so notebooks
     in different folders find each other's runs.
     """
-    repository = Path(__file__).resolve().parent.parent
-    root = repository if (repository / "pyproject.toml").is_file() else Path.cwd()
     suffix = "-fast" if fast_mode() else ""
-    return root / "runs" / f"{name}-{course_dataset()}{suffix}"
+    return project_folder() / "runs" / f"{name}-{course_dataset()}{suffix}"
 
 
 def setup_notebook(seed: int = 0) -> None:
     """Seed every random generator and print the run mode, so each notebook starts the same way."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - students' own code may use the global generator
-    torch.manual_seed(seed)
+    seed_everything(seed)  # students' own code may use any of the global generators
     print(describe_mode())
 
 

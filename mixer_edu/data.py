@@ -33,7 +33,6 @@ stand-in is labelled "synthetic stand-in" (`dataset_label`).
 
 from __future__ import annotations
 
-import os
 import urllib.error
 from pathlib import Path
 
@@ -45,7 +44,10 @@ from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
 from . import standin
-from .validation import check_positive_int
+from .paths import DATA_ENV, default_data_root
+from .runtime import default_num_workers
+from .standin import standin_root, write_standin
+from .validation import check_choice, check_positive_int
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -66,7 +68,6 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 DATASETS = ("cifar10", "standin")
 DATASET_LABELS = {"cifar10": "CIFAR-10", "standin": "synthetic stand-in"}
-DATA_ENV = "MIXER_EDU_DATA"
 AUGMENTATIONS = ("none", "crop-flip", "randaugment", "autoaugment")
 BATCH_MIXINGS = ("none", "cutmix", "mixup", "cutmix-mixup")
 CIFAR10_URL = CIFAR10.url
@@ -77,12 +78,9 @@ class DatasetUnavailableError(RuntimeError):
 
 
 def check_dataset_name(name: str) -> str:
-    if name not in DATASETS:
-        raise ValueError(
-            f"unknown dataset {name!r}; use 'cifar10' (downloads CIFAR-10) or 'standin' "
-            "(the synthetic stand-in generated offline)."
-        )
-    return name
+    """Return `name` after checking it is one of `DATASETS`."""
+    hint = "'cifar10' downloads CIFAR-10; 'standin' is the synthetic stand-in, generated offline."
+    return check_choice(name, DATASETS, "dataset", hint)
 
 
 def dataset_label(name: str) -> str:
@@ -95,56 +93,9 @@ def dataset_classes(name: str) -> tuple[str, ...]:
     return CIFAR10_CLASSES if check_dataset_name(name) == "cifar10" else standin.STANDIN_CLASSES
 
 
-def default_data_root() -> Path:
-    """`$MIXER_EDU_DATA` if set, else `data/` in the repository (or in the working directory
-    when the package is installed elsewhere)."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    repository = Path(__file__).resolve().parent.parent
-    if (repository / "pyproject.toml").is_file():
-        return repository / "data"
-    return Path.cwd() / "data"
-
-
-def standin_root(root: str | Path | None = None) -> Path:
-    """Where the stand-in lives: `<data root>/standin` (it holds `cifar-10-batches-py/`)."""
-    return Path(root if root is not None else default_data_root()) / "standin"
-
-
 # --------------------------------------------------------------------------------------------
-# The stand-in: generated on request, read by torchvision's own CIFAR10 class.
+# The stand-in: generated on request (`mixer_edu.standin`), read by torchvision's CIFAR10 class.
 # --------------------------------------------------------------------------------------------
-
-
-def write_standin(
-    root: str | Path | None = None,
-    *,
-    train_per_batch: int = 2000,
-    test_size: int = 2000,
-    overwrite: bool = False,
-) -> Path:
-    """Generate the stand-in under the data root `root` (default `default_data_root()`).
-
-    Writes `<root>/standin/cifar-10-batches-py/` (5 training batches of `train_per_batch`
-    images and a test batch of `test_size`) unless a copy of these sizes written by the current
-    generator is there already, or always with `overwrite=True`. Returns the folder.
-    """
-    folder_root = standin_root(root)
-    manifest = standin.read_manifest(folder_root)
-    wanted = {"version": standin.STANDIN_VERSION, "train_size": 5 * train_per_batch}
-    wanted["test_size"] = test_size
-    if manifest is not None and not overwrite:
-        if all(manifest.get(key) == value for key, value in wanted.items()):
-            return folder_root / standin.BASE_FOLDER
-        if manifest.get("version") != standin.STANDIN_VERSION:
-            print(
-                f"The synthetic stand-in in {folder_root} was written by an older generator "
-                f"(version {manifest.get('version')}, now {standin.STANDIN_VERSION}); "
-                "regenerating it."
-            )
-    return standin.write_cifar_files(
-        folder_root, train_per_batch=train_per_batch, test_size=test_size
-    )
 
 
 class StandinCIFAR10(CIFAR10):
@@ -251,8 +202,7 @@ def augmentation(augment: str = "crop-flip") -> v2.Compose:
     every side, then a horizontal flip with probability 1/2; `'randaugment'` or `'autoaugment'`
     (torchvision's CIFAR-10 policy) after the crop and flip.
     """
-    if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}.")
+    check_choice(augment, AUGMENTATIONS, "augment")
     steps = []
     if augment != "none":
         steps += [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
@@ -294,8 +244,7 @@ def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0, 
     per batch. With `prob < 1` a batch is mixed only with that probability (and otherwise
     passes unchanged, with its integer labels). Returns None for `'none'`.
     """
-    if kind not in BATCH_MIXINGS:
-        raise ValueError(f"batch mixing must be one of {BATCH_MIXINGS}, got {kind!r}.")
+    check_choice(kind, BATCH_MIXINGS, "batch mixing")
     if kind == "none":
         return None
     cutmix = v2.CutMix(alpha=alpha, num_classes=num_classes)
@@ -316,20 +265,12 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def default_num_workers() -> int:
-    """Loader worker processes for this machine: none on 1-2 cores, where decoding in the main
-    process is fastest (workers would take cores from the model), else half the cores, at most 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cores or 1) <= 2 else min(8, cores // 2)
-
-
 class ImageTensors(Dataset):
     """The images a torchvision `CIFAR10` dataset has read, as uint8 tensors `(3, 32, 32)`.
 
     `CIFAR10[i]` turns every picture into a PIL image first; reading the uint8 array it loaded
-    directly halves the cost per training image (crop and flip: about 100 instead of 220
-    microseconds here). `transform` acts on one uint8 image; the loader's `NormalizeBatch`
-    normalises whole batches afterwards.
+    directly skips that conversion. `transform` acts on one uint8 image; the loader's
+    `NormalizeBatch` normalises whole batches afterwards.
     """
 
     def __init__(self, dataset: CIFAR10, transform=None):

@@ -27,8 +27,8 @@ accuracy, and the training speed in sequences per second, measured in one proces
 training steps of the two models alternately and taking the median (timing on a shared machine is
 noisy, and alternating exposes both models to the same noise). The CLI prints a table:
 
-    python -m mixer_edu.mlm              # both mixers, 2000 steps: about 6 minutes on 2 CPU cores
-    python -m mixer_edu.mlm --fast       # 250 steps: under a minute for both
+    python -m mixer_edu.mlm              # both mixers, 2000 steps each
+    python -m mixer_edu.mlm --fast       # 250 steps each (the notebook's fast mode)
     python -m mixer_edu.mlm --steps 2000 --seq-len 128 --out runs/mlm
 """
 
@@ -49,8 +49,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .course import fast_mode
+from .optim import warmup_cosine
+from .runtime import autocast
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
-from .train import lr_factor
 from .validation import check_positive_int
 
 IGNORE_INDEX = -100  # cross_entropy skips targets with this value: the positions not picked
@@ -242,7 +243,7 @@ class MlmConfig:
         """A short run for the notebook and CI: 250 steps with a shorter warm-up.
 
         Long enough for the MLP mixer to pull ahead of attention (the full run shows how that
-        turns around later); under a minute for both mixers on 2 CPU cores.
+        turns around later).
         """
         fast = {"steps": 250, "warmup_steps": 50, "eval_every": 25, "eval_sequences": 256}
         return cls(**{**fast, **overrides})
@@ -285,17 +286,17 @@ def build_encoder(mixer: str, config: MlmConfig, vocab_size: int) -> TextEncoder
 
 def mlm_loss(model: TextEncoder, inputs: Tensor, targets: Tensor, bf16: bool = False) -> Tensor:
     """Cross-entropy at the picked positions only (the others are `IGNORE_INDEX`)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with autocast(inputs.device, "bf16" if bf16 else "fp32"):
         logits = model(inputs)  # (B, L, V)
     logits = logits.flatten(0, 1).float()  # (B*L, V)
     return F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_heldout(
     model: TextEncoder, inputs: Tensor, targets: Tensor, batch_size: int = 256
-) -> tuple[float, float]:
-    """Held-out loss and masked-character accuracy, over the picked positions of all sequences."""
+) -> dict[str, float]:
+    """`heldout_loss` and `heldout_accuracy` (of the masked characters) over all sequences."""
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
@@ -307,7 +308,7 @@ def evaluate(
         correct += (logits[picked].argmax(dim=-1) == target[picked]).sum().item()
         count += picked.sum().item()
     model.train(was_training)
-    return total_loss / count, correct / count
+    return {"heldout_loss": total_loss / count, "heldout_accuracy": correct / count}
 
 
 def heldout_set(data: MlmData, config: MlmConfig) -> tuple[Tensor, Tensor]:
@@ -333,15 +334,12 @@ def train_mlm(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    # The course's warm-up cosine (`mixer_edu.train.lr_factor`), ending at 10% of the peak.
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, config.warmup_steps, config.steps, final=0.1)
-    )
+    # The course's warm-up cosine (`mixer_edu.optim`), ending at 10% of the peak.
+    schedule = warmup_cosine(optimizer, config.warmup_steps, config.steps, final=0.1)
     heldout_inputs, heldout_targets = heldout_set(data, config)
     generator = torch.Generator().manual_seed(config.seed)
 
-    loss_value, accuracy = evaluate(model, heldout_inputs, heldout_targets)  # untrained
-    evals = [{"step": 0, "heldout_loss": loss_value, "heldout_accuracy": accuracy}]
+    evals = [{"step": 0, **evaluate_heldout(model, heldout_inputs, heldout_targets)}]  # untrained
     train_loss, train_seconds = [], 0.0
     bar = tqdm(range(1, config.steps + 1), desc=f"{mixer:9s}", disable=not progress)
     for step in bar:
@@ -356,9 +354,8 @@ def train_mlm(
         train_seconds += time.perf_counter() - start
         train_loss.append(loss.item())
         if step % config.eval_every == 0 or step == config.steps:
-            loss_value, accuracy = evaluate(model, heldout_inputs, heldout_targets)
-            evals.append({"step": step, "heldout_loss": loss_value, "heldout_accuracy": accuracy})
-            bar.set_postfix(heldout_acc=f"{accuracy:.3f}")
+            evals.append({"step": step, **evaluate_heldout(model, heldout_inputs, heldout_targets)})
+            bar.set_postfix(heldout_acc=f"{evals[-1]['heldout_accuracy']:.3f}")
     model.eval()
     num_params = sum(p.numel() for p in model.parameters())
     return MlmRun(mixer, num_params, train_loss, evals, train_seconds, model)

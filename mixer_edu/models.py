@@ -1,7 +1,8 @@
-"""Named model configurations: the paper's Mixer family and small models for CIFAR-sized images.
+"""Named models: the paper's Mixer family, small models for CIFAR-sized images, and gMLP.
 
-A configuration is a plain dict of `MlpMixer` keywords; `create_model(name, **overrides)` builds
-one. The paper's models (Table 1 of Tolstikhin et al. 2021) use 224x224 images:
+`MODELS` is an explicit registry: each entry names the class that builds the model, its keyword
+arguments, and a title to print. `create_model(name, **overrides)` builds one; adding a model
+family is one more entry. The paper's models (Table 1 of Tolstikhin et al. 2021) use 224x224 images:
 
     name            patch  layers  hidden C  token MLP D_S  channel MLP D_C  params
     mixer_s32_224    32      8       512         256            2048          19M
@@ -21,7 +22,7 @@ The `mixer_cifar_*` models take 32x32 images with 4x4 patches (an 8x8 grid of 64
 10 classes, and are small enough to train on a laptop CPU. `mixer_cifar_small` has the shape
 used by the CIFAR-10 reference repositories (C=128, D_S=64, D_C=512, 8 layers).
 
-The `gmlp_*` names build `GMlp` (`mixer_edu.gmlp`: Mixer's stem and head around spatial gating
+The `gmlp_*` entries build `GMlp` (`mixer_edu.gmlp`: Mixer's stem and head around spatial gating
 blocks), with the shapes of Liu et al. 2021 and timm: 30 layers, 16x16 patches, gated MLP
 width 6C; gMLP-Ti/S/B have C = 128/256/512 and 5.9M/19.4M/73.1M parameters with the head.
 `gmlp_cifar_tiny` and `gmlp_cifar_small` match `mixer_cifar_tiny` and `mixer_cifar_small` in
@@ -30,67 +31,106 @@ images, patches, width and depth.
 
 from __future__ import annotations
 
-import difflib
+from dataclasses import dataclass
+
+from torch import nn
 
 from .gmlp import GMlp
 from .mixer import MlpMixer
+from .validation import check_choice
 
-MODEL_CONFIGS: dict[str, dict] = {
-    # The paper's family (ImageNet resolution, 1000 classes).
-    "mixer_s32_224": dict(patch_size=32, num_blocks=8, embed_dim=512),
-    "mixer_s16_224": dict(patch_size=16, num_blocks=8, embed_dim=512),
-    "mixer_b32_224": dict(patch_size=32, num_blocks=12, embed_dim=768),
-    "mixer_b16_224": dict(patch_size=16, num_blocks=12, embed_dim=768),
-    "mixer_l32_224": dict(patch_size=32, num_blocks=24, embed_dim=1024),
-    "mixer_l16_224": dict(patch_size=16, num_blocks=24, embed_dim=1024),
-    "mixer_h14_224": dict(patch_size=14, num_blocks=32, embed_dim=1280),
-    # CIFAR-sized: 32x32 images, 4x4 patches -> 64 tokens, 10 classes.
-    "mixer_cifar_tiny": dict(img_size=32, patch_size=4, num_blocks=4, embed_dim=64, num_classes=10),
-    "mixer_cifar_small": dict(
-        img_size=32, patch_size=4, num_blocks=8, embed_dim=128, num_classes=10
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: the class that builds the model, its keywords, a printable title."""
+
+    model_class: type[nn.Module]
+    config: dict
+    title: str
+
+
+# The paper's models see 224x224 RGB images and ImageNet's 1000 classes.
+PAPER = dict(img_size=224, in_chans=3, num_classes=1000)
+# CIFAR-sized: 32x32 images, 4x4 patches -> an 8x8 grid of 64 tokens, 10 classes.
+CIFAR = dict(img_size=32, patch_size=4, num_classes=10)
+
+# The registry: adding a model family is one more entry here.
+MODELS: dict[str, ModelSpec] = {
+    # The paper's family (Table 1).
+    "mixer_s32_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=32, num_blocks=8, embed_dim=512), "Mixer-S/32"
     ),
-    "mixer_cifar_base": dict(
-        img_size=32, patch_size=4, num_blocks=8, embed_dim=256, num_classes=10
+    "mixer_s16_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=16, num_blocks=8, embed_dim=512), "Mixer-S/16"
     ),
-    # gMLP (built by GMlp): the paper's Ti/S/B at 224x224, then CIFAR-sized.
-    "gmlp_ti16_224": dict(patch_size=16, num_blocks=30, embed_dim=128, mlp_ratio=6),
-    "gmlp_s16_224": dict(patch_size=16, num_blocks=30, embed_dim=256, mlp_ratio=6),
-    "gmlp_b16_224": dict(patch_size=16, num_blocks=30, embed_dim=512, mlp_ratio=6),
-    "gmlp_cifar_tiny": dict(
-        img_size=32, patch_size=4, num_blocks=4, embed_dim=64, mlp_ratio=6, num_classes=10
+    "mixer_b32_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=32, num_blocks=12, embed_dim=768), "Mixer-B/32"
     ),
-    "gmlp_cifar_small": dict(
-        img_size=32, patch_size=4, num_blocks=8, embed_dim=128, mlp_ratio=6, num_classes=10
+    "mixer_b16_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=16, num_blocks=12, embed_dim=768), "Mixer-B/16"
+    ),
+    "mixer_l32_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=32, num_blocks=24, embed_dim=1024), "Mixer-L/32"
+    ),
+    "mixer_l16_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=16, num_blocks=24, embed_dim=1024), "Mixer-L/16"
+    ),
+    "mixer_h14_224": ModelSpec(
+        MlpMixer, dict(PAPER, patch_size=14, num_blocks=32, embed_dim=1280), "Mixer-H/14"
+    ),
+    # CIFAR-sized Mixers.
+    "mixer_cifar_tiny": ModelSpec(
+        MlpMixer, dict(CIFAR, num_blocks=4, embed_dim=64), "Mixer (CIFAR, tiny)"
+    ),
+    "mixer_cifar_small": ModelSpec(
+        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=128), "Mixer (CIFAR, small)"
+    ),
+    "mixer_cifar_base": ModelSpec(
+        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=256), "Mixer (CIFAR, base)"
+    ),
+    # gMLP: the paper's Ti/S/B at 224x224, then CIFAR-sized.
+    "gmlp_ti16_224": ModelSpec(
+        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=128, mlp_ratio=6), "gMLP-Ti/16"
+    ),
+    "gmlp_s16_224": ModelSpec(
+        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=256, mlp_ratio=6), "gMLP-S/16"
+    ),
+    "gmlp_b16_224": ModelSpec(
+        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=512, mlp_ratio=6), "gMLP-B/16"
+    ),
+    "gmlp_cifar_tiny": ModelSpec(
+        GMlp, dict(CIFAR, num_blocks=4, embed_dim=64, mlp_ratio=6), "gMLP (CIFAR, tiny)"
+    ),
+    "gmlp_cifar_small": ModelSpec(
+        GMlp, dict(CIFAR, num_blocks=8, embed_dim=128, mlp_ratio=6), "gMLP (CIFAR, small)"
     ),
 }
 
-# Every paper model is built for 224x224 RGB images and ImageNet's 1000 classes.
-_PAPER_DEFAULTS = dict(img_size=224, in_chans=3, num_classes=1000)
+# Each model's keyword dict, by name (the registry without the classes).
+MODEL_CONFIGS: dict[str, dict] = {name: spec.config for name, spec in MODELS.items()}
 
 
 def list_models() -> list[str]:
     """Names accepted by `create_model`, in the order above."""
-    return list(MODEL_CONFIGS)
+    return list(MODELS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of `name`; an unknown name lists the known ones (and the closest)."""
+    return MODELS[check_choice(name, MODELS, "model name")]
 
 
 def model_config(name: str, **overrides) -> dict:
     """The full keyword dict that `create_model(name, **overrides)` passes to the model."""
-    if name not in MODEL_CONFIGS:
-        close = difflib.get_close_matches(str(name), MODEL_CONFIGS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown model name {name!r}.{hint} Known models: {', '.join(MODEL_CONFIGS)}."
-        )
-    defaults = {} if "_cifar" in name else _PAPER_DEFAULTS
-    return {**defaults, **MODEL_CONFIGS[name], **overrides}
+    return {**model_spec(name).config, **overrides}
 
 
-def model_class(name: str) -> type[MlpMixer]:
-    """The class that builds the named model: `GMlp` for `gmlp_*` names, else `MlpMixer`."""
-    return GMlp if name.startswith("gmlp_") else MlpMixer
+def model_class(name: str) -> type[nn.Module]:
+    """The class that builds the named model (`MlpMixer` or `GMlp`)."""
+    return model_spec(name).model_class
 
 
-def create_model(name: str, **overrides) -> MlpMixer:
+def create_model(name: str, **overrides) -> nn.Module:
     """Build the named model; keyword overrides change its configuration.
 
     Example:

@@ -29,6 +29,7 @@ from pathlib import Path
 from torch import nn
 
 from .mixer import LAYER_NORM_EPS, MlpMixer
+from .models import MODELS
 
 DEFAULT_WEIGHTS = "mixer_b16_224.goog_in21k_ft_in1k"
 HUB_HOST = "huggingface.co"
@@ -49,10 +50,7 @@ def describe_weights(name: str) -> str:
     weights)".
     """
     architecture, _, tag = name.partition(".")
-    parts = architecture.split("_")  # ['mixer', 'b16', '224']
-    pretty = architecture
-    if len(parts) >= 2 and parts[0] == "mixer" and parts[1][:1].isalpha():
-        pretty = f"Mixer-{parts[1][0].upper()}/{parts[1][1:]}"
+    pretty = MODELS[architecture].title if architecture in MODELS else architecture
     what = WEIGHT_TAGS.get(tag, "pretrained weights")
     return f"{pretty} ({name}: {what})"
 

@@ -39,8 +39,8 @@ images (up to the last bit of an occasional floating-point rounding), in a few s
 file as written; `mixer_edu.data` checks the files against it (in place of CIFAR-10's published
 checksums, which the stand-in cannot match) and regenerates a copy written by an older version.
 
-`mixer_edu.data.load_dataset("standin", ...)` writes it on first use into `data/standin/`;
-`python -m mixer_edu.standin` (re)writes it by hand.
+`write_standin()` writes it into `data/standin/` (`mixer_edu.data.load_dataset("standin", ...)`
+calls it on first use); `python -m mixer_edu.standin` rewrites it by hand.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .paths import default_data_root
 
 STANDIN_VERSION = 2  # bump whenever the generated images change; old copies are regenerated
 STANDIN_SEED = 20210504  # the day the MLP-Mixer paper appeared on arXiv
@@ -366,6 +368,39 @@ def read_manifest(root: str | Path) -> dict | None:
         return None
 
 
+def standin_root(root: str | Path | None = None) -> Path:
+    """Where the stand-in lives: `<data root>/standin` (it holds `cifar-10-batches-py/`)."""
+    return Path(root if root is not None else default_data_root()) / "standin"
+
+
+def write_standin(
+    root: str | Path | None = None,
+    *,
+    train_per_batch: int = 2000,
+    test_size: int = 2000,
+    overwrite: bool = False,
+) -> Path:
+    """Generate the stand-in under the data root `root` (default `$MIXER_EDU_DATA` or `data/`).
+
+    Writes `<root>/standin/cifar-10-batches-py/` (5 training batches of `train_per_batch`
+    images and a test batch of `test_size`) unless a copy of these sizes written by the current
+    generator is there already, or always with `overwrite=True`. Returns the folder.
+    """
+    folder_root = standin_root(root)
+    manifest = read_manifest(folder_root)
+    wanted = {"version": STANDIN_VERSION, "train_size": 5 * train_per_batch}
+    wanted["test_size"] = test_size
+    if manifest is not None and not overwrite:
+        if all(manifest.get(key) == value for key, value in wanted.items()):
+            return folder_root / BASE_FOLDER
+        if manifest.get("version") != STANDIN_VERSION:
+            print(
+                f"The synthetic stand-in in {folder_root} was written by an older generator "
+                f"(version {manifest.get('version')}, now {STANDIN_VERSION}); regenerating it."
+            )
+    return write_cifar_files(folder_root, train_per_batch=train_per_batch, test_size=test_size)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.standin",
@@ -375,8 +410,6 @@ def main(argv: list[str] | None = None) -> None:
         "--root", help="data folder (default: $MIXER_EDU_DATA or data/ in the repository)"
     )
     args = parser.parse_args(argv)
-    from .data import write_standin  # data.py decides where the stand-in lives
-
     folder = write_standin(args.root, overwrite=True)
     print(f"synthetic stand-in written to {folder}")
 

@@ -6,6 +6,9 @@ Python runs with `-O`, and a student should never get a silent wrong answer inst
 
 from __future__ import annotations
 
+import difflib
+import math
+
 import torch
 
 
@@ -42,6 +45,57 @@ def check_positive_int(n, name: str) -> int:
     if n <= 0:
         raise ValueError(f"{name} must be a positive int, got {n}.")
     return n
+
+
+def check_choice(value, choices, name: str, hint: str = ""):
+    """Return `value` after checking it is one of `choices`; the error lists them all.
+
+    A near miss (a typo) gets a suggestion: `'crop_flip'` -> "Did you mean 'crop-flip'?";
+    `hint` adds what the choices mean.
+    """
+    choices = tuple(choices)
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    suggestion = f" Did you mean {close[0]!r}?" if close else ""
+    allowed = ", ".join(repr(c) for c in choices)
+    message = f"{name} must be one of {allowed}; got {value!r}.{suggestion}"
+    raise ValueError(message + (f" {hint}" if hint else ""))
+
+
+def check_range(
+    value,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    high_open: bool = False,
+    low_open: bool = False,
+    hint: str = "",
+) -> float:
+    """Return `value` after checking it is a finite number in the interval [low, high].
+
+    `low_open` / `high_open` exclude that end; `None` leaves a side unbounded. The error names
+    `name`, the interval allowed and the value given, then `hint` (how to fix it).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above or not math.isfinite(value):
+        raise ValueError(
+            f"{name} must be {_interval(low, high, low_open, high_open)}, got {value}."
+            + (f" {hint}" if hint else "")
+        )
+    return value
+
+
+def _interval(low, high, low_open: bool, high_open: bool) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high}"
+    return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
 def check_divisible(image_size: int, patch_size: int) -> None:

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from mixer_edu import MlpMixer, create_model, list_models, model_config
+from mixer_edu.gmlp import GMlp
+from mixer_edu.models import MODELS
 
 PAPER_MODELS = [
     "mixer_s32_224",
@@ -76,9 +78,17 @@ def test_overrides_change_the_configuration():
 
 
 def test_unknown_model_name_lists_the_known_ones_and_suggests_the_closest():
-    expected = r"'mixer_b16'.*Did you mean 'mixer_b16_224'.*Known models: mixer_s32_224"
+    expected = r"must be one of 'mixer_s32_224'.*got 'mixer_b16'\. Did you mean 'mixer_b16_224'"
     with pytest.raises(ValueError, match=expected):
         create_model("mixer_b16")
+    with pytest.raises(ValueError, match="got None"):
+        create_model(None)
+
+
+def test_the_registry_names_the_class_of_every_model():
+    assert {spec.model_class for spec in MODELS.values()} == {MlpMixer, GMlp}
+    for name, spec in MODELS.items():
+        assert type(create_model(name, num_classes=0, num_blocks=1)) is spec.model_class
 
 
 def test_unbatched_image_is_a_value_error_naming_the_fix():

@@ -11,18 +11,22 @@ import torch
 from mixer_edu import checkpoint as ckpt
 from mixer_edu import data
 from mixer_edu import train as training
+from mixer_edu.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-# A very small Mixer and a slice of the stand-in: each run takes a second or two.
-SMALL = dict(
-    model_name="mixer_cifar_tiny",
-    dataset="standin",
-    batch_size=32,
-    train_images=256,
-    test_images=64,
-    model_overrides={"num_blocks": 2, "embed_dim": 32},
-    progress=False,
-)
+
+
+def small(**changes) -> TrainConfig:
+    """A very small Mixer and a slice of the stand-in: each run takes a second or two."""
+    recipe = dict(
+        model_name="mixer_cifar_tiny",
+        dataset="standin",
+        batch_size=32,
+        train_images=256,
+        test_images=64,
+        model_overrides={"num_blocks": 2, "embed_dim": 32},
+    )
+    return TrainConfig(**{**recipe, **changes})
 
 
 @pytest.fixture(scope="session")
@@ -39,29 +43,9 @@ def short_run(data_root, tmp_path_factory):
     A Mixer starts on a plateau (zero-initialised head) for a few hundred steps whose length
     depends on the seed; 600 steps get past it with every seed we tried.
     """
+    config = small(epochs=6, warmup_epochs=0.3, augment="none", train_images=3200, test_images=500)
     out = tmp_path_factory.mktemp("short-run")
-    return training.train(
-        "mixer_cifar_tiny",
-        "standin",
-        epochs=6,
-        out=out,
-        batch_size=32,
-        warmup_epochs=0.3,
-        augment="none",
-        train_images=3200,
-        test_images=500,
-        model_overrides={"num_blocks": 2, "embed_dim": 32},
-        data_root=data_root,
-        progress=False,
-    )
-
-
-def test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_zero():
-    factors = [training.lr_factor(step, warmup_steps=4, total_steps=12) for step in range(12)]
-    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert factors[4] == 1.0 and factors == sorted(factors[:4]) + sorted(factors[4:], reverse=True)
-    assert factors[8] == pytest.approx(0.5)  # halfway through the cosine
-    assert training.lr_factor(12, 4, 12) == pytest.approx(0.0)
+    return training.train(config, out=out, data_root=data_root, progress=False)
 
 
 def test_short_run_on_the_standin_lowers_the_loss_and_beats_chance(short_run):
@@ -126,9 +110,9 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
     precision, data_root, tmp_path, monkeypatch
 ):
     # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
-    recipe = dict(SMALL, mixing="cutmix", drop_path_rate=0.1, precision=precision, seed=3)
-    recipe.update(epochs=3, data_root=data_root)
-    straight = training.train(out=tmp_path / "straight", **recipe)
+    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
+    options = dict(precision=precision, data_root=data_root, progress=False)
+    straight = training.train(config, out=tmp_path / "straight", **options)
 
     real_epoch = training.train_one_epoch
     calls = []
@@ -141,12 +125,12 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
 
     monkeypatch.setattr(training, "train_one_epoch", interrupted_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        training.train(out=tmp_path / "resumed", **recipe)
+        training.train(config, out=tmp_path / "resumed", **options)
     monkeypatch.setattr(training, "train_one_epoch", real_epoch)
     _, left = ckpt.load_model(tmp_path / "resumed")  # Ctrl-C left a usable checkpoint
     assert left["epoch"] == 1
 
-    resumed = training.train(out=tmp_path / "resumed", resume=True, **recipe)
+    resumed = training.train(config, out=tmp_path / "resumed", resume=True, **options)
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
@@ -154,48 +138,36 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
 
 
 def test_resuming_with_another_model_gives_a_clear_error(data_root, tmp_path):
-    training.train(out=tmp_path, epochs=1, data_root=data_root, **SMALL)
-    other = dict(SMALL, model_overrides={"num_blocks": 3, "embed_dim": 32})
+    options = dict(out=tmp_path, data_root=data_root, progress=False)
+    training.train(small(epochs=1), **options)
+    other = small(epochs=2, model_overrides={"num_blocks": 3, "embed_dim": 32})
     with pytest.raises(ValueError, match=r"num_blocks: checkpoint 2, asked 3"):
-        training.train(out=tmp_path, epochs=2, data_root=data_root, resume=True, **other)
+        training.train(other, resume=True, **options)
     with pytest.raises(ValueError, match=r"another recipe \(lr: checkpoint 0.001, asked 0.002"):
-        training.train(out=tmp_path, epochs=2, data_root=data_root, resume=True, **SMALL, lr=2e-3)
+        training.train(small(epochs=2, lr=2e-3), resume=True, **options)
 
 
 def test_an_existing_run_is_kept_unless_resume_or_overwrite_is_asked_for(data_root, tmp_path):
-    training.train(out=tmp_path, epochs=1, data_root=data_root, **SMALL)
+    options = dict(out=tmp_path, data_root=data_root, progress=False)
+    training.train(small(epochs=1), **options)
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
-        training.train(out=tmp_path, epochs=1, data_root=data_root, **SMALL)
-    finished = training.train(out=tmp_path, epochs=1, data_root=data_root, resume=True, **SMALL)
+        training.train(small(epochs=1), **options)
+    finished = training.train(small(epochs=1), resume=True, **options)
     assert len(finished.history) == 1  # already finished: loaded, not trained again
-    again = training.train(out=tmp_path, epochs=1, data_root=data_root, overwrite=True, **SMALL)
+    again = training.train(small(epochs=1), overwrite=True, **options)
     assert len(again.history) == 1
 
 
-def test_precision_auto_means_bf16_only_where_the_hardware_has_it(monkeypatch):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
-    assert training.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
-    assert training.resolve_precision("auto", cpu) == "fp32"
-    assert training.resolve_precision("bf16", cpu) == "bf16"
-    assert training.resolve_precision("auto", torch.device("mps")) == "fp32"
-    with pytest.raises(ValueError, match="precision must be one of"):
-        training.resolve_precision("fp16", cpu)
-
-
-def test_weight_decay_skips_biases_and_norms():
-    model = training.create_model("mixer_cifar_tiny")
-    decay, no_decay = training.parameter_groups(model, 0.05)
-    assert all(p.ndim >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.05
-    assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+def test_recipe_fields_given_as_run_options_are_a_type_error_naming_the_fix(tmp_path):
+    with pytest.raises(TypeError, match=r"epochs: part of the recipe.*TrainConfig\(epochs="):
+        training.train(small(), out=tmp_path, epochs=2)
 
 
 def test_fast_recipe_uses_the_standin():
-    assert training.recipe(fast=True)["dataset"] == "standin"
-    assert training.recipe("cifar10")["model_name"] == "mixer_cifar_small"
-    with pytest.raises(ValueError, match="no recipe"):
+    assert training.recipe(fast=True).dataset == "standin"
+    assert training.recipe("cifar10") == TrainConfig()  # the defaults are the CIFAR-10 recipe
+    assert training.recipe("standin", epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="dataset must be one of 'cifar10', 'standin'"):
         training.recipe("imagenet")
 
 
@@ -220,10 +192,16 @@ def test_command_line_trains_resumes_and_says_where_it_wrote(
     assert first.returncode == 0, first.stderr
     assert str(tmp_path / "checkpoint.pt") in first.stdout
     assert "synthetic stand-in" in first.stdout
+    # A metrics line whose checkpoint was never written (a crash in between) is dropped.
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "test_acc": -1.0}) + "\n")
     # The rest in this process (the same main(), without another interpreter start-up).
     monkeypatch.setenv(data.DATA_ENV, str(data_root))
     assert training.main(["--resume", "--epochs", "2", "--out", str(tmp_path)]) == 0
     assert "Resuming" in capsys.readouterr().out
-    assert [r["epoch"] for r in training.read_metrics(tmp_path)] == [1, 2]
+    records = training.read_metrics(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["test_acc"] >= 0
     assert training.main([*common, "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert training.main([*common, "--clip-grad", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "error: clip_grad must be >= 0, got -1.0" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+"""Evaluating a classifier: its logits on every image of a loader, loss and accuracy.
+
+The model runs in eval mode (no DropPath) without gradients, with the same precision as training
+(`mixer_edu.runtime`), and everything comes back to the CPU as float32, for metrics and pictures.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .runtime import autocast, resolve_precision
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, loader, device=None, precision: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of every image in `loader`: `(N, classes)` (float32) and `(N,)`.
+
+    `device` defaults to the model's device; `precision="auto"` evaluates as training trains
+    (bf16 where the hardware computes in it natively).
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    precision = resolve_precision(precision, device)
+    model.eval()
+    all_logits, all_labels = [], []
+    for images, labels in loader:
+        with autocast(device, precision):
+            all_logits.append(model(images.to(device)).float().cpu())
+        all_labels.append(labels)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def evaluate(
+    model: nn.Module, loader, device=None, precision: str = "auto", label_smoothing: float = 0.0
+) -> dict:
+    """Mean cross-entropy `loss` and accuracy `acc` of `model` on `loader` (in eval mode)."""
+    logits, labels = predict(model, loader, device, precision)
+    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return {"loss": loss.item(), "acc": (logits.argmax(1) == labels).float().mean().item()}

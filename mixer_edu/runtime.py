@@ -1,0 +1,159 @@
+"""Where and how the computation runs: device, precision, random seeds, memory allocator.
+
+Nothing here changes *what* a model computes; it decides where (CPU, CUDA GPU, Apple's MPS),
+in which number format (float32, or bfloat16 autocast), and how reproducibly. Training,
+benchmarks, the masked-language-model experiment and the notebooks all take these settings
+from here, so a machine-specific trick lives in one place, with its reason, and the modules a
+student reads (the model, the loop) stay free of them.
+
+**bf16 autocast.** Under `torch.autocast(..., dtype=torch.bfloat16)` matrix multiplications run
+in bfloat16 (8 bits of mantissa instead of 23, the same exponent range as float32, so no loss
+scaling is needed), while the weights, the optimiser and reductions such as LayerNorm stay in
+float32. It pays off only where the hardware computes in bfloat16 natively (recent GPUs, CPUs
+with AVX512-BF16 or AMX, Arm with BF16); elsewhere it is emulated and slower, so
+`precision="auto"` chooses it only there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import platform
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .validation import check_choice
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("cuda", "mps", "cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# Device.
+# --------------------------------------------------------------------------------------------
+
+
+def default_device() -> torch.device:
+    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`None` -> `default_device()`; a name such as 'cuda' or 'cuda:1' -> that device."""
+    if device is None:
+        return default_device()
+    device = torch.device(device)
+    check_choice(device.type, DEVICES, "device")
+    return device
+
+
+def default_num_workers() -> int:
+    """DataLoader worker processes for this machine: none on 1-2 cores, where decoding in the main
+    process is fastest (workers would take cores from the model), else half the cores, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cores or 1) <= 2 else min(8, cores // 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Precision.
+# --------------------------------------------------------------------------------------------
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU computes in bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: no cheap way to ask, stay with float32
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """True when `device` computes in bfloat16 natively, so bf16 autocast is faster there."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_supports_bf16()
+    return False  # MPS: bf16 support depends on the macOS version; float32 is the safe choice
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """'auto' -> 'bf16' where `device` computes in bfloat16 natively, else 'fp32'."""
+    check_choice(precision, PRECISIONS, "precision")
+    if precision != "auto":
+        return precision
+    return "bf16" if supports_bf16(torch.device(device)) else "fp32"
+
+
+def autocast(device: str | torch.device, precision: str):
+    """The context under which forward passes run: bf16 autocast, or nothing for fp32.
+
+    Works on every device type (cpu, cuda, mps): the device of the tensors decides.
+    """
+    device = torch.device(device)
+    if check_choice(precision, PRECISIONS, "precision") != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+# --------------------------------------------------------------------------------------------
+# Random seeds.
+# --------------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global random generators (torch: every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global generator is what we reseed
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch: a function of (seed, epoch) only, so resumed epochs repeat."""
+    return seed * 100_003 + epoch
+
+
+# --------------------------------------------------------------------------------------------
+# Memory allocator (a machine trick, kept here, off the reading path).
+# --------------------------------------------------------------------------------------------
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    Why: a CPU training or evaluation step allocates and frees the same large activations again
+    and again. By default glibc serves big blocks with fresh `mmap`s and hands freed memory back
+    to the system, so every step pays a page fault for each 4 KB page it touches again. Raising
+    the mmap threshold to its maximum (32 MB) and the trim threshold to 2 GB keeps those pages
+    in the process (`python -m mixer_edu.bench --default-malloc` measures the difference).
+    Process-wide and harmless: the memory stays with the process until it exits.
+
+    Returns False (and changes nothing) where the C library is not glibc.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(
+            libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(32 * 2**20))
+            and libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1))
+        )
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
+def prepare(device: torch.device) -> None:
+    """Process-wide settings for computing on `device` (today: the CPU allocator)."""
+    if device.type == "cpu":
+        keep_freed_memory()
