@@ -18,7 +18,8 @@ from torch import nn
 
 from .. import data
 from ..checkpoint import list_snapshots, load_model
-from ..train import predict, read_metrics
+from ..evaluation import predict
+from ..metrics import read_metrics
 from ..validation import check_positive_int
 from .channel_mixing import plot_channel_mixing
 from .over_training import plot_token_mixing_over_training, save_token_mixing_animation

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..train import read_metrics
+from ..metrics import read_metrics
 from ..validation import check_positive_int, check_tensor
 from .layout import image_hwc, set_title, show_rgb, to_numpy
 
