@@ -75,9 +75,11 @@ class SpatialGatingUnit(nn.Module):
             )
         self.seq_len = seq_len
         self.near_identity_gate = near_identity_gate
-        dd = dict(device=device, dtype=dtype)
-        self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS, **dd)
-        self.proj = nn.Linear(seq_len, seq_len, **dd)  # weight (N, N): row i = what token i gathers
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS, **factory_kwargs)
+        self.proj = nn.Linear(
+            seq_len, seq_len, **factory_kwargs
+        )  # weight (N, N): row i = what token i gathers
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -135,15 +137,18 @@ class GatedMlp(nn.Module):
         super().__init__()
         check_positive_int(in_features, "in_features")
         check_positive_int(hidden_features, "hidden_features")
-        dd = dict(device=device, dtype=dtype)
-        self.fc1 = nn.Linear(in_features, hidden_features, **dd)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        self.fc1 = nn.Linear(in_features, hidden_features, **factory_kwargs)
         self.act = act_layer()
         self.drop1 = nn.Dropout(check_probability(drop, "drop"))
         if gate_layer is None:
             self.gate, gated_width = nn.Identity(), hidden_features
         else:
-            self.gate, gated_width = gate_layer(hidden_features, **dd), hidden_features // 2
-        self.fc2 = nn.Linear(gated_width, in_features, **dd)
+            self.gate, gated_width = (
+                gate_layer(hidden_features, **factory_kwargs),
+                hidden_features // 2,
+            )
+        self.fc2 = nn.Linear(gated_width, in_features, **factory_kwargs)
         self.drop2 = nn.Dropout(check_probability(drop, "drop"))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -199,11 +204,11 @@ class SpatialGatingBlock(nn.Module):
                 f"got {mlp_ratio!r}; the (token, channel) pair is for Mixer blocks."
             )
         hidden, _ = hidden_widths(mlp_ratio, dim)
-        dd = dict(device=device, dtype=dtype)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
         gate = partial(SpatialGatingUnit, seq_len=seq_len, near_identity_gate=near_identity_gate)
-        self.norm = norm_layer(dim, **dd)
+        self.norm = norm_layer(dim, **factory_kwargs)
         self.mlp_channels = mlp_layer(
-            dim, hidden, act_layer=act_layer, gate_layer=gate, drop=drop, **dd
+            dim, hidden, act_layer=act_layer, gate_layer=gate, drop=drop, **factory_kwargs
         )
         self.drop_path = DropPath(drop_path)
 

@@ -33,7 +33,7 @@ The module and parameter names (`stem`, `blocks`, `norm1`, `mlp_tokens`, `norm2`
 this model with `strict=True` and gives the same outputs. The constructors take timm's keywords
 too (rectangular images and patches, `mlp_layer`, `norm_layer`, `act_layer`, `stem_norm`, `nlhb`,
 `device`/`dtype`), and `mixer_edu.timm_compat` adds timm's other methods (intermediate features,
-pruning, gradient checkpointing); none of this changes the two lines of the block above.
+pruning, gradient checkpointing); none of this changes the two updates above.
 """
 
 from __future__ import annotations
@@ -85,60 +85,6 @@ class TokenMixingMlp(Mlp):
         return self.drop2(x)
 
 
-def _pair(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def hidden_widths(mlp_ratio: float | tuple[float, ...], dim: int) -> tuple[int, ...]:
-    """The hidden widths `int(ratio * dim)`; every ratio must give at least one hidden unit.
-
-    Accepts one ratio (returned for both MLPs) or a pair. A ratio of 0 would otherwise build a
-    silent MLP of width `dim` (`Mlp` reads a width of 0 as "same as the input" in timm).
-    """
-    ratios = _pair(mlp_ratio)
-    for ratio in ratios:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-            raise TypeError(f"mlp_ratio must be a number or a pair of numbers, got {mlp_ratio!r}.")
-        if ratio <= 0:
-            raise ValueError(
-                f"mlp_ratio must be positive, got {mlp_ratio!r}; the paper uses (0.5, 4.0) for "
-                "the (token, channel) MLPs of a Mixer and 6 for gMLP."
-            )
-    widths = tuple(int(ratio * dim) for ratio in ratios)
-    if min(widths) < 1:
-        raise ValueError(
-            f"mlp_ratio {mlp_ratio!r} gives hidden widths {widths} for dim={dim}; every MLP "
-            f"needs at least one hidden unit, so use ratios of at least 1/{dim}."
-        )
-    return widths
-
-
-def token_mixing_mlp(mlp_layer, num_tokens: int, hidden_features: int, **kwargs) -> nn.Module:
-    """Build `mlp_layer(num_tokens, hidden_features, **kwargs)` so that it mixes across tokens.
-
-    The paper's `Mlp` becomes a `TokenMixingMlp` (weights on the left, no transposed copy). Any
-    other MLP class acts on the last axis, so its input is transposed to `(B, C, N)` before it
-    runs and its output back to `(B, N, C)` after, by two forward hooks; hooks rather than a
-    wrapper module, so that its parameters keep timm's names (`mlp_tokens.fc1.weight`).
-
-    Shapes of the returned module: `(B, N, C) -> (B, N, C)`.
-    """
-    if mlp_layer is Mlp:
-        return TokenMixingMlp(num_tokens, hidden_features, **kwargs)
-    mlp = mlp_layer(num_tokens, hidden_features, **kwargs)
-    mlp.register_forward_pre_hook(_tokens_last)
-    mlp.register_forward_hook(_tokens_back)
-    return mlp
-
-
-def _tokens_last(module: nn.Module, args: tuple) -> tuple:
-    return (args[0].transpose(1, 2), *args[1:])  # (B, N, C) -> (B, C, N)
-
-
-def _tokens_back(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    return output.transpose(1, 2)  # (B, C, N) -> (B, N, C)
-
-
 # The paper's LayerNorm: over the channels of each token, eps 1e-6 (timm's default norm_layer).
 mixer_layer_norm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
 
@@ -181,12 +127,12 @@ class MixerBlock(nn.Module):
         check_positive_int(dim, "dim")
         check_positive_int(seq_len, "seq_len")
         tokens_hidden, channels_hidden = hidden_widths(mlp_ratio, dim)
-        dd = dict(device=device, dtype=dtype)
-        mlp_args = dict(act_layer=act_layer, drop=drop, **dd)
-        self.norm1 = norm_layer(dim, **dd)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        mlp_args = dict(act_layer=act_layer, drop=drop, **factory_kwargs)
+        self.norm1 = norm_layer(dim, **factory_kwargs)
         self.mlp_tokens = token_mixing_mlp(mlp_layer, seq_len, tokens_hidden, **mlp_args)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = norm_layer(dim, **dd)
+        self.norm2 = norm_layer(dim, **factory_kwargs)
         self.mlp_channels = mlp_layer(dim, channels_hidden, **mlp_args)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -267,7 +213,7 @@ class MlpMixer(TimmCompatMixin, nn.Module):
             raise ValueError(f"num_classes must be an int >= 0 (0: no head), got {num_classes!r}.")
         check_positive_int(num_blocks, "num_blocks")
         check_global_pool(global_pool)
-        dd = dict(device=device, dtype=dtype)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
@@ -275,7 +221,12 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         self.grad_checkpointing = False  # see TimmCompatMixin.set_grad_checkpointing
 
         self.stem = PatchEmbedding(
-            img_size, patch_size, in_chans, embed_dim, norm_layer if stem_norm else None, **dd
+            img_size,
+            patch_size,
+            in_chans,
+            embed_dim,
+            norm_layer if stem_norm else None,
+            **factory_kwargs,
         )
         rates = drop_path_rates(drop_path_rate, num_blocks, drop_path_schedule)
         self.blocks = nn.Sequential(
@@ -289,14 +240,18 @@ class MlpMixer(TimmCompatMixin, nn.Module):
                     act_layer=act_layer,
                     drop=proj_drop_rate,
                     drop_path=rate,
-                    **dd,
+                    **factory_kwargs,
                 )
                 for rate in rates
             ]
         )
-        self.norm = norm_layer(embed_dim, **dd)
+        self.norm = norm_layer(embed_dim, **factory_kwargs)
         self.head_drop = nn.Dropout(check_probability(drop_rate, "drop_rate"))
-        self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head = (
+            nn.Linear(embed_dim, num_classes, **factory_kwargs)
+            if num_classes > 0
+            else nn.Identity()
+        )
         reduction = self.stem.feat_ratio()
         self.feature_info = [
             dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=reduction)
@@ -406,3 +361,62 @@ def lecun_normal_(weight: Tensor) -> Tensor:
     fan_in = weight[0].numel()  # in_channels * kernel_h * kernel_w
     std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
     return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for timm's options: hidden widths from ratios, and any MLP class across tokens.
+# --------------------------------------------------------------------------------------------
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def hidden_widths(mlp_ratio: float | tuple[float, ...], dim: int) -> tuple[int, ...]:
+    """The hidden widths `int(ratio * dim)`; every ratio must give at least one hidden unit.
+
+    Accepts one ratio (returned for both MLPs) or a pair. A ratio of 0 would otherwise build a
+    silent MLP of width `dim` (`Mlp` reads a width of 0 as "same as the input" in timm).
+    """
+    ratios = _pair(mlp_ratio)
+    for ratio in ratios:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+            raise TypeError(f"mlp_ratio must be a number or a pair of numbers, got {mlp_ratio!r}.")
+        if ratio <= 0:
+            raise ValueError(
+                f"mlp_ratio must be positive, got {mlp_ratio!r}; the paper uses (0.5, 4.0) for "
+                "the (token, channel) MLPs of a Mixer and 6 for gMLP."
+            )
+    widths = tuple(int(ratio * dim) for ratio in ratios)
+    if min(widths) < 1:
+        raise ValueError(
+            f"mlp_ratio {mlp_ratio!r} gives hidden widths {widths} for dim={dim}; every MLP "
+            f"needs at least one hidden unit, so use ratios of at least 1/{dim}."
+        )
+    return widths
+
+
+def token_mixing_mlp(mlp_layer, num_tokens: int, hidden_features: int, **kwargs) -> nn.Module:
+    """Build `mlp_layer(num_tokens, hidden_features, **kwargs)` so that it mixes across tokens.
+
+    The paper's `Mlp` becomes a `TokenMixingMlp` (weights on the left, no transposed copy). Any
+    other MLP class acts on the last axis, so its input is transposed to `(B, C, N)` before it
+    runs and its output back to `(B, N, C)` after, by two forward hooks; hooks rather than a
+    wrapper module, so that its parameters keep timm's names (`mlp_tokens.fc1.weight`).
+
+    Shapes of the returned module: `(B, N, C) -> (B, N, C)`.
+    """
+    if mlp_layer is Mlp:
+        return TokenMixingMlp(num_tokens, hidden_features, **kwargs)
+    mlp = mlp_layer(num_tokens, hidden_features, **kwargs)
+    mlp.register_forward_pre_hook(_tokens_last)
+    mlp.register_forward_hook(_tokens_back)
+    return mlp
+
+
+def _tokens_last(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].transpose(1, 2), *args[1:])  # (B, N, C) -> (B, C, N)
+
+
+def _tokens_back(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    return output.transpose(1, 2)  # (B, C, N) -> (B, N, C)
