@@ -8,6 +8,9 @@ Read the modules in this order, each top to bottom:
 4. `mixer`     - token mixing, channel mixing, the block and the full model;
 5. `models`    - the paper's model family and small CIFAR-sized models.
 
+`timm_compat` gives the model timm's other methods (intermediate features, pruning, gradient
+checkpointing) and `token_norms`, the size of every token after every block.
+
 Then, for training and looking inside (imported on their own, e.g. `from mixer_edu import viz`):
 `data` and `standin` (CIFAR-10 and its offline stand-in), `train` and `checkpoint` (the training
 loop, exact resume), `bench` (speed next to timm), `weights` and `viz` (what a Mixer learns),
@@ -21,6 +24,7 @@ from .mixer import MixerBlock, MlpMixer, TokenMixingMlp, mix_tokens
 from .mlp import Mlp
 from .models import MODEL_CONFIGS, create_model, list_models, model_config
 from .patching import PatchEmbedding, conv_to_linear, linear_to_conv, patchify, unpatchify
+from .timm_compat import token_norms
 
 __all__ = [
     "MODEL_CONFIGS",
@@ -39,5 +43,6 @@ __all__ = [
     "mix_tokens",
     "model_config",
     "patchify",
+    "token_norms",
     "unpatchify",
 ]

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .drop_path import DropPath
-from .mixer import LAYER_NORM_EPS, MlpMixer, mix_tokens
+from .mixer import MlpMixer, hidden_widths, mix_tokens, mixer_layer_norm
 from .validation import check_positive_int, check_probability
 
 GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
@@ -56,12 +56,15 @@ class SpatialGatingUnit(nn.Module):
         seq_len: number of tokens N (fixed: the gate's weights are an N x N matrix).
         near_identity_gate: initialise the token projection to W ≈ 0 (N(0, 1e-6)), b = 1, so the
             unit starts as `x -> x[..., :D/2]`. False keeps the model's default initialisation.
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
         `(B, N, D) -> (B, N, D/2)`.
     """
 
-    def __init__(self, dim: int, seq_len: int, near_identity_gate: bool = True):
+    def __init__(
+        self, dim: int, seq_len: int, near_identity_gate: bool = True, device=None, dtype=None
+    ):
         super().__init__()
         check_positive_int(dim, "dim")
         check_positive_int(seq_len, "seq_len")
@@ -72,8 +75,11 @@ class SpatialGatingUnit(nn.Module):
             )
         self.seq_len = seq_len
         self.near_identity_gate = near_identity_gate
-        self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS)
-        self.proj = nn.Linear(seq_len, seq_len)  # weight (N, N): row i = what token i gathers
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS, **factory_kwargs)
+        self.proj = nn.Linear(
+            seq_len, seq_len, **factory_kwargs
+        )  # weight (N, N): row i = what token i gathers
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -100,18 +106,19 @@ class SpatialGatingUnit(nn.Module):
 
 
 class GatedMlp(nn.Module):
-    """A channel MLP with a spatial gating unit between its two layers.
+    """A channel MLP with a gate between its two layers (timm's `GatedMlp`).
 
-    fc1 -> GELU -> dropout -> gate (halves the width) -> fc2 -> dropout, on the last axis, with
-    timm's attribute names.
+    fc1 -> GELU -> dropout -> gate -> fc2 -> dropout, on the last axis, with timm's attribute
+    names. In gMLP the gate is a `SpatialGatingUnit`, which halves the width.
 
     Args:
         in_features: channels C of each token.
         hidden_features: width D of the hidden layer (before the gate halves it); must be even.
-        seq_len: number of tokens N, for the gate.
         act_layer: the non-linearity after fc1.
+        gate_layer: builds the gate as `gate_layer(D)`, e.g.
+            `partial(SpatialGatingUnit, seq_len=N)`; None for no gate (a plain MLP, as in timm).
         drop: dropout after the activation and after fc2.
-        near_identity_gate: see `SpatialGatingUnit`.
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
         `(B, N, C) -> (B, N, D) -> (B, N, D/2) -> (B, N, C)`.
@@ -121,19 +128,27 @@ class GatedMlp(nn.Module):
         self,
         in_features: int,
         hidden_features: int,
-        seq_len: int,
         act_layer: type[nn.Module] = nn.GELU,
+        gate_layer=None,
         drop: float = 0.0,
-        near_identity_gate: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         check_positive_int(in_features, "in_features")
         check_positive_int(hidden_features, "hidden_features")
-        self.fc1 = nn.Linear(in_features, hidden_features)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        self.fc1 = nn.Linear(in_features, hidden_features, **factory_kwargs)
         self.act = act_layer()
         self.drop1 = nn.Dropout(check_probability(drop, "drop"))
-        self.gate = SpatialGatingUnit(hidden_features, seq_len, near_identity_gate)
-        self.fc2 = nn.Linear(hidden_features // 2, in_features)
+        if gate_layer is None:
+            self.gate, gated_width = nn.Identity(), hidden_features
+        else:
+            self.gate, gated_width = (
+                gate_layer(hidden_features, **factory_kwargs),
+                hidden_features // 2,
+            )
+        self.fc2 = nn.Linear(gated_width, in_features, **factory_kwargs)
         self.drop2 = nn.Dropout(check_probability(drop, "drop"))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -154,10 +169,14 @@ class SpatialGatingBlock(nn.Module):
         dim: channels C of each token.
         seq_len: number of tokens N.
         mlp_ratio: hidden width D as a multiple of C (the paper uses 6).
+        mlp_layer: the gated MLP class, called as timm calls it: `mlp_layer(C, D, act_layer=...,
+            gate_layer=..., drop=...)`; our `GatedMlp` by default.
+        norm_layer: the norm before the MLP, called as `norm_layer(C)`; LayerNorm, eps 1e-6.
+        act_layer: the MLP's non-linearity.
         drop: dropout inside the MLP.
         drop_path: DropPath probability on the residual branch.
-        act_layer: the MLP's non-linearity.
         near_identity_gate: see `SpatialGatingUnit`.
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -168,35 +187,37 @@ class SpatialGatingBlock(nn.Module):
         dim: int,
         seq_len: int,
         mlp_ratio: float = 6.0,
+        mlp_layer=GatedMlp,
+        norm_layer=mixer_layer_norm,
+        act_layer: type[nn.Module] = nn.GELU,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
         near_identity_gate: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)):
+        if isinstance(mlp_ratio, (tuple, list)):
             raise TypeError(
                 f"a gMLP block has one MLP, so mlp_ratio must be one number (the paper uses 6), "
                 f"got {mlp_ratio!r}; the (token, channel) pair is for Mixer blocks."
             )
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp_channels = GatedMlp(
-            dim,
-            int(dim * mlp_ratio),
-            seq_len,
-            act_layer=act_layer,
-            drop=drop,
-            near_identity_gate=near_identity_gate,
+        hidden, _ = hidden_widths(mlp_ratio, dim)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        gate = partial(SpatialGatingUnit, seq_len=seq_len, near_identity_gate=near_identity_gate)
+        self.norm = norm_layer(dim, **factory_kwargs)
+        self.mlp_channels = mlp_layer(
+            dim, hidden, act_layer=act_layer, gate_layer=gate, drop=drop, **factory_kwargs
         )
         self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.drop_path(self.mlp_channels(self.norm(x)))  # (B, N, C)
 
     @property
     def spatial_gating(self) -> SpatialGatingUnit:
         return self.mlp_channels.gate
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.drop_path(self.mlp_channels(self.norm(x)))  # (B, N, C)
 
     def token_mixing_weight(self) -> Tensor:
         """W of the spatial gating unit, `(num_tokens, num_tokens)` = `(N, N)`.
@@ -211,11 +232,12 @@ class SpatialGatingBlock(nn.Module):
 class GMlp(MlpMixer):
     """The gMLP classifier: `MlpMixer` with spatial gating blocks.
 
-    Takes `MlpMixer`'s keywords (stem, depth, width, dropout, head) plus:
+    Takes `MlpMixer`'s keywords (stem, depth, width, norm, activation, dropout, head) plus:
 
     Args:
         mlp_ratio: hidden width of each block's gated MLP as a multiple of `embed_dim`
             (default 6, as in the paper and timm).
+        mlp_layer: the gated MLP class (our `GatedMlp`; timm's `GatedMlp` works too).
         near_identity_gate: initialise every gate near the identity (the paper's choice). False
             leaves the gates with the default Xavier initialisation, to see why it matters.
 
@@ -223,11 +245,18 @@ class GMlp(MlpMixer):
         `(B, in_chans, img_size, img_size) -> (B, num_classes)`.
     """
 
-    def __init__(self, *, mlp_ratio: float = 6.0, near_identity_gate: bool = True, **kwargs):
+    def __init__(
+        self,
+        *,
+        mlp_ratio: float = 6.0,
+        mlp_layer=GatedMlp,
+        near_identity_gate: bool = True,
+        **kwargs,
+    ):
         if "block_layer" in kwargs:
             raise TypeError("GMlp always uses SpatialGatingBlock; build an MlpMixer to choose.")
         block = partial(SpatialGatingBlock, near_identity_gate=near_identity_gate)
-        super().__init__(mlp_ratio=mlp_ratio, block_layer=block, **kwargs)
+        super().__init__(mlp_ratio=mlp_ratio, block_layer=block, mlp_layer=mlp_layer, **kwargs)
         self.near_identity_gate = near_identity_gate
 
     def spatial_weights(self, block: int = 0) -> Tensor:

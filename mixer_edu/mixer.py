@@ -30,19 +30,24 @@ the left (`torch.baddbmm`), which avoids copying the transposed table in memory.
 
 The module and parameter names (`stem`, `blocks`, `norm1`, `mlp_tokens`, `norm2`,
 `mlp_channels`, `norm`, `head`) are those of timm's `MlpMixer`, so a timm checkpoint loads into
-this model with `strict=True` and gives the same outputs.
+this model with `strict=True` and gives the same outputs. The constructors take timm's keywords
+too (rectangular images and patches, `mlp_layer`, `norm_layer`, `act_layer`, `stem_norm`, `nlhb`,
+`device`/`dtype`), and `mixer_edu.timm_compat` adds timm's other methods (intermediate features,
+pruning, gradient checkpointing); none of this changes the two updates above.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
-from .patching import PatchEmbedding
+from .patching import PatchEmbedding, Size
+from .timm_compat import TimmCompatMixin, checkpoint_blocks
 from .validation import check_positive_int, check_probability
 
 LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
@@ -80,21 +85,26 @@ class TokenMixingMlp(Mlp):
         return self.drop2(x)
 
 
-def _pair(value) -> tuple[float, float]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+# The paper's LayerNorm: over the channels of each token, eps 1e-6 (timm's default norm_layer).
+mixer_layer_norm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
 
 
 class MixerBlock(nn.Module):
     """One Mixer layer: token mixing, then channel mixing, each a pre-norm residual branch.
 
-    Args:
+    Args (those of timm's `MixerBlock`):
         dim: channels C of each token.
         seq_len: number of tokens N (fixed: the token-mixing weights have N inputs).
         mlp_ratio: hidden widths as multiples of C, `(token_mixing, channel_mixing)`;
-            the paper's `(0.5, 4.0)` gives D_S = C/2 and D_C = 4C.
+            the paper's `(0.5, 4.0)` gives D_S = C/2 and D_C = 4C. Both must be positive.
+        mlp_layer: the MLP class of both branches, called as `mlp_layer(in, hidden,
+            act_layer=..., drop=...)`; `Mlp` by default (see `token_mixing_mlp` for the tokens).
+        norm_layer: the normalisation before each branch, called as `norm_layer(dim)`;
+            LayerNorm with eps 1e-6 by default.
+        act_layer: the MLPs' non-linearity.
         drop: dropout inside both MLPs.
         drop_path: DropPath probability on both residual branches.
-        act_layer: the MLPs' non-linearity.
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -105,28 +115,25 @@ class MixerBlock(nn.Module):
         dim: int,
         seq_len: int,
         mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
+        mlp_layer=Mlp,
+        norm_layer=mixer_layer_norm,
+        act_layer: type[nn.Module] = nn.GELU,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
         check_positive_int(seq_len, "seq_len")
-        tokens_hidden, channels_hidden = (int(ratio * dim) for ratio in _pair(mlp_ratio))
-        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp_tokens = TokenMixingMlp(seq_len, tokens_hidden, act_layer=act_layer, drop=drop)
+        tokens_hidden, channels_hidden = hidden_widths(mlp_ratio, dim)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        mlp_args = dict(act_layer=act_layer, drop=drop, **factory_kwargs)
+        self.norm1 = norm_layer(dim, **factory_kwargs)
+        self.mlp_tokens = token_mixing_mlp(mlp_layer, seq_len, tokens_hidden, **mlp_args)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp_channels = Mlp(dim, channels_hidden, act_layer=act_layer, drop=drop)
-
-    # The paper's names for the two MLPs; the attributes keep timm's names for its checkpoints.
-    @property
-    def token_mixing(self) -> TokenMixingMlp:
-        return self.mlp_tokens
-
-    @property
-    def channel_mixing(self) -> Mlp:
-        return self.mlp_channels
+        self.norm2 = norm_layer(dim, **factory_kwargs)
+        self.mlp_channels = mlp_layer(dim, channels_hidden, **mlp_args)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))  # mix across tokens (B, N, C)
@@ -142,76 +149,124 @@ class MixerBlock(nn.Module):
         """
         return self.mlp_tokens.fc1.weight
 
+    # The paper's names for the two MLPs; the attributes keep timm's names for its checkpoints.
+    @property
+    def token_mixing(self) -> nn.Module:
+        return self.mlp_tokens
 
-class MlpMixer(nn.Module):
+    @property
+    def channel_mixing(self) -> nn.Module:
+        return self.mlp_channels
+
+
+class MlpMixer(TimmCompatMixin, nn.Module):
     """The full MLP-Mixer classifier.
 
-    Args (the keywords of timm's `MlpMixer`):
+    Args (the keywords of timm's `MlpMixer`, with the same meaning and defaults):
         num_classes: classes of the linear head; 0 gives a model without a head.
-        img_size: side of the square input images.
+        img_size: side of square input images, or `(height, width)`.
         in_chans: channels of the input images.
-        patch_size: side of the square patches; must divide `img_size`.
+        patch_size: side of square patches, or `(height, width)`; must divide `img_size`.
         num_blocks: number of Mixer blocks (the paper's "layers").
         embed_dim: channels C of each token (the paper's "hidden size").
         mlp_ratio: hidden widths of the (token, channel) MLPs as multiples of `embed_dim`.
+        block_layer: the block class, called as `block_layer(embed_dim, num_patches, mlp_ratio,
+            mlp_layer=..., norm_layer=..., act_layer=..., drop=..., drop_path=...)`;
+            `MixerBlock` by default (gMLP swaps in its own).
+        mlp_layer, norm_layer, act_layer: the blocks' MLP class, normalisation and
+            non-linearity (see `MixerBlock`); `norm_layer` is also the final norm.
         drop_rate: dropout before the head.
         proj_drop_rate: dropout inside the MLPs.
         drop_path_rate: DropPath probability (of every block, or of the last one with the
             linear schedule).
+        nlhb: initialise the head bias to -log(num_classes) ("negative log head bias") instead of 0.
+        stem_norm: normalise the tokens right after the stem, with `norm_layer`.
         global_pool: `"avg"` (mean over tokens) or `""` (return all tokens from `forward_head`).
-        drop_path_schedule: `"constant"` (timm's choice) or `"linear"` across depth.
-        block_layer: the block class, called as `block_layer(embed_dim, num_patches, mlp_ratio,
-            drop=..., drop_path=...)`; `MixerBlock` by default (gMLP swaps in its own).
+        drop_path_schedule: `"constant"` (timm's choice) or `"linear"` across depth (ours).
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
-        `forward`: `(B, in_chans, img_size, img_size) -> (B, num_classes)`
-        `forward_features`: `(B, in_chans, img_size, img_size) -> (B, N, embed_dim)`
+        `forward`: `(B, in_chans, H, W) -> (B, num_classes)`
+        `forward_features`: `(B, in_chans, H, W) -> (B, N, embed_dim)`
         `forward_head`: `(B, N, embed_dim) -> (B, num_classes)`
+
+    timm's other methods (`forward_intermediates`, `prune_intermediate_layers`,
+    `set_grad_checkpointing`, `group_matcher`, `get_classifier`) come from `TimmCompatMixin`.
     """
 
     def __init__(
         self,
         num_classes: int = 1000,
-        img_size: int = 224,
+        img_size: Size = 224,
         in_chans: int = 3,
-        patch_size: int = 16,
+        patch_size: Size = 16,
         num_blocks: int = 8,
         embed_dim: int = 512,
         mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
+        block_layer=MixerBlock,
+        mlp_layer=Mlp,
+        norm_layer=mixer_layer_norm,
+        act_layer: type[nn.Module] = nn.GELU,
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        nlhb: bool = False,
+        stem_norm: bool = False,
         global_pool: str = "avg",
         drop_path_schedule: str = "constant",
-        block_layer: type[nn.Module] = MixerBlock,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0 (0: no head), got {num_classes!r}.")
         check_positive_int(num_blocks, "num_blocks")
-        if global_pool not in ("avg", ""):
-            raise ValueError(
-                f"global_pool must be 'avg' (mean over tokens) or '' (no pooling), "
-                f"got {global_pool!r}."
-            )
+        check_global_pool(global_pool)
+        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
         self.num_classes = num_classes
+        self.in_chans = in_chans
         self.global_pool = global_pool
-        self.embed_dim = self.num_features = embed_dim
+        self.embed_dim = self.num_features = self.head_hidden_size = embed_dim
+        self.grad_checkpointing = False  # see TimmCompatMixin.set_grad_checkpointing
 
-        self.stem = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
+        self.stem = PatchEmbedding(
+            img_size,
+            patch_size,
+            in_chans,
+            embed_dim,
+            norm_layer if stem_norm else None,
+            **factory_kwargs,
+        )
         rates = drop_path_rates(drop_path_rate, num_blocks, drop_path_schedule)
         self.blocks = nn.Sequential(
             *[
                 block_layer(
-                    embed_dim, self.stem.num_patches, mlp_ratio, drop=proj_drop_rate, drop_path=rate
+                    embed_dim,
+                    self.stem.num_patches,
+                    mlp_ratio,
+                    mlp_layer=mlp_layer,
+                    norm_layer=norm_layer,
+                    act_layer=act_layer,
+                    drop=proj_drop_rate,
+                    drop_path=rate,
+                    **factory_kwargs,
                 )
                 for rate in rates
             ]
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
+        self.norm = norm_layer(embed_dim, **factory_kwargs)
         self.head_drop = nn.Dropout(check_probability(drop_rate, "drop_rate"))
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.init_weights()
+        self.head = (
+            nn.Linear(embed_dim, num_classes, **factory_kwargs)
+            if num_classes > 0
+            else nn.Identity()
+        )
+        reduction = self.stem.feat_ratio()
+        self.feature_info = [
+            dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=reduction)
+            for i in range(num_blocks)
+        ]
+        self.init_weights(nlhb=nlhb)
 
     @property
     def num_patches(self) -> int:
@@ -222,22 +277,25 @@ class MlpMixer(nn.Module):
         return self.stem.grid_size
 
     @torch.no_grad()
-    def init_weights(self) -> None:
+    def init_weights(self, nlhb: bool = False) -> None:
         """Initialise as the paper's code and timm do.
 
         - stem: LeCun normal (truncated normal with variance 1 / fan_in), zero bias;
         - Linear layers in the blocks: Xavier uniform, biases ~ N(0, 1e-6) inside the MLPs;
-        - head: all zeros, so the untrained model predicts uniform probabilities;
-        - LayerNorm: weight 1, bias 0.
+        - head: zero weights, so the untrained model predicts the same logit for every class;
+          a zero bias, or -log(num_classes) with `nlhb=True` (under a sigmoid, as with a
+          binary cross-entropy loss, each class then starts at probability 1/(num_classes+1));
+        - LayerNorm (and BatchNorm/GroupNorm): weight 1, bias 0.
 
         A submodule with its own `init_weights` (e.g. gMLP's gating unit) runs it afterwards, so
         it can override the defaults for its parameters.
         """
+        head_bias = -math.log(self.num_classes) if nlhb and self.num_classes > 0 else 0.0
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 if name.startswith("head"):
                     nn.init.zeros_(module.weight)
-                    nn.init.zeros_(module.bias)
+                    nn.init.constant_(module.bias, head_bias)
                     continue
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
@@ -249,7 +307,7 @@ class MlpMixer(nn.Module):
                 lecun_normal_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
+            elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         for module in self.modules():
@@ -262,7 +320,10 @@ class MlpMixer(nn.Module):
         # channel after another. Copy it once into row-major order: otherwise every residual
         # sum inherits that layout, and every LayerNorm (forward and backward) copies it again.
         x = x.contiguous()
-        x = self.blocks(x)  # (B, N, C)
+        if self.grad_checkpointing:
+            x = checkpoint_blocks(self.blocks, x)  # the same numbers, less memory (timm_compat)
+        else:
+            x = self.blocks(x)  # (B, N, C)
         return self.norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -274,15 +335,30 @@ class MlpMixer(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(images))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh zero-initialised one for `num_classes` (fine-tuning)."""
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the head with a fresh zero-initialised one for `num_classes` (fine-tuning);
+        `global_pool` (`"avg"` or `""`) changes the pooling too, as in timm."""
+        if global_pool is not None:
+            self.global_pool = check_global_pool(global_pool)
         self.num_classes = num_classes
         if num_classes > 0:
-            self.head = nn.Linear(self.embed_dim, num_classes, device=self.norm.weight.device)
+            weight = self.stem.proj.weight
+            self.head = nn.Linear(
+                self.embed_dim, num_classes, device=weight.device, dtype=weight.dtype
+            )
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         else:
             self.head = nn.Identity()
+        self.head.train(self.training)
+
+
+def check_global_pool(global_pool: str) -> str:
+    if global_pool not in ("avg", ""):
+        raise ValueError(
+            f"global_pool must be 'avg' (mean over tokens) or '' (no pooling), got {global_pool!r}."
+        )
+    return global_pool
 
 
 def lecun_normal_(weight: Tensor) -> Tensor:
@@ -294,3 +370,62 @@ def lecun_normal_(weight: Tensor) -> Tensor:
     fan_in = weight[0].numel()  # in_channels * kernel_h * kernel_w
     std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
     return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for timm's options: hidden widths from ratios, and any MLP class across tokens.
+# --------------------------------------------------------------------------------------------
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def hidden_widths(mlp_ratio: float | tuple[float, ...], dim: int) -> tuple[int, ...]:
+    """The hidden widths `int(ratio * dim)`; every ratio must give at least one hidden unit.
+
+    Accepts one ratio (returned for both MLPs) or a pair. A ratio of 0 would otherwise build a
+    silent MLP of width `dim` (`Mlp` reads a width of 0 as "same as the input" in timm).
+    """
+    ratios = _pair(mlp_ratio)
+    for ratio in ratios:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+            raise TypeError(f"mlp_ratio must be a number or a pair of numbers, got {mlp_ratio!r}.")
+        if ratio <= 0:
+            raise ValueError(
+                f"mlp_ratio must be positive, got {mlp_ratio!r}; the paper uses (0.5, 4.0) for "
+                "the (token, channel) MLPs of a Mixer and 6 for gMLP."
+            )
+    widths = tuple(int(ratio * dim) for ratio in ratios)
+    if min(widths) < 1:
+        raise ValueError(
+            f"mlp_ratio {mlp_ratio!r} gives hidden widths {widths} for dim={dim}; every MLP "
+            f"needs at least one hidden unit, so use ratios of at least 1/{dim}."
+        )
+    return widths
+
+
+def token_mixing_mlp(mlp_layer, num_tokens: int, hidden_features: int, **kwargs) -> nn.Module:
+    """Build `mlp_layer(num_tokens, hidden_features, **kwargs)` so that it mixes across tokens.
+
+    The paper's `Mlp` becomes a `TokenMixingMlp` (weights on the left, no transposed copy). Any
+    other MLP class acts on the last axis, so its input is transposed to `(B, C, N)` before it
+    runs and its output back to `(B, N, C)` after, by two forward hooks; hooks rather than a
+    wrapper module, so that its parameters keep timm's names (`mlp_tokens.fc1.weight`).
+
+    Shapes of the returned module: `(B, N, C) -> (B, N, C)`.
+    """
+    if mlp_layer is Mlp:
+        return TokenMixingMlp(num_tokens, hidden_features, **kwargs)
+    mlp = mlp_layer(num_tokens, hidden_features, **kwargs)
+    mlp.register_forward_pre_hook(_tokens_last)
+    mlp.register_forward_hook(_tokens_back)
+    return mlp
+
+
+def _tokens_last(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].transpose(1, 2), *args[1:])  # (B, N, C) -> (B, C, N)
+
+
+def _tokens_back(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    return output.transpose(1, 2)  # (B, C, N) -> (B, N, C)

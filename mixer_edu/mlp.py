@@ -33,6 +33,7 @@ class Mlp(nn.Module):
         out_features: size of the output vectors (default: `in_features`).
         act_layer: the non-linearity, a module class (default `nn.GELU`, as in the paper).
         drop: dropout probability after the activation and after fc2; a float for both, or a pair.
+        device, dtype: where and in what precision to create the parameters.
 
     Shapes:
         `(..., in_features) -> (..., out_features)`.
@@ -45,10 +46,13 @@ class Mlp(nn.Module):
         out_features: int | None = None,
         act_layer: type[nn.Module] = nn.GELU,
         drop: float | tuple[float, float] = 0.0,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
-        out_features = out_features or in_features
-        hidden_features = hidden_features or in_features
+        # Only None means "same as the input": a width of 0 is an error, not a default.
+        out_features = in_features if out_features is None else out_features
+        hidden_features = in_features if hidden_features is None else hidden_features
         for value, name in [
             (in_features, "in_features"),
             (hidden_features, "hidden_features"),
@@ -57,10 +61,10 @@ class Mlp(nn.Module):
             check_positive_int(value, name)
         drop1, drop2 = drop if isinstance(drop, (tuple, list)) else (drop, drop)
 
-        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.fc1 = nn.Linear(in_features, hidden_features, device=device, dtype=dtype)
         self.act = act_layer()
         self.drop1 = nn.Dropout(check_probability(drop1, "drop"))
-        self.fc2 = nn.Linear(hidden_features, out_features)
+        self.fc2 = nn.Linear(hidden_features, out_features, device=device, dtype=dtype)
         self.drop2 = nn.Dropout(check_probability(drop2, "drop"))
 
     def forward(self, x: Tensor) -> Tensor:

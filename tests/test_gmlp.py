@@ -8,6 +8,7 @@ from mixer_edu import create_model, list_models
 from mixer_edu.gmlp import GMlp, SpatialGatingBlock, SpatialGatingUnit
 
 from .helpers import randomize_
+from .timm_equivalence import assert_equivalent_to_timm
 
 GMLP_MODELS = ["gmlp_ti16_224", "gmlp_s16_224", "gmlp_b16_224"]
 
@@ -61,34 +62,18 @@ def test_spatial_gating_block_equals_timm_with_drop_path_under_the_same_seed():
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_timm_gmlp_checkpoint_loads_strictly_and_gives_the_same_logits(config):
-    timm_model = randomize_(_timm_gmlp(**config)).eval()
-    ours = GMlp(**config).eval()
-    ours.load_state_dict(timm_model.state_dict(), strict=True)
+def test_gmlp_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
     images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("config", CONFIGS[:1])
-def test_our_gmlp_checkpoint_loads_strictly_into_timm_and_gives_the_same_logits(config):
-    ours = randomize_(GMlp(**config), seed=1).eval()
-    timm_model = _timm_gmlp(**config).eval()
-    timm_model.load_state_dict(ours.state_dict(), strict=True)
-    images = torch.randn(2, 3, config["img_size"], config["img_size"])
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
+    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images)
 
 
 def test_gmlp_ti16_equals_timm_model_of_the_same_name():
     import timm
 
-    theirs = randomize_(timm.create_model("gmlp_ti16_224")).eval()
-    ours = create_model("gmlp_ti16_224").eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
     images = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=1e-5)
+    assert_equivalent_to_timm(
+        create_model("gmlp_ti16_224"), timm.create_model("gmlp_ti16_224"), images
+    )
 
 
 @pytest.mark.parametrize("name", GMLP_MODELS)
@@ -148,5 +133,7 @@ def test_bad_gmlp_arguments_raise_clear_errors():
         SpatialGatingUnit(dim=7, seq_len=4)
     with pytest.raises(TypeError, match="one number"):
         SpatialGatingBlock(dim=8, seq_len=4, mlp_ratio=(0.5, 4.0))
+    with pytest.raises(ValueError, match="mlp_ratio must be positive"):
+        GMlp(img_size=32, patch_size=4, mlp_ratio=0)
     with pytest.raises(TypeError, match="SpatialGatingBlock"):
         GMlp(img_size=32, patch_size=4, block_layer=SpatialGatingBlock)

@@ -4,9 +4,10 @@ from timm.layers import Mlp as TimmMlp
 from timm.models.mlp_mixer import MixerBlock as TimmMixerBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
-from mixer_edu import MixerBlock, MlpMixer, TokenMixingMlp, create_model
+from mixer_edu import MixerBlock, Mlp, MlpMixer, TokenMixingMlp, create_model
 
 from .helpers import randomize_
+from .timm_equivalence import assert_equivalent_to_timm
 
 # Several shapes: CIFAR-sized, non-default ratios, a paper-like one with few blocks.
 CONFIGS = [
@@ -86,44 +87,18 @@ def test_mixer_block_has_both_residuals():
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_timm_checkpoint_loads_strictly_and_gives_the_same_logits(config):
-    timm_model = randomize_(TimmMlpMixer(**config)).eval()
-    ours = MlpMixer(**config).eval()
-    ours.load_state_dict(timm_model.state_dict(), strict=True)
+def test_timm_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
     images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
-        torch.testing.assert_close(
-            ours.forward_features(images), timm_model.forward_features(images), rtol=0, atol=1e-5
-        )
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_our_checkpoint_loads_strictly_into_timm_and_gives_the_same_logits(config):
-    ours = randomize_(MlpMixer(**config), seed=1).eval()
-    timm_model = TimmMlpMixer(**config).eval()
-    timm_model.load_state_dict(ours.state_dict(), strict=True)
-    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), timm_model(images), rtol=0, atol=1e-5)
-
-
-def test_state_dict_keys_and_shapes_equal_timms():
-    config = CONFIGS[0]
-    ours = {k: v.shape for k, v in MlpMixer(**config).state_dict().items()}
-    theirs = {k: v.shape for k, v in TimmMlpMixer(**config).state_dict().items()}
-    assert ours == theirs
+    assert_equivalent_to_timm(MlpMixer(**config), TimmMlpMixer(**config), images)
 
 
 def test_paper_model_equals_timm_model_of_the_same_name():
     import timm
 
-    theirs = randomize_(timm.create_model("mixer_s32_224")).eval()
-    ours = create_model("mixer_s32_224").eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
     images = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=1e-5)
+    assert_equivalent_to_timm(
+        create_model("mixer_s32_224"), timm.create_model("mixer_s32_224"), images
+    )
 
 
 def test_forward_is_forward_head_of_forward_features():
@@ -183,3 +158,21 @@ def test_model_rejects_images_of_the_wrong_size_with_the_fix():
     model = MlpMixer(img_size=32, patch_size=4, num_blocks=1, embed_dim=8)
     with pytest.raises(ValueError, match=r"built for 32x32.*Resize\(32\)"):
         model(torch.randn(1, 3, 224, 224))
+
+
+@pytest.mark.parametrize("mlp_ratio", [0, (0.5, 0.0), (-1.0, 4.0), 0.01])
+def test_a_ratio_that_gives_no_hidden_units_is_a_value_error(mlp_ratio):
+    with pytest.raises(ValueError, match="mlp_ratio"):
+        MlpMixer(img_size=32, patch_size=4, embed_dim=16, mlp_ratio=mlp_ratio)
+
+
+def test_mlp_width_zero_is_an_error_not_the_input_width():
+    with pytest.raises(ValueError, match="hidden_features must be a positive int, got 0"):
+        Mlp(8, 0)
+
+
+def test_model_tells_a_channels_last_batch_to_permute_not_to_rebuild():
+    model = MlpMixer(img_size=32, patch_size=4, num_blocks=1, embed_dim=8)
+    with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)") as error:
+        model(torch.randn(2, 32, 32, 3))
+    assert "in_chans=32" not in str(error.value)

@@ -91,3 +91,48 @@ def test_unpatchify_rejects_a_grid_that_does_not_fit():
         unpatchify(torch.randn(1, 6, 48), 4)
     with pytest.raises(ValueError, match="multiple of 16"):
         unpatchify(torch.randn(1, 4, 40), 4)
+
+
+def test_rectangular_patches_round_trip_and_equal_timms_stem_with_a_norm():
+    images = torch.randn(2, 3, 16, 24)
+    tokens = patchify(images, (4, 8))  # a 4 x 3 grid of 4x8 patches
+    assert tokens.shape == (2, 12, 4 * 8 * 3)
+    assert torch.equal(unpatchify(tokens, (4, 8), grid_size=(4, 3)), images)
+    ours = PatchEmbedding((16, 24), (4, 8), 3, 10, norm_layer=nn.LayerNorm)
+    theirs = PatchEmbed((16, 24), (4, 8), 3, 10, norm_layer=nn.LayerNorm)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    assert ours.grid_size == theirs.grid_size == (4, 3)
+    assert (ours.img_size, ours.patch_size) == ((16, 24), (4, 8))
+    torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=1e-6)
+    linear = conv_to_linear(ours.proj)  # the stem is a Linear on unrolled rectangles too
+    torch.testing.assert_close(linear(tokens), ours.proj(images).flatten(2).transpose(1, 2))
+    back = linear_to_conv(linear, (4, 8), in_chans=3)
+    assert torch.equal(back.weight, ours.proj.weight)
+
+
+def test_square_sizes_given_as_pairs_are_kept_as_one_int():
+    stem = PatchEmbedding(img_size=(32, 32), patch_size=[4, 4])
+    assert (stem.img_size, stem.patch_size, stem.grid_size) == (32, 4, (8, 8))
+
+
+@pytest.mark.parametrize(
+    ("images", "error", "message"),
+    [
+        (torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), TypeError, r"uint8.*/ 255"),
+        (torch.randn(2, 3, 32, 32, dtype=torch.float64), TypeError, r"images.float\(\).*double"),
+        (torch.randn(2, 32, 32, 3), ValueError, r"channels-last.*permute\(0, 3, 1, 2\)"),
+    ],
+    ids=["uint8 pixels", "float64", "channels-last"],
+)
+def test_stem_names_the_dtype_or_layout_problem_and_the_fix(images, error, message):
+    stem = PatchEmbedding(img_size=32, patch_size=4)
+    with pytest.raises(error, match=message):
+        stem(images)
+
+
+def test_float64_images_work_with_a_float64_model_and_under_autocast():
+    stem = PatchEmbedding(img_size=32, patch_size=4, dtype=torch.float64)
+    assert stem(torch.randn(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64
+    stem = PatchEmbedding(img_size=32, patch_size=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts inputs itself
+        assert stem(torch.randn(1, 3, 32, 32, dtype=torch.bfloat16)).dtype == torch.bfloat16

@@ -1,0 +1,184 @@
+"""timm's model interface for our Mixer: intermediate features, pruning, checkpointing.
+
+Why this module exists: timm is the library most people use to train and fine-tune vision
+models, and its tools (feature extractors, layer-wise learning-rate decay, memory-saving training)
+call a few methods on every model. `MlpMixer` gets them from `TimmCompatMixin`, with the same
+signatures and results as timm's `MlpMixer`, so a timm user can swap in our model. They are kept
+here, apart from `mixer_edu.mixer`, because none of them is part of the idea of a Mixer: a reader
+learning the model can skip this file.
+
+What each method is for:
+
+- `forward_intermediates(images, indices=...)`: the token table after chosen blocks, as
+  `(B, C, h, w)` feature maps (`output_fmt="NCHW"`) or `(B, N, C)` tables (`"NLC"`); for
+  detection/segmentation heads, or to look at how the tokens change from block to block
+  (`mixer_edu.token_norms`).
+- `prune_intermediate_layers(indices)`: drop the blocks after the last one needed (and the head),
+  so a feature extractor does no wasted work.
+- `set_grad_checkpointing(True)`: keep only each block's input during the forward pass and
+  recompute the block's insides during the backward pass. Training then stores far fewer
+  activations (less memory) and runs each block's forward twice (more time); the numbers are the
+  same. `python -m mixer_edu.bench --grad-checkpointing` measures the saving.
+- `group_matcher()`: regular expressions that group the parameters by depth (stem, block i, final
+  norm), for optimisers that give each depth its own learning rate.
+- `get_classifier()`: the head, to replace or inspect it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+OUTPUT_FORMATS = ("NCHW", "NLC")
+
+
+def take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """Which blocks' outputs to take, as timm reads `indices`, and the last block needed.
+
+    Args:
+        num_blocks: depth of the model.
+        indices: None for every block; an int n for the last n blocks; a list of block numbers,
+            negative ones counting from the end (-1 is the last block).
+
+    Returns:
+        `(the block numbers counted from the start, in the order given; the largest of them)`.
+    """
+    if indices is None:
+        indices = num_blocks
+    if isinstance(indices, int) and not isinstance(indices, bool):
+        if not 0 < indices <= num_blocks:
+            raise ValueError(
+                f"indices={indices} asks for the last {indices} blocks, but the model has "
+                f"{num_blocks}; use 1 to {num_blocks}, or a list of block numbers."
+            )
+        taken = list(range(num_blocks - indices, num_blocks))
+    else:
+        taken = [num_blocks + i if i < 0 else i for i in indices]
+        wrong = [i for i, t in zip(indices, taken, strict=True) if not 0 <= t < num_blocks]
+        if wrong or not taken:
+            raise ValueError(
+                f"block indices {list(indices)} must be in 0..{num_blocks - 1} (or -{num_blocks}"
+                f"..-1 from the end) and not empty; out of range: {wrong}."
+            )
+    return taken, max(taken)
+
+
+def checkpoint_blocks(blocks: nn.Sequential, x: Tensor) -> Tensor:
+    """Run the blocks one after another, checkpointing each: `(B, N, C) -> (B, N, C)`.
+
+    Only each block's input is kept for the backward pass; the block runs again there to rebuild
+    what it needs. The random state is saved and restored, so DropPath and dropout draw the same
+    masks both times and the gradients equal those without checkpointing.
+    """
+    for block in blocks:
+        x = checkpoint(block, x, use_reentrant=False)
+    return x
+
+
+class TimmCompatMixin:
+    """timm's methods for a model with `stem`, `blocks`, `norm`, `head`, `grad_checkpointing`
+    and `reset_classifier(num_classes, global_pool)`, as `MlpMixer` has."""
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Trade time for memory in training: see `checkpoint_blocks`."""
+        self.grad_checkpointing = bool(enable)
+
+    def get_classifier(self) -> nn.Module:
+        """The classification head (`nn.Identity` when the model has none)."""
+        return self.head
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter groups by depth as regular expressions on parameter names (timm's format):
+        the stem; then each block `blocks.i`, with the final norm placed after the last block."""
+        return dict(stem=r"^stem", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The token table after chosen blocks, and the final features.
+
+        Args:
+            x: images `(B, in_chans, H, W)`.
+            indices: which blocks (see `take_indices`): None for all, n for the last n, or a
+                list of block numbers.
+            norm: pass every intermediate through the final norm.
+            stop_early: do not run the blocks after the last one taken.
+            output_fmt: `"NCHW"` for feature maps `(B, C, h, w)` on the patch grid, `"NLC"` for
+                token tables `(B, N, C)`.
+            intermediates_only: return only the list.
+
+        Returns:
+            The list of intermediates, one per index in increasing block order; unless
+            `intermediates_only`, preceded by the normalised final tokens `(B, N, C)` (after
+            the last block run).
+        """
+        if output_fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}.")
+        taken, last = take_indices(len(self.blocks), indices)
+        x = self.stem(x).contiguous()  # (B, N, C), as in forward_features
+        blocks = self.blocks[: last + 1] if stop_early else self.blocks
+        intermediates = []
+        for i, block in enumerate(blocks):
+            x = checkpoint(block, x, use_reentrant=False) if self.grad_checkpointing else block(x)
+            if i in taken:
+                intermediates.append(self.norm(x) if norm else x)
+        if output_fmt == "NCHW":
+            rows, columns = self.stem.grid_size
+            # (B, N, C) -> (B, h, w, C) -> (B, C, h, w): patches back on their grid
+            intermediates = [
+                y.reshape(y.shape[0], rows, columns, -1).permute(0, 3, 1, 2).contiguous()
+                for y in intermediates
+            ]
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(
+        self,
+        indices: int | Sequence[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> list[int]:
+        """Keep only the blocks up to the last one `indices` needs; optionally drop the final
+        norm and the head (and pooling). Returns the absolute indices, for
+        `forward_intermediates`."""
+        taken, last = take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[: last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return taken
+
+
+@torch.no_grad()
+def token_norms(model: nn.Module, images: Tensor, norm: bool = False) -> Tensor:
+    """How large each token is after each block: the length of its C-vector, on the patch grid.
+
+    Args:
+        model: an `MlpMixer` (or `GMlp`).
+        images: `(B, in_chans, H, W)`, on any device (moved to the model's).
+        norm: measure the tokens after the model's final LayerNorm (which rescales every token to
+            about the same length, so this mostly shows the LayerNorm's learned weights); by
+            default the raw residual stream.
+
+    Returns:
+        `(B, num_blocks, h, w)` on the CPU, float32: entry `[b, i, r, c]` is the Euclidean norm
+        over the C channels of the token of patch (r, c) of image b after block i. It shows
+        where in the image the residual stream grows; it does not show what the tokens encode
+        (two tokens of equal length can point in any directions).
+    """
+    device = next(model.parameters()).device
+    maps = model.forward_intermediates(
+        images.to(device), norm=norm, output_fmt="NCHW", intermediates_only=True
+    )  # num_blocks x (B, C, h, w)
+    return torch.stack([m.norm(dim=1) for m in maps], dim=1).float().cpu()  # (B, L, h, w)
