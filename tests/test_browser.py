@@ -16,6 +16,7 @@ import pytest
 from tests.jupyter_course import ROOT, running_course
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -47,9 +48,6 @@ def lab(tmp_path_factory):
         browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
         try:
             yield course, browser, folder
-        except BaseException:
-            browser.save_screenshot(str(home / "failure.png"))
-            raise
         finally:
             browser.quit()
     assert course.leftovers == [], "the server or a kernel outlived the course"
@@ -79,8 +77,7 @@ def _save(lab, name: str, timeout: float = 30) -> bytes:
     _, browser, folder = lab
     path = folder / name
     before = path.stat().st_mtime_ns
-    browser.find_element(By.CSS_SELECTOR, f"{VISIBLE} .jp-Notebook").click()
-    browser.switch_to.active_element.send_keys(Keys.CONTROL, "s")
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
     WebDriverWait(browser, timeout, poll_frequency=0.2).until(
         lambda _: path.stat().st_mtime_ns != before and not _is_dirty(lab)
     )
