@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# tools/course.py starts JupyterLab with the repository's settings and prints the URL to open;
+# extra Jupyter options go in JUPYTER_OPTIONS, e.g. make course JUPYTER_OPTIONS=--ip=0.0.0.0
+JUPYTER_OPTIONS ?=
+
 course: $(STAMP)
-	$(BIN)/jupyter lab notebooks/Index.ipynb
+	$(BIN)/python tools/course.py $(JUPYTER_OPTIONS)
 
 # Notebooks run in fast mode (short runs on the synthetic stand-in data), as in CI: nbval re-runs
 # every course notebook and instructor notebook and compares its outputs with the committed ones.

@@ -5,7 +5,8 @@
 
 Each notebook runs in a fresh `python3` kernel with MIXER_EDU_FAST=1 (as CI runs them), from the
 notebooks/ folder; outputs and execution counts are kept, per-cell timing metadata is stripped so
-that re-running a notebook does not change lines that did not change.
+that re-running a notebook does not change lines that did not change, and the notebook metadata is
+written as JupyterLab writes it (tools/notebook_metadata.py), so that opening it changes nothing.
 """
 
 import argparse
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from notebook_metadata import kernel_metadata, normalize
 
+KERNEL = "python3"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -27,12 +30,13 @@ def execute(path: Path, timeout: int = 600) -> float:
     client = NotebookClient(
         notebook,
         timeout=timeout,
-        kernel_name="python3",
+        kernel_name=KERNEL,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
+    normalize(notebook, kernel_metadata(KERNEL))
     nbformat.write(notebook, path)
     return time.perf_counter() - start
 

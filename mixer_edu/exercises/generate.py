@@ -14,7 +14,8 @@ notebook of the same name in `notebooks/exercises/`:
   (answers, notes for the instructor) is removed, and a cell left empty is dropped;
 - relative links are rewritten for the student folder (a link to a sibling instructor notebook
   points to the sibling student notebook);
-- outputs, execution counts and metadata other than the kernel are cleared.
+- outputs, execution counts and metadata other than the kernel's (`kernelspec`, `language_info`,
+  as JupyterLab writes them, so that opening the notebook changes nothing) are cleared.
 
 The output is a pure function of the source, so `--check` (and the test suite) can compare it
 byte for byte with the committed student notebooks, as Neuromatch's `process_notebooks.py` does.
@@ -132,6 +133,8 @@ def student_notebook(path: Path, student_dir: Path = STUDENT_DIR) -> nbformat.No
         raise ValueError(f"{path.name} has no '### BEGIN SOLUTION' region: nothing to exercise.")
     student = nbformat.v4.new_notebook(cells=cells)
     student.metadata = {"kernelspec": dict(notebook.metadata.get("kernelspec", _KERNEL))}
+    if "language_info" in notebook.metadata:
+        student.metadata["language_info"] = notebook.metadata["language_info"]
     nbformat.validate(student)
     return student
 
