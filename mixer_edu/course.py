@@ -64,9 +64,16 @@ def run_dir(name: str) -> Path:
     when a notebook "loads the checkpoint if present". The folder is in the repository (as
     `data/` is), or in the working directory when the package is installed elsewhere, so notebooks
     in different folders find each other's runs.
+
+    The path is relative to the working directory (`../runs/...` from `notebooks/`), so what a
+    notebook prints about its run is the same on every machine.
     """
     suffix = "-fast" if fast_mode() else ""
-    return project_folder() / "runs" / f"{name}-{course_dataset()}{suffix}"
+    folder = project_folder() / "runs" / f"{name}-{course_dataset()}{suffix}"
+    try:
+        return Path(os.path.relpath(folder))
+    except ValueError:  # Windows: the working directory is on another drive
+        return folder
 
 
 def setup_notebook(seed: int = 0) -> None:

@@ -66,8 +66,9 @@ def test_notebook_imports_the_package(path):
 
 
 def _documents():
-    yield from NOTEBOOKS.rglob("*.ipynb")
-    yield from NOTEBOOKS.rglob("*.md")
+    for pattern in ("*.ipynb", "*.md"):
+        # JupyterLab's autosave copies (.ipynb_checkpoints/) are not part of the course.
+        yield from (p for p in NOTEBOOKS.rglob(pattern) if ".ipynb_checkpoints" not in p.parts)
     yield ROOT / "README.md"
 
 
