@@ -134,7 +134,7 @@ def test_patchify_checker_rejects_typical_mistakes_with_the_right_hint(answer, h
 
 def test_patchify_checker_names_the_expected_shape(capsys):
     _, out = run(check_patchify, patchify_with("b (p1 p2 c) (h w)"), capsys)
-    assert "wrong output shape (2, 48, 4), expected (2, 4, 48)" in out
+    assert "output shape (2, 48, 4), expected (2, 4, 48)" in out
 
 
 def test_checkers_leave_the_random_state_and_thread_count_alone(capsys):
