@@ -88,6 +88,7 @@ def check_output(
     out,
     expected: Tensor,
     shape_hint: Callable[[Tensor], str] | None = None,
+    finite_hint: str | None = None,
 ) -> bool:
     """Checks 2-5 and 7 of the module docstring on the student's `out`."""
     if not check_is_tensor(feedback, out, what):
@@ -110,9 +111,10 @@ def check_output(
     bad = ~torch.isfinite(out.detach()) & torch.isfinite(expected)
     if bad.any():
         where = tuple(int(i) for i in bad.nonzero()[0])
+        hint = finite_hint or "look for a division by zero, log(0), or -inf used as a weight"
         return feedback.fail(
             f"{what}: the output contains NaN or inf (first at index {where}) where the "
-            "reference is finite: look for a division by zero, log(0), or -inf used as a weight."
+            f"reference is finite: {hint}."
         )
     return True
 
@@ -127,6 +129,7 @@ def call_and_check(
     modules: dict[str, nn.Module] | None = None,
     hint: Callable[[BaseException], str | None] | None = None,
     shape_hint: Callable[[Tensor], str] | None = None,
+    finite_hint: str | None = None,
 ):
     """Run `function(*args)` and make the opening checks: `(True, out)` or `(False, None)`.
 
@@ -135,7 +138,7 @@ def call_and_check(
     """
     snapshot = Snapshot(inputs or {}, modules or {})
     ok, out = feedback.call(what, function, *args, hint=hint)
-    if not ok or not check_output(feedback, what, out, expected, shape_hint):
+    if not ok or not check_output(feedback, what, out, expected, shape_hint, finite_hint):
         return False, None
     if not check_unchanged(feedback, what, snapshot):
         return False, None
