@@ -16,12 +16,14 @@ process's main thread. There, on Linux and macOS, a POSIX interval timer (`signa
 sends SIGALRM when time is up, and its handler raises `TimeLimitExceeded` *inside* the student's
 code: the loop really stops, and the kernel is left clean. The exception derives from
 `BaseException`, so a student's `except Exception:` cannot swallow it, and the timer keeps firing
-every 0.1 s until the call has ended, in case a bare `except:` does. Where no such timer exists
-(Windows) or the checker runs outside the main thread (signals only reach the main thread), the
-call runs in a daemon thread that the checker waits for; after the limit it reports the same
-verdict, but Python cannot stop a thread, so the runaway loop keeps a CPU core busy until the
-kernel is restarted, which the feedback then says. A subprocess would stop anything, but would
-have to pickle the student's function, which fails for functions defined in a notebook.
+every 0.1 s until the call has ended: if a bare `except:` swallowed it, the next one sets a
+trace function (as a debugger does) that raises it again on every line of the student's code.
+Where no such timer exists (Windows) or the checker runs outside the main thread (signals only
+reach the main thread), the call runs in a daemon thread that the checker waits for; after the
+limit it reports the same verdict, but Python cannot stop a thread, so the runaway loop keeps a
+CPU core busy until the kernel is restarted, which the feedback then says. A subprocess would
+stop anything, but would have to pickle the student's function, which fails for functions
+defined in a notebook.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -78,8 +81,37 @@ def _run(function: Callable, args, kwargs, outcome: Outcome) -> None:
         outcome.error = error
 
 
+def _raise_on_every_line(frame) -> list:
+    """Make each line the student's code runs raise `TimeLimitExceeded` (it swallowed one).
+
+    Sets a trace function on the student's frames (those between here and `_run`), as a
+    debugger does; returns the frames, so that the caller can take it off again.
+    """
+
+    def tracer(frame, event, arg):
+        if event == "line" and frame.f_code.co_filename != __file__:
+            raise TimeLimitExceeded
+        return tracer
+
+    frames = []
+    while frame is not None and frame.f_code is not _run.__code__:
+        frame.f_trace = tracer
+        frames.append(frame)
+        frame = frame.f_back
+    sys.settrace(tracer)
+    return frames
+
+
 def _with_alarm(function, args, kwargs, outcome: Outcome, seconds: float) -> None:
+    traced: list = []
+    debugger = sys.gettrace()
+
+    fired: list = []
+
     def time_is_up(signum, frame):
+        if fired:  # it fired before and the code is still running: it caught the exception
+            traced.extend(_raise_on_every_line(frame))
+        fired.append(True)
         raise TimeLimitExceeded
 
     previous = signal.signal(signal.SIGALRM, time_is_up)
@@ -90,6 +122,10 @@ def _with_alarm(function, args, kwargs, outcome: Outcome, seconds: float) -> Non
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            if traced:
+                sys.settrace(debugger)
+                for frame in traced:
+                    frame.f_trace = None
     except TimeLimitExceeded:  # fired between the student's return and the disarm
         outcome.timed_out = True
 
@@ -110,14 +146,15 @@ def run_student_code(function: Callable, *args, seconds: float | None = None, **
     with (
         contextlib.redirect_stdout(buffer),
         contextlib.redirect_stderr(buffer),
-        warnings.catch_warnings(),
+        warnings.catch_warnings(record=True) as caught,
     ):
-        warnings.simplefilter("always")  # a warning is shown (captured) every time, not once
+        warnings.simplefilter("always")  # every warning is recorded, not only the first
         if _can_use_alarm():
             _with_alarm(function, args, kwargs, outcome, seconds)
         else:
             _in_thread(function, args, kwargs, outcome, seconds)
-    outcome.output = buffer.getvalue()
+    warned = "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    outcome.output = buffer.getvalue() + warned
     return outcome
 
 
