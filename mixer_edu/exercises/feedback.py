@@ -9,10 +9,12 @@ Every checker in `mixer_edu.exercises` follows the same pattern:
     feedback.check(out.shape == expected, "right shape", "wrong shape: ...")
     return feedback.done()                         # prints the summary, returns True / False
 
-The student's code runs inside `Feedback.call`, which turns any exception into one readable line
-(the error type, its message, and a hint when the checker recognises the mistake), so a bug in the
-student's code is reported, not raised. The only exception is that a stub that still raises
-`NotImplementedError` is reported as "not written yet".
+The student's code runs inside `Feedback.call`, which goes through `sandbox.run_student_code`
+(a time limit, exits shielded, output captured) and turns whatever went wrong into one readable
+line: the error type, its message, and a hint when the checker recognises the mistake; a stub
+that still raises `NotImplementedError` is reported as "not written yet". So a bug in the
+student's code is reported, never raised. The checks every checker opens with (a tensor of the
+right dtype, device and shape, inputs and weights unchanged) live in `checks`.
 
 Hints name the mistake and the idea behind it ("the kept samples are not rescaled"), never the
 code that fixes it.
