@@ -19,9 +19,19 @@ SOURCES = generate.sources()
 STUDENT_NOTEBOOKS = [generate.STUDENT_DIR / path.name for path in SOURCES]
 
 
-def _notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+SOLUTION = {"nbgrader": {"solution": True, "grade": False, "locked": False, "grade_id": "x"}}
+
+
+def _notebook(cells: list[tuple]) -> nbformat.NotebookNode:
     make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell}
-    notebook = nbformat.v4.new_notebook(cells=[make[kind](source) for kind, source in cells])
+    made = []
+    for number, (kind, source, *metadata) in enumerate(cells):
+        cell = make[kind](source)
+        cell.metadata.update(metadata[0] if metadata else {})
+        if "nbgrader" in cell.metadata:
+            cell.metadata["nbgrader"] = {**cell.metadata["nbgrader"], "grade_id": f"id{number}"}
+        made.append(cell)
+    notebook = nbformat.v4.new_notebook(cells=made)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     return notebook
 
@@ -49,22 +59,22 @@ METHOD = """class Block:
         ### END SOLUTION"""
 
 
-def test_stub_keeps_the_signature_and_docstring_and_raises_not_implemented():
+def test_stub_keeps_the_signature_and_docstring_and_is_nbgraders_default_stub():
     stub, regions = generate.stub_code(FUNCTION)
     assert regions == 1
     assert stub == (
-        'import torch\n\n\ndef double(x):\n    """Return 2 * x."""\n    # Your code here.\n'
-        '    raise NotImplementedError("Exercise: write double")'
+        'import torch\n\n\ndef double(x):\n    """Return 2 * x."""\n    # YOUR CODE HERE\n'
+        "    raise NotImplementedError()"
     )
     namespace = {}
     exec(stub, namespace)
-    with pytest.raises(NotImplementedError, match="write double"):
+    with pytest.raises(NotImplementedError):
         namespace["double"](1)
 
 
-def test_stub_names_the_method_and_keeps_its_indentation():
+def test_stub_keeps_the_indentation_of_a_method():
     stub, _ = generate.stub_code(METHOD)
-    assert '        raise NotImplementedError("Exercise: write Block.forward")' in stub
+    assert "        # YOUR CODE HERE\n        raise NotImplementedError()" in stub
     assert "return x" not in stub
 
 
@@ -85,10 +95,27 @@ def test_unbalanced_markers_are_an_error_that_says_where(source, problem):
         generate.stub_code(source, where="cell 3")
 
 
-def test_markdown_solutions_are_removed():
-    text = "Question?\n\n<!-- BEGIN SOLUTION -->\n*Answer:* 42.\n<!-- END SOLUTION -->\n\nNext."
-    assert generate.strip_markdown(text) == "Question?\n\nNext."
-    assert generate.strip_markdown("<!-- BEGIN SOLUTION -->only<!-- END SOLUTION -->") == ""
+def test_markdown_answers_become_nbgraders_text_stub():
+    cell = nbformat.v4.new_markdown_cell(
+        "Question?\n\n<!-- BEGIN SOLUTION -->\n*Answer:* 42.\n<!-- END SOLUTION -->\n\nNext."
+    )
+    cell.metadata.update(SOLUTION)
+    assert generate.student_source(cell) == ("Question?\n\nYOUR ANSWER HERE\n\nNext.", True)
+
+
+def test_a_solution_cell_without_a_region_is_replaced_as_a_whole():
+    code = nbformat.v4.new_code_cell("x = 42")
+    code.metadata.update(SOLUTION)
+    text = nbformat.v4.new_markdown_cell("The answer is 42.")
+    text.metadata.update(SOLUTION)
+    assert generate.student_source(code) == ("# YOUR CODE HERE\nraise NotImplementedError()", True)
+    assert generate.student_source(text) == ("YOUR ANSWER HERE", True)
+
+
+def test_a_region_outside_a_solution_cell_is_an_error_as_in_nbgrader():
+    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    with pytest.raises(ValueError, match="cell 2 has a solution region but is not an nbgrader"):
+        generate.student_source(cell, "cell 2")
 
 
 def test_links_are_rewritten_for_the_student_folder(tmp_path):
@@ -107,12 +134,13 @@ def _example_source(tmp_path: Path) -> Path:
     return _write(
         tmp_path / "exercises" / "solutions" / "01-Double.ipynb",
         [
+            ("markdown", "[Exercises](../README.md)"),
             (
                 "markdown",
-                "[Exercises](../README.md)\n\n<!-- BEGIN SOLUTION -->Notes<!-- END SOLUTION -->",
+                "<!-- BEGIN SOLUTION -->\nFor the instructor only.\n<!-- END SOLUTION -->",
+                SOLUTION,
             ),
-            ("markdown", "<!-- BEGIN SOLUTION -->For the instructor only.<!-- END SOLUTION -->"),
-            ("code", FUNCTION),
+            ("code", FUNCTION, SOLUTION),
             ("code", "print(double(2))"),
         ],
     )
@@ -126,18 +154,20 @@ def test_student_notebook_is_stubbed_stripped_and_unexecuted(tmp_path):
     nbformat.write(notebook, source)
 
     student = generate.student_notebook(source, tmp_path / "exercises")
-    assert [cell.cell_type for cell in student.cells] == ["markdown", "code", "code"]
+    assert [cell.cell_type for cell in student.cells] == ["markdown", "markdown", "code", "code"]
     assert student.cells[0].source == "[Exercises](README.md)"
+    assert student.cells[1].source == "YOUR ANSWER HERE"
     assert (
-        "NotImplementedError" in student.cells[1].source and "x + x" not in student.cells[1].source
+        "NotImplementedError" in student.cells[2].source and "x + x" not in student.cells[2].source
     )
-    assert student.cells[2].outputs == [] and student.cells[2].execution_count is None
+    assert student.cells[2].metadata["nbgrader"]["solution"] is True
+    assert student.cells[3].outputs == [] and student.cells[3].execution_count is None
     assert student.metadata == {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
 
 
 def test_a_source_without_any_solution_region_is_an_error(tmp_path):
     source = _write(tmp_path / "solutions" / "01-Empty.ipynb", [("code", "x = 1")])
-    with pytest.raises(ValueError, match="no '### BEGIN SOLUTION' region"):
+    with pytest.raises(ValueError, match="has no solution cell"):
         generate.student_notebook(source, tmp_path)
 
 
@@ -168,7 +198,7 @@ def test_check_mode_reports_stale_and_orphaned_student_notebooks(tmp_path, capsy
 
 def test_there_is_an_instructor_notebook_for_every_exercise():
     names = [path.name for path in SOURCES]
-    assert [int(name[:2]) for name in names] == [1, 2, 3, 4, 5, 6]
+    assert [int(name[:2]) for name in names] == list(range(1, 9))
 
 
 def test_committed_student_notebooks_are_what_the_generator_makes_now():
@@ -199,6 +229,35 @@ def _errors(notebook) -> list[tuple[int, str, str]]:
     ]
 
 
+def _is_graded_test(cell) -> bool:
+    grading = cell.metadata.get("nbgrader", {})
+    return bool(grading.get("grade")) and not grading.get("solution")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_instructor_notebook_is_valid_nbgrader_with_a_graded_check_per_checker(source):
+    validator = pytest.importorskip("nbgrader.nbgraderformat").MetadataValidator()
+    notebook = nbformat.read(source, as_version=4)
+    validator.validate_nb(notebook)  # raises on metadata nbgrader would refuse
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and re.search(r"\bcheck_\w+\(", cell.source):
+            assert _is_graded_test(cell) and cell.metadata.nbgrader["points"] > 0, cell.source
+            assert cell.source.startswith("assert check_"), "a failed check must fail the cell"
+    assert any(generate.is_solution_cell(cell) for cell in notebook.cells)
+
+
+def test_generator_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, capsys):
+    broken = tmp_path / "solutions" / "01-Broken.ipynb"
+    _write(broken, [("code", "### BEGIN SOLUTION\nx = 1")])  # no END, no metadata
+    arguments = ["--source", str(broken.parent), "--dest", str(tmp_path)]
+    assert generate.main(arguments) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert generate.main(["--source", str(tmp_path / "nowhere"), "--dest", str(tmp_path)]) == 2
+    assert generate.main(["--source", str(broken.parent), "--dest", str(tmp_path / "no")]) == 2
+    assert capsys.readouterr().err.count("error: ") == 2
+
+
 @pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.name)
 def test_student_notebook_fails_only_with_not_implemented_error(path, monkeypatch):
     """Run it as a student first sees it: every error is an unwritten exercise, nothing else."""
@@ -212,6 +271,11 @@ def test_student_notebook_fails_only_with_not_implemented_error(path, monkeypatc
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     errors = _errors(notebook)
-    assert errors, "a student notebook with nothing to write is not an exercise"
-    assert all(name == "NotImplementedError" for _, name, _ in errors), errors
-    assert all(value.startswith("Exercise: write ") for _, _, value in errors), errors
+    assert any(name == "NotImplementedError" for _, name, _ in errors), "nothing to write"
+    for index, name, value in errors:
+        cell = notebook.cells[index]
+        if name == "AssertionError":  # a graded check of code not written yet
+            text = "".join(output.get("text", "") for output in cell.outputs)
+            assert _is_graded_test(cell) and "not written yet" in text, (index, text)
+        else:
+            assert name == "NotImplementedError", (index, name, value)

@@ -11,26 +11,34 @@ False. The modules, in the order of the exercises:
 3. `mixer_block`          - `check_mixer_block`: two pre-norm residual branches;
 4. `drop_path`            - `check_drop_path`: one coin per sample, rescaled, off in eval mode;
 5. `label_smoothing`      - `check_smoothed_cross_entropy`, `check_smoothing_predictions`;
-6. `token_mixing_picture` - `check_picture_answers`: reading a token-mixing picture.
+6. `token_mixing_picture` - `check_picture_answers`: reading a token-mixing picture;
+7. `spatial_gating`       - `check_spatial_gating`: gMLP's spatial gating unit;
+8. `causal_mixing`        - `check_causal_token_mixing`: token mixing masked to be causal.
 
-`feedback` holds what they share (one line per check, exceptions turned into feedback), and
-`generate` makes the student notebooks from the instructor notebooks
+What they share: `sandbox` runs the student's code (a time limit, no exit, output captured),
+`feedback` prints one line per check, `checks` holds the opening every checker makes (a tensor of
+the right dtype, device and shape; inputs and given weights unchanged) and the gradient check.
+`generate` makes the student notebooks from the instructor notebooks, reading nbgrader's markup
 (`python -m mixer_edu.exercises.generate [--check]`).
 """
 
+from .causal_mixing import check_causal_token_mixing
 from .drop_path import check_drop_path
 from .label_smoothing import check_smoothed_cross_entropy, check_smoothing_predictions
 from .mixer_block import check_mixer_block
 from .patchify import check_patchify
+from .spatial_gating import check_spatial_gating
 from .token_mixing import check_token_mixing
 from .token_mixing_picture import check_picture_answers
 
 __all__ = [
+    "check_causal_token_mixing",
     "check_drop_path",
     "check_mixer_block",
     "check_patchify",
     "check_picture_answers",
     "check_smoothed_cross_entropy",
     "check_smoothing_predictions",
+    "check_spatial_gating",
     "check_token_mixing",
 ]

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from .feedback import Feedback, check_is_tensor, isolated, shape
+from .checks import call_and_check, check_output
+from .feedback import Feedback, isolated, shape
+from .sandbox import run_student_code
 
 DROP_PROB = 0.25
 BATCH = 4000  # the fraction dropped has a standard error of 0.007 at this size
@@ -29,6 +31,13 @@ TOLERANCE = 0.04  # about six standard errors
 def _positive(*size: int) -> torch.Tensor:
     """Values in [1, 2): never 0 by chance, so a 0 in the output means 'dropped'."""
     return torch.rand(*size) + 1.0
+
+
+def _shape_hint(out: torch.Tensor) -> str:
+    return (
+        "DropPath returns its input's shape: its mask has one value per sample and size 1 on "
+        "every other axis, however many there are, so that it broadcasts"
+    )
 
 
 def _mask_hint(dropped: torch.Tensor) -> str:
@@ -106,25 +115,19 @@ def check_drop_path(drop_path_class) -> bool:
     Prints one line per property (see the module docstring); returns True if all pass.
     """
     feedback = Feedback("DropPath")
+    if not _is_a_module_class(feedback, drop_path_class):
+        return feedback.stop()
     with isolated():
-        ok, module = feedback.call(f"DropPath({DROP_PROB})", drop_path_class, DROP_PROB)
-        if not ok:
+        module = _build(feedback, drop_path_class, DROP_PROB)
+        if module is None:
             return feedback.stop()
         module.train()
         x = _positive(BATCH, 4, 6)
-        given = x.clone()
         what = f"DropPath({DROP_PROB}) in train mode on x {tuple(x.shape)}"
-        ok, out = feedback.call(what, module, given)
-        if not ok or not check_is_tensor(feedback, out, what):
-            return feedback.stop()
-        if out.shape != x.shape:
-            feedback.fail(f"{what}: output shape {shape(out)}, expected the input's, {shape(x)}.")
-            return feedback.stop()
-        if not torch.equal(given, x):
-            feedback.fail(
-                f"{what}: the input tensor was changed in place, so the caller's x (the block's "
-                "residual stream) is damaged; return a new tensor."
-            )
+        ok, out = call_and_check(
+            feedback, what, module, x, expected=x, inputs={"x": x}, shape_hint=_shape_hint
+        )
+        if not ok:
             return feedback.stop()
 
         out = out.detach()
@@ -159,10 +162,11 @@ def check_drop_path(drop_path_class) -> bool:
         if not ok:
             return feedback.stop()
         feedback.check(
-            not torch.equal(again, out),
+            not (isinstance(again, torch.Tensor) and torch.equal(again, out)),
             "a new random draw on every call",
             "the same samples are dropped on every call: draw a new mask in each forward pass.",
         )
+        _check_independent_instances(feedback, drop_path_class)
         _check_eval_and_zero(feedback, drop_path_class, module, x)
         _check_shapes(feedback, module)
     return feedback.done()
@@ -172,13 +176,64 @@ def _drops_whole_batches(module) -> bool:
     """True if, over many small batches, every call drops all samples or none (and some all)."""
     whole, some_dropped = True, False
     for _ in range(20):
-        try:
-            dropped = (module(_positive(64, 3)) == 0).all(dim=1)
-        except Exception:  # it ran on a larger batch; no verdict if this fails
-            return False
+        outcome = run_student_code(module, _positive(64, 3))
+        if not outcome.ok or not isinstance(outcome.value, torch.Tensor):
+            return False  # it ran on a larger batch; no verdict if this fails
+        dropped = (outcome.value == 0).flatten(1).all(dim=1)
         whole = whole and bool(dropped.all() or not dropped.any())
         some_dropped = some_dropped or bool(dropped.all())
     return whole and some_dropped
+
+
+def _is_a_module_class(feedback: Feedback, given) -> bool:
+    """The checker needs the class itself: it builds instances with several drop_prob values."""
+    if isinstance(given, type) and issubclass(given, torch.nn.Module):
+        return True
+    if isinstance(given, torch.nn.Module):
+        found = f"an instance of {type(given).__name__} (a module already built)"
+    elif callable(given) and not isinstance(given, type):
+        name = getattr(given, "__name__", "a function")
+        found = f"the function {name}"
+    else:
+        found = f"a {type(given).__name__}"
+    return feedback.fail(
+        f"check_drop_path needs the class DropPath (an nn.Module subclass), but it was given "
+        f"{found}: pass the class itself, check_drop_path(DropPath), so that the checker can "
+        "build it with different drop probabilities and switch it between train and eval mode."
+    )
+
+
+def _build(feedback: Feedback, drop_path_class, drop_prob: float):
+    ok, module = feedback.call(f"DropPath({drop_prob})", drop_path_class, drop_prob)
+    if not ok:
+        return None
+    if not isinstance(module, torch.nn.Module):
+        feedback.fail(f"DropPath({drop_prob}) made {shape(module)}, not an nn.Module.")
+        return None
+    return module
+
+
+def _check_independent_instances(feedback: Feedback, drop_path_class) -> None:
+    """Two DropPath modules (two blocks of one model) must not drop the same samples."""
+    x = _positive(200, 3)
+    masks = []
+    for _ in range(2):
+        module = _build(feedback, drop_path_class, 0.5)
+        if module is None:
+            return
+        module.train()
+        ok, out = feedback.call("a second DropPath(0.5) module", module, x.clone())
+        if not ok or not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            return
+        masks.append((out == 0).all(dim=1))
+    feedback.check(
+        not torch.equal(masks[0], masks[1]),
+        "two DropPath modules draw independently of each other",
+        "two separately built DropPath modules dropped exactly the same samples: they share "
+        "one fixed seed (a torch.Generator seeded in __init__, or a seed set in forward), so in "
+        "a model every block would drop the same samples; draw from torch's global generator "
+        "(torch.rand without a generator) and let the training script seed it once.",
+    )
 
 
 def _check_eval_and_zero(feedback: Feedback, drop_path_class, module, x: torch.Tensor) -> None:
@@ -200,8 +255,8 @@ def _check_eval_and_zero(feedback: Feedback, drop_path_class, module, x: torch.T
                 "DropPath is still active in eval mode: after .eval() it must return its input "
                 "unchanged (a module knows its mode from self.training).",
             )
-    ok, zero = feedback.call("DropPath(0.0)", drop_path_class, 0.0)
-    if not ok:
+    zero = _build(feedback, drop_path_class, 0.0)
+    if zero is None:
         return
     zero.train()
     ok, out = feedback.call("DropPath(0.0) in train mode", zero, x.clone())
@@ -220,7 +275,7 @@ def _check_shapes(feedback: Feedback, module) -> None:
     for size in [(500, 8), (250, 3, 4, 4), (1, 5, 7)]:  # small: a wrong mask may broadcast
         x = _positive(*size)
         ok, out = feedback.call(f"DropPath on x {size}", module, x.clone())
-        if not ok or not check_is_tensor(feedback, out, f"DropPath on x {size}"):
+        if not ok or not check_output(feedback, f"DropPath on x {size}", out, x, _shape_hint):
             return
         dropped = (out == 0).flatten(1)
         if out.shape != x.shape or not (dropped.all(dim=1) | ~dropped.any(dim=1)).all():

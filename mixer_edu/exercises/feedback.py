@@ -9,10 +9,12 @@ Every checker in `mixer_edu.exercises` follows the same pattern:
     feedback.check(out.shape == expected, "right shape", "wrong shape: ...")
     return feedback.done()                         # prints the summary, returns True / False
 
-The student's code runs inside `Feedback.call`, which turns any exception into one readable line
-(the error type, its message, and a hint when the checker recognises the mistake), so a bug in the
-student's code is reported, not raised. The only exception is that a stub that still raises
-`NotImplementedError` is reported as "not written yet".
+The student's code runs inside `Feedback.call`, which goes through `sandbox.run_student_code`
+(a time limit, exits shielded, output captured) and turns whatever went wrong into one readable
+line: the error type, its message, and a hint when the checker recognises the mistake; a stub
+that still raises `NotImplementedError` is reported as "not written yet". So a bug in the
+student's code is reported, never raised. The checks every checker opens with (a tensor of the
+right dtype, device and shape, inputs and weights unchanged) live in `checks`.
 
 Hints name the mistake and the idea behind it ("the kept samples are not rescaled"), never the
 code that fixes it.
@@ -24,6 +26,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import torch
+
+from . import sandbox
 
 PASS = "✓"
 FAIL = "✗"
@@ -45,6 +49,7 @@ class Feedback:
         self.exercise = exercise
         self.passed = 0
         self.failed = 0
+        self.output_shown = False
 
     def ok(self, message: str) -> bool:
         """Record and print a passed check; returns True."""
@@ -72,21 +77,44 @@ class Feedback:
     ):
         """Run the student's `function(*args, **kwargs)`: `(True, result)` or `(False, None)`.
 
-        On an exception, print one line saying that `what` failed, with the error and, when
-        `hint(error)` returns a string, that hint; then return `(False, None)`.
+        The call goes through `sandbox.run_student_code`: a time limit, no exit, output captured.
+        If it fails, print one line saying that `what` failed and why, with the hint that
+        `hint(error)` returns (or a general one for autograd's in-place errors); then return
+        `(False, None)`. The first time the student's code prints, show a few of its lines.
         """
-        try:
-            return True, function(*args, **kwargs)
-        except NotImplementedError:
+        outcome = sandbox.run_student_code(function, *args, **kwargs)
+        self._show_output(outcome.output)
+        if outcome.ok:
+            return True, outcome.value
+        if outcome.timed_out:
+            self.fail(_timeout_message(what, outcome.abandoned))
+        elif outcome.exited:
+            self.fail(
+                f"{what} called sys.exit(), exit() or quit() (exit code {outcome.exit_code!r}): "
+                "that would end the whole program; a function hands back its result with `return`."
+            )
+        elif isinstance(outcome.error, NotImplementedError):
             self.fail(
                 f"{what}: not written yet (it raises NotImplementedError). Replace the "
-                "`raise NotImplementedError` line with your code, then run this cell again."
+                "`raise NotImplementedError()` line with your code, then run this cell again."
             )
-        except Exception as error:  # any bug in student code becomes feedback
-            extra = hint(error) if hint is not None else None
+        else:
+            error = outcome.error
+            extra = (hint(error) if hint is not None else None) or autograd_hint(error)
             message = f"{what} raised {type(error).__name__}: {_first_line(error)}"
             self.fail(f"{message}. {extra}." if extra else message)
         return False, None
+
+    def _show_output(self, text: str) -> None:
+        """Show the first few lines the student's code printed, once per checker."""
+        if not text.strip() or self.output_shown:
+            return
+        self.output_shown = True
+        count = len(text.rstrip("\n").splitlines())
+        lines = f"{count} line{'s' if count != 1 else ''}"
+        print(f"  (your code printed {lines} while it was checked; the first of them:)")
+        for line in sandbox.summarize_output(text):
+            print(f"  | {line}")
 
     def stop(self) -> bool:
         """End early after a failed check that makes the remaining checks meaningless."""
@@ -136,6 +164,29 @@ def randomize_(
         scale = parameter[0].numel() ** -0.5 if parameter.ndim > 1 else 0.5
         parameter.normal_(0.0, scale, generator=generator)
     return module
+
+
+def _timeout_message(what: str, abandoned: bool) -> str:
+    message = (
+        f"{what} did not finish within {sandbox.TIME_LIMIT:g} s, on inputs this small: look for a "
+        "loop that never ends (a `while` whose condition never changes, or a loop that grows the "
+        "list it walks through)"
+    )
+    if abandoned:
+        message += "; it is still running in the background, so restart the kernel after fixing it"
+    return message + "."
+
+
+def autograd_hint(error: BaseException) -> str | None:
+    """A hint for autograd's complaints about in-place operations, else None."""
+    text = str(error)
+    if "modified by an inplace operation" in text or "leaf Variable" in text:
+        return (
+            "An in-place operation (+=, *=, a method ending in _ such as relu_(), or an "
+            "assignment into a slice) overwrote a tensor that autograd needs for the backward "
+            "pass; compute a new tensor instead (y = y * mask, not y *= mask)"
+        )
+    return None
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:

@@ -4,18 +4,27 @@
     python -m mixer_edu.exercises.generate --check   # exit 1 if any of them is out of date
 
 The instructor notebooks in `notebooks/exercises/solutions/` are the only source. They hold the
-solutions, and run (with outputs) in CI like every course notebook. Each one becomes a student
-notebook of the same name in `notebooks/exercises/`:
+solutions, run (with outputs) in CI like every course notebook, and use nbgrader's markup, so a
+teacher can also hand them to `nbgrader generate_assignment` and `nbgrader autograde`:
 
-- in code cells, every region between a `### BEGIN SOLUTION` line and a `### END SOLUTION` line
-  is replaced by a stub at the same indentation, which keeps the surrounding `def` line and
-  docstring and raises `NotImplementedError("Exercise: write <name>")`;
-- in markdown cells, everything between `<!-- BEGIN SOLUTION -->` and `<!-- END SOLUTION -->`
-  (answers, notes for the instructor) is removed, and a cell left empty is dropped;
+- a cell the student completes has nbgrader metadata `solution: true`; inside it the solution
+  sits between a `### BEGIN SOLUTION` line and a `### END SOLUTION` line (in markdown:
+  `<!-- BEGIN SOLUTION -->` / `<!-- END SOLUTION -->`; nbgrader looks for the words);
+- a check cell is a graded test cell (`grade: true`, `points`): it asserts that a checker passes.
+
+This generator makes exactly the student version nbgrader makes, so students get the same
+notebook with or without nbgrader:
+
+- in a code cell, each solution region becomes nbgrader's stub at the region's indentation,
+  `# YOUR CODE HERE` and `raise NotImplementedError()`, keeping the `def` line and docstring
+  around it; in a markdown cell it becomes `YOUR ANSWER HERE`; a solution cell without any
+  region is replaced by the stub as a whole;
+- a solution region in a cell not marked as a solution cell is an error (nbgrader refuses it);
 - relative links are rewritten for the student folder (a link to a sibling instructor notebook
   points to the sibling student notebook);
-- outputs, execution counts and metadata other than the kernel's (`kernelspec`, `language_info`,
-  as JupyterLab writes them, so that opening the notebook changes nothing) are cleared.
+- outputs and execution counts are cleared; cell metadata other than nbgrader's and the tags are
+  dropped, and the notebook keeps only the kernel's metadata (`kernelspec`, `language_info`, as
+  JupyterLab writes them, so that opening the notebook changes nothing).
 
 The output is a pure function of the source, so `--check` (and the test suite) can compare it
 byte for byte with the committed student notebooks, as Neuromatch's `process_notebooks.py` does.
@@ -24,6 +33,7 @@ byte for byte with the committed student notebooks, as Neuromatch's `process_not
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import sys
@@ -35,61 +45,59 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDENT_DIR = ROOT / "notebooks" / "exercises"
 SOURCE_DIR = STUDENT_DIR / "solutions"
 
-BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
-END = re.compile(r"^\s*### END SOLUTION\s*$")
-MARKDOWN_SOLUTION = re.compile(
-    r"[ \t]*<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->[ \t]*\n?", re.DOTALL
-)
-DEFINITION = re.compile(r"^(?P<indent>\s*)(?:async\s+)?(?:def|class)\s+(?P<name>\w+)")
+BEGIN = "BEGIN SOLUTION"  # nbgrader's delimiters: a line that contains these words
+END = "END SOLUTION"
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's default stubs
+TEXT_STUB = ["YOUR ANSWER HERE"]
 LINK = re.compile(r"(?P<open>\]\()(?P<target>[^)\s#]+)(?P<anchor>#[^)\s]*)?(?P<close>\))")
 
 
-def _enclosing_name(lines: list[str], index: int, indent: int) -> str | None:
-    """`Class.method` or `function` around line `index` (found by indentation, upwards)."""
-    names = []
-    for line in reversed(lines[:index]):
-        found = DEFINITION.match(line)
-        if found and len(found["indent"]) < indent:
-            names.append(found["name"])
-            indent = len(found["indent"])
-    return ".".join(reversed(names)) or None
-
-
-def stub_code(source: str, where: str = "cell") -> tuple[str, int]:
-    """Replace each solution region of a code cell by a stub; return the code and the count.
+def stub_regions(source: str, stub: list[str], where: str = "cell") -> tuple[str, int]:
+    """Replace each solution region of a cell by `stub` at its indentation; the text, the count.
 
     Raises `ValueError` (naming `where`) if the markers are unbalanced or nested.
     """
-    lines = source.split("\n")
-    output, regions, begin = [], 0, None
-    for index, line in enumerate(lines):
-        if BEGIN.match(line):
-            if begin is not None:
+    output, regions, inside = [], 0, False
+    for line in source.split("\n"):
+        if BEGIN in line:
+            if inside:
                 raise ValueError(f"{where}: '### BEGIN SOLUTION' inside another solution region.")
-            begin = BEGIN.match(line)
-            indent = begin["indent"]
-            name = _enclosing_name(lines, index, len(indent))
-            task = f"write {name}" if name else "write this cell's code"
-            output += [
-                f"{indent}# Your code here.",
-                f'{indent}raise NotImplementedError("Exercise: {task}")',
-            ]
-            regions += 1
-        elif END.match(line):
-            if begin is None:
+            indent = line[: len(line) - len(line.lstrip())]
+            output += [indent + stub_line for stub_line in stub]
+            inside, regions = True, regions + 1
+        elif END in line:
+            if not inside:
                 raise ValueError(f"{where}: '### END SOLUTION' without a BEGIN before it.")
-            begin = None
-        elif begin is None:
+            inside = False
+        elif not inside:
             output.append(line)
-    if begin is not None:
+    if inside:
         raise ValueError(f"{where}: '### BEGIN SOLUTION' without an END after it.")
     return "\n".join(output), regions
 
 
-def strip_markdown(source: str) -> str:
-    """Remove the `<!-- BEGIN SOLUTION -->` ... `<!-- END SOLUTION -->` parts of a markdown cell."""
-    text = MARKDOWN_SOLUTION.sub("", source)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+def stub_code(source: str, where: str = "cell") -> tuple[str, int]:
+    """A code cell with each solution region replaced by nbgrader's code stub."""
+    return stub_regions(source, CODE_STUB, where)
+
+
+def is_solution_cell(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution", False))
+
+
+def student_source(cell, where: str = "cell") -> tuple[str, bool]:
+    """The student's version of one cell's source, and whether it held a solution."""
+    stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
+    source, regions = stub_regions(cell.source, stub, where)
+    if regions and not is_solution_cell(cell):
+        raise ValueError(
+            f"{where} has a solution region but is not an nbgrader solution cell: give it the "
+            'metadata {"nbgrader": {"solution": true, ...}} (in Jupyter: View > Cell Toolbar > '
+            "Create Assignment), or nbgrader will refuse the notebook."
+        )
+    if is_solution_cell(cell) and not regions:
+        return "\n".join(stub), True
+    return source, bool(regions)
 
 
 def rewrite_links(source: str, source_dir: Path, student_dir: Path) -> str:
@@ -111,26 +119,23 @@ def rewrite_links(source: str, source_dir: Path, student_dir: Path) -> str:
 def student_notebook(path: Path, student_dir: Path = STUDENT_DIR) -> nbformat.NotebookNode:
     """The student version of the instructor notebook at `path`."""
     notebook = nbformat.read(path, as_version=4)
-    cells, regions = [], 0
+    cells, solutions = [], 0
     for number, cell in enumerate(notebook.cells, start=1):
-        where = f"{path.name}, cell {number}"
+        source, solution = student_source(cell, f"{path.name}, cell {number}")
+        solutions += solution
         if cell.cell_type == "code":
-            source, found = stub_code(cell.source, where)
-            regions += found
             new = nbformat.v4.new_code_cell(source)
         elif cell.cell_type == "markdown":
-            source = rewrite_links(strip_markdown(cell.source), path.parent, student_dir)
-            if not source:
-                continue
-            new = nbformat.v4.new_markdown_cell(source)
+            new = nbformat.v4.new_markdown_cell(rewrite_links(source, path.parent, student_dir))
         else:
-            new = nbformat.v4.new_raw_cell(cell.source)
+            new = nbformat.v4.new_raw_cell(source)
         new.id = cell.get("id", f"cell-{number}")
-        if "tags" in cell.metadata:
-            new.metadata["tags"] = list(cell.metadata["tags"])
+        for key in ("nbgrader", "tags"):
+            if key in cell.metadata:
+                new.metadata[key] = copy.deepcopy(cell.metadata[key])
         cells.append(new)
-    if regions == 0:
-        raise ValueError(f"{path.name} has no '### BEGIN SOLUTION' region: nothing to exercise.")
+    if solutions == 0:
+        raise ValueError(f"{path.name} has no solution cell ('### BEGIN SOLUTION'): no exercise.")
     student = nbformat.v4.new_notebook(cells=cells)
     student.metadata = {"kernelspec": dict(notebook.metadata.get("kernelspec", _KERNEL))}
     if "language_info" in notebook.metadata:
@@ -195,7 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", type=Path, default=STUDENT_DIR, help="student notebooks")
     args = parser.parse_args(argv)
     source, dest = args.source.resolve(), args.dest.resolve()
-    changed = generate(source, dest, check=args.check)
+    try:
+        if not dest.is_dir():
+            raise FileNotFoundError(f"no folder {dest} for the student notebooks (--dest)")
+        changed = generate(source, dest, check=args.check)
+    except (ValueError, OSError, nbformat.ValidationError) as error:  # bad input: one line
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     names = {path.name for path in sources(source)}
     for path in changed:
         if path.name not in names:

@@ -22,10 +22,13 @@ Part 2: the student predicts how two short training runs with the package's engi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from .feedback import Feedback, check_is_tensor, close, isolated, shape
+from .checks import call_and_check, check_gradients
+from .feedback import Feedback, close, isolated
 
 # (batch, classes, smoothing, logit scale). Scale 60 makes softmax underflow to exactly 0 for the
 # unlikely classes, where log(softmax(z)) becomes -inf but log_softmax stays finite.
@@ -93,15 +96,47 @@ def _mistakes(logits: torch.Tensor, labels: torch.Tensor, smoothing: float):
         "log_softmax(logits)",
     )
     yield (-loss(q, log_p), "the sign is flipped: cross-entropy is -Σ q log p, never negative")
+    yield (
+        -(q * log_p).mean(),
+        "the loss is also averaged over the K classes: sum q_k log p_k over the classes of a "
+        "sample, then take the mean over the samples",
+    )
+    yield (
+        loss(q, logits.log_softmax(dim=0)),
+        "log_softmax normalises over the batch (dim 0); the probabilities of one sample are "
+        "normalised over its classes (dim 1)",
+    )
+    if smoothing > 0:
+        yield (
+            loss((1.0 - smoothing) * one_hot, log_p),
+            "only the (1 - ε) one-hot part of the target is used; the uniform part ε / K, "
+            "given to every class, is missing",
+        )
+        yield (
+            loss((1.0 - smoothing) * one_hot + smoothing * (1.0 - one_hot) / k, log_p),
+            "the true class gets only 1 - ε, so the targets sum to 1 - ε/K; the uniform part "
+            "ε / K goes to every class, the true one included",
+        )
+        yield (
+            (1.0 - smoothing) * loss(one_hot, log_p) + smoothing * loss(torch.ones_like(q), log_p),
+            "the uniform part adds up -log p over all K classes with weight ε; each class gets "
+            "ε / K, so it is the mean over the classes, not their sum",
+        )
+
+
+UNDERFLOW = (
+    "for confident logits softmax underflows to exactly 0 for the unlikely classes, and "
+    "log(0) = -inf; log_softmax computes the same log-probabilities without that step"
+)
+
+
+def _shape_hint(out: torch.Tensor, batch: int) -> str:
+    if out.shape == (batch,):
+        return "one loss per sample: return their mean, a single number"
+    return "the loss of a batch is a single number (the mean over samples)"
 
 
 def _diagnose(out: torch.Tensor, logits, labels, smoothing: float) -> str:
-    if not torch.isfinite(out).all():
-        return (
-            "the loss is inf or NaN for confident logits: softmax underflows to exactly 0 for "
-            "the unlikely classes, and log(0) = -inf; log_softmax computes the same "
-            "log-probabilities without that step"
-        )
     for mistaken, hint in _mistakes(logits, labels, smoothing):
         if close(out, mistaken):
             return hint
@@ -127,38 +162,34 @@ def check_smoothed_cross_entropy(smoothed_cross_entropy) -> bool:
                 label += ", very confident logits"
             logits = scale * torch.randn(b, k)
             labels = torch.randint(0, k, (b,))
-            ok, out = feedback.call(
-                f"loss on {label}", smoothed_cross_entropy, logits.clone(), labels, smoothing
-            )
-            if not ok or not check_is_tensor(feedback, out, f"loss on {label}"):
-                return feedback.stop()
-            if out.ndim != 0:
-                why = (
-                    "one loss per sample: return their mean, a single number"
-                    if out.shape == (b,)
-                    else "the loss of a batch is a single number (the mean over samples)"
-                )
-                feedback.fail(f"{label}: the loss has shape {shape(out)}; {why}.")
-                return feedback.stop()
             expected = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-            if not close(out.detach().float(), expected):
-                feedback.fail(
-                    f"{label}: {_diagnose(out.detach().float(), logits, labels, smoothing)}."
-                )
+            ok, out = call_and_check(
+                feedback,
+                f"loss on {label}",
+                smoothed_cross_entropy,
+                logits,
+                labels,
+                smoothing,
+                expected=expected,
+                inputs={"logits": logits, "labels": labels},
+                shape_hint=lambda out, b=b: _shape_hint(out, b),
+                finite_hint=UNDERFLOW,
+            )
+            if not ok:
+                return feedback.stop()
+            if not close(out.detach(), expected):
+                feedback.fail(f"{label}: {_diagnose(out.detach(), logits, labels, smoothing)}.")
                 return feedback.stop()
             feedback.ok(f"{label}: equal to PyTorch's label_smoothing={smoothing}")
 
         logits = torch.randn(4, 10, requires_grad=True)
-        ok, out = feedback.call(
-            "loss", smoothed_cross_entropy, logits, torch.randint(0, 10, (4,)), 0.1
-        )
-        if not ok:
-            return feedback.stop()
-        feedback.check(
-            isinstance(out, torch.Tensor) and out.requires_grad,
+        labels = torch.randint(0, 10, (4,))
+        check_gradients(
+            feedback,
+            "the loss",
+            lambda: smoothed_cross_entropy(logits, labels, 0.1),
+            {"the logits": logits},
             "gradients flow back to the logits, so the loss can train a model",
-            "the loss is cut off from the logits (no gradient): no .item(), .detach(), NumPy "
-            "or torch.no_grad() inside the loss.",
         )
     return feedback.done()
 
@@ -205,33 +236,63 @@ def check_smoothing_predictions(
     Prints one line per prediction; returns True if all match what was measured.
     """
     feedback = Feedback("predictions")
-    if not isinstance(predictions, dict) or set(predictions) != set(PREDICTIONS):
+    given = predictions if isinstance(predictions, dict) else {}
+    missing = [key for key in PREDICTIONS if key not in given]
+    if missing:
         feedback.fail(
             "the predictions must be a dict with the keys "
             + ", ".join(f"{key!r} ({what})" for key, what in PREDICTIONS.items())
-            + "."
+            + f"; missing: {', '.join(missing)}."
         )
+        return feedback.stop()
+    runs = {"without": without, "with_smoothing": with_smoothing}
+    measured = {name: _measurements(feedback, name, run) for name, run in runs.items()}
+    if None in measured.values():
         return feedback.stop()
     for key, what in PREDICTIONS.items():
         predicted = predictions[key]
+        if isinstance(predicted, str):
+            predicted = predicted.strip().lower()
         if predicted not in DIRECTIONS:
-            feedback.fail(f"{key}: predict 'lower' or 'higher', not {predicted!r}.")
+            feedback.fail(f"{key}: predict 'lower' or 'higher', not {predictions[key]!r}.")
             continue
-        before, after = without[key], with_smoothing[key]
-        measured = "higher" if after > before else "lower"
+        before, after = measured["without"][key], measured["with_smoothing"][key]
+        direction = "higher" if after > before else "lower"
         if abs(after - before) < min_change:
             feedback.fail(
                 f"{key}: the two runs differ by only {after - before:+.4f}, too little to tell a "
                 "direction; train longer (more epochs or images) and measure again."
             )
-        elif predicted == measured:
-            feedback.ok(f"{key}: {measured} with label smoothing, as you predicted")
+        elif predicted == direction:
+            feedback.ok(f"{key}: {direction} with label smoothing, as you predicted")
         else:
             feedback.fail(
-                f"{key}: you predicted {predicted}, but {what} came out {measured} with label "
+                f"{key}: you predicted {predicted}, but {what} came out {direction} with label "
                 f"smoothing. Why: {WHY[key]}."
             )
     return feedback.done()
+
+
+def _measurements(feedback: Feedback, name: str, run) -> dict[str, float] | None:
+    """The run's measurements as finite floats (tensors and NumPy numbers welcome), or None."""
+    values = {}
+    for key in PREDICTIONS:
+        try:
+            values[key] = float(run[key])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError):
+            feedback.fail(
+                f"the measurements of the run {name} have no number under {key!r}: pass the "
+                "dicts the notebook measured, with the keys " + ", ".join(PREDICTIONS) + "."
+            )
+            return None
+        if not math.isfinite(values[key]):
+            feedback.fail(
+                f"the run {name} measured {key} = {values[key]}: that run diverged (NaN or inf), "
+                "so it shows no direction; lower the learning rate or check the loss, and train "
+                "again."
+            )
+            return None
+    return values
 
 
 def confidence_ceiling(num_classes: int, smoothing: float) -> float:

@@ -25,20 +25,22 @@ raises a shape error on the first case (N != C), which the checker explains inst
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 from torch import nn
 
 from ..mixer import MixerBlock as ReferenceBlock
+from .checks import call_and_check, check_gradients
 from .feedback import (
     Feedback,
-    check_is_tensor,
     close,
     isolated,
     max_difference,
     randomize_,
     shape,
 )
+from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, tokens_hidden D_S, channels_hidden D_C). The first case has
 # N != C, so that an MLP or a LayerNorm on the wrong axis raises a shape error at once; the second
@@ -247,38 +249,86 @@ def _matching_mistake(out: torch.Tensor, reference: ReferenceBlock, x: torch.Ten
     return None
 
 
-def _diagnose(out: torch.Tensor, reference: ReferenceBlock, x: torch.Tensor) -> str:
-    hint = _matching_mistake(out, reference, x)
+ACTIVATION_MISTAKES = [
+    (
+        partial(nn.GELU, approximate="tanh"),
+        "the MLPs use GELU's tanh approximation (approximate='tanh'); the Mixer's MLPs use the "
+        "exact GELU, x * Phi(x) with the normal distribution's cdf: mixer_edu.Mlp's default",
+    ),
+    (nn.ReLU, "the MLPs use ReLU between their two layers; the Mixer's MLPs use GELU"),
+    (nn.SiLU, "the MLPs use SiLU (swish) between their two layers; the Mixer's MLPs use GELU"),
+    (
+        nn.Identity,
+        "the MLPs have no non-linearity between their two layers, so each is a single linear "
+        "map; the Mixer's MLPs apply GELU to the hidden layer",
+    ),
+]
+
+
+def _with_activation(block: ReferenceBlock, make_activation) -> ReferenceBlock:
+    block = copy.deepcopy(block)
+    block.mlp_tokens.act = make_activation()
+    block.mlp_channels.act = make_activation()
+    return block
+
+
+def _matching_activation(out: torch.Tensor, reference: ReferenceBlock, x: torch.Tensor):
+    with torch.no_grad():
+        for make_activation, hint in ACTIVATION_MISTAKES:
+            if close(out, _with_activation(reference, make_activation)(x)):
+                return hint
+    return None
+
+
+def _wrong_branch(block: nn.Module, reference: ReferenceBlock, x: torch.Tensor) -> str | None:
+    """Which branch differs from the reference, found by switching the other one off."""
+    verdicts = {}
+    for branch, other in (("token-mixing", "mlp_channels"), ("channel-mixing", "mlp_tokens")):
+        outcome = run_student_code(_switched_off(block, other), x.clone())
+        with torch.no_grad():
+            expected = _switched_off(reference, other)(x)
+        verdicts[branch] = (
+            outcome.ok
+            and isinstance(outcome.value, torch.Tensor)
+            and close(outcome.value.detach(), expected)
+        )
+    if verdicts["token-mixing"] and not verdicts["channel-mixing"]:
+        return "channel-mixing"
+    if verdicts["channel-mixing"] and not verdicts["token-mixing"]:
+        return "token-mixing"
+    return None
+
+
+def _diagnose(out, block: nn.Module, reference: ReferenceBlock, x: torch.Tensor) -> str:
+    hint = _matching_mistake(out, reference, x) or _matching_activation(out, reference, x)
     if hint is not None:
         return hint
     with torch.no_grad():
         difference, where = max_difference(out, reference(x))
-    return (
+    found = (
         f"the output differs from the reference block's (largest difference {difference:.3g} "
-        f"at sample {where[0]}, token {where[1]}, channel {where[2]}); compare the order of "
-        "LayerNorm, MLP and residual in each branch with the docstring"
+        f"at sample {where[0]}, token {where[1]}, channel {where[2]})"
     )
+    branch = _wrong_branch(block, reference, x)
+    if branch is not None:
+        other = "channel-mixing" if branch == "token-mixing" else "token-mixing"
+        return (
+            f"{found}. With the {other} MLP switched off your block matches the reference, so "
+            f"the difference is in the {branch} branch: check its LayerNorm, its MLP (and the "
+            "MLP's activation) and the axis it mixes"
+        )
+    return f"{found}, in both branches: check each branch's LayerNorm, MLP and activation"
 
 
 def _check_gradients(feedback: Feedback, block: nn.Module, x: torch.Tensor) -> bool:
     block = copy.deepcopy(block).train()
-    ok, out = feedback.call("the block in train mode", block, x.clone())
-    if not ok:
-        return False
-    if not out.requires_grad:
-        return feedback.fail(
-            "the output has no gradient: no .detach(), .numpy() or torch.no_grad() inside "
-            "forward, or the block cannot learn."
-        )
-    out.square().sum().backward()
-    starved = [name for name, p in block.named_parameters() if p.grad is None or not p.grad.any()]
-    layers = list(dict.fromkeys(name.split(".")[0] for name in starved))
-    return feedback.check(
-        not starved,
+    return check_gradients(
+        feedback,
+        "the block in train mode",
+        lambda: block(x.clone()),
+        dict(block.named_parameters()),
         "gradients reach every layer, so the whole block can learn",
-        f"no gradient reaches {', '.join(layers)}: something between that layer and the output "
-        "cuts the autograd graph (.detach(), .data, torch.no_grad() or a NumPy round trip), so "
-        "it cannot learn.",
+        group=lambda name: name.split(".")[0],
     )
 
 
@@ -316,28 +366,27 @@ def check_mixer_block(block_class) -> bool:
 
             x = torch.randn(b, n, c)
             label = f"x {(b, n, c)}"
-            given = x.clone()
-            ok, out = feedback.call(f"the block on {label}", block, given, hint=_forward_hint)
-            if not ok or not check_is_tensor(feedback, out, f"the block on {label}"):
-                return feedback.stop()
-            if out.shape != x.shape:
-                feedback.fail(
-                    f"{label}: output shape {shape(out)}, expected {(b, n, c)}: a Mixer block "
-                    "keeps the table's shape (check that every transpose is undone)."
-                )
-                return feedback.stop()
-            if not torch.equal(given, x):
-                feedback.fail(
-                    f"{label}: the block changed its input tensor in place (e.g. with +=), so "
-                    "the caller's x is overwritten; build the output as a new tensor."
-                )
+            with torch.no_grad():
+                expected = reference(x)  # before the student's code runs
+            ok, out = call_and_check(
+                feedback,
+                f"the block on {label}",
+                block,
+                x,
+                expected=expected,
+                inputs={"x": x},
+                modules={"block (its own layers)": block},
+                hint=_forward_hint,
+                shape_hint=lambda out: (
+                    "a Mixer block keeps the table's shape (check that every transpose is undone)"
+                ),
+            )
+            if not ok:
                 return feedback.stop()
             if index == 0 and not _check_residuals(feedback, block, reference, x, out.detach()):
                 return feedback.stop()
-            with torch.no_grad():
-                expected = reference(x)
             if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(out.detach(), reference, x)}.")
+                feedback.fail(f"{label}: {_diagnose(out.detach(), block, reference, x)}.")
                 return feedback.stop()
             feedback.ok(f"{label} -> {shape(out)}, equal to mixer_edu.MixerBlock")
         if not _check_gradients(feedback, block, x):

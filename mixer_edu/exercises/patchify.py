@@ -19,7 +19,8 @@ import torch
 from einops import rearrange
 
 from ..patching import patchify as reference_patchify
-from .feedback import Feedback, check_is_tensor, isolated, shape
+from .checks import call_and_check
+from .feedback import Feedback, isolated, shape
 
 # (batch, channels, height, width, patch_size): square and non-square images, one channel, a
 # single patch, and patch size 1 (every pixel is a token).
@@ -181,18 +182,21 @@ def check_patchify(patchify) -> bool:
             b, c, h, w, p = case
             label = f"{b} image{'s' if b > 1 else ''} {c}x{h}x{w}, patch {p}"
             images = coded_images(b, c, h, w)
-            ok, out = feedback.call(f"patchify on {label}", patchify, images.clone(), p)
-            if not ok or not check_is_tensor(feedback, out, f"patchify on {label}"):
-                return feedback.stop()
             expected = reference_patchify(images, p)
-            if out.shape != expected.shape:
-                feedback.fail(
-                    f"{label}: wrong output shape {shape(out)}, expected {shape(expected)} = "
-                    f"(B, N, P*P*C); {_shape_hint(tuple(out.shape), case)}."
-                )
+            ok, out = call_and_check(
+                feedback,
+                f"patchify on {label}",
+                patchify,
+                images,
+                p,
+                expected=expected,
+                inputs={"images": images},
+                shape_hint=lambda out, case=case: _shape_hint(tuple(out.shape), case),
+            )
+            if not ok:
                 return feedback.stop()
-            if not torch.equal(out.to(expected.dtype), expected):
-                feedback.fail(f"{label}: {_diagnose_values(out.to(expected.dtype), images, case)}.")
+            if not torch.equal(out, expected):
+                feedback.fail(f"{label}: {_diagnose_values(out.detach(), images, case)}.")
                 return feedback.stop()
             feedback.ok(f"{label} -> {shape(out)}, every pixel where the stem expects it")
         return feedback.done()

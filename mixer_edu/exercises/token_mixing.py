@@ -22,15 +22,16 @@ import torch
 
 from ..mixer import TokenMixingMlp
 from ..mlp import Mlp
+from .checks import call_and_check, check_gradients, frozen_copy
 from .feedback import (
     Feedback,
-    check_is_tensor,
     close,
     isolated,
     max_difference,
     randomize_,
     shape,
 )
+from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, hidden D_S). N == C in the third case, so that an MLP applied
 # along the channels runs without a shape error and must be caught by its values.
@@ -45,7 +46,7 @@ CASES = [
 def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
     tokens, hidden = mlp.fc1.in_features, mlp.fc1.out_features
     reference = TokenMixingMlp(tokens, hidden)
-    reference.load_state_dict(mlp.state_dict())
+    reference.load_state_dict(frozen_copy(mlp).state_dict())
     with torch.no_grad():
         return reference(x)
 
@@ -72,12 +73,19 @@ def _exception_hint(x: torch.Tensor, mlp: Mlp):
     return hint
 
 
-def _depends_on(function, mlp: Mlp, x: torch.Tensor, token: int, channel: int) -> torch.Tensor:
-    """Which outputs change when `x[0, token, channel]` changes (a bool tensor)."""
+def _depends_on(function, mlp: Mlp, x: torch.Tensor, token: int, channel: int):
+    """Which outputs change when `x[0, token, channel]` changes (a bool tensor), or None."""
     nudged = x.clone()
     nudged[0, token, channel] += 1.0
     with torch.no_grad():
-        return (function(mlp, nudged) - function(mlp, x)).abs() > 1e-6
+        before = run_student_code(function, frozen_copy(mlp), x.clone())
+        after = run_student_code(function, frozen_copy(mlp), nudged)
+    if not (before.ok and after.ok):  # it ran once; if a probe breaks it, skip this probe
+        return None
+    try:
+        return (after.value - before.value).abs() > 1e-6
+    except Exception:  # not tensors, or shapes that do not match
+        return None
 
 
 def _diagnose(function, mlp: Mlp, x: torch.Tensor, out: torch.Tensor) -> str:
@@ -88,10 +96,7 @@ def _diagnose(function, mlp: Mlp, x: torch.Tensor, out: torch.Tensor) -> str:
             "belongs to the Mixer block (exercise 3); token mixing itself is only the MLP"
         )
     token, channel = 1, x.shape[2] - 1  # the last channel: a reshape moves it furthest
-    try:
-        moved = _depends_on(function, mlp, x, token, channel)
-    except Exception:  # it ran on x; if a nudged x breaks it, skip this probe
-        moved = None
+    moved = _depends_on(function, mlp, x, token, channel)
     if moved is None or moved.shape != x.shape:
         return _values_differ(out, expected)
     if x.shape[0] > 1 and moved[1:].any():
@@ -128,50 +133,58 @@ def _values_differ(out: torch.Tensor, expected: torch.Tensor, prefix: str = "the
     )
 
 
+def _shape_hint(out: torch.Tensor, case: tuple) -> str:
+    b, n, c, hidden = case
+    if out.shape == (b, c, n) and n != c:
+        return "the table was turned for the MLP but never turned back"
+    if out.shape[1:] in ((hidden, c), (c, hidden)):
+        return f"the hidden size D_S={hidden} is still there: use both layers"
+    return "token mixing keeps the table's shape"
+
+
 def check_token_mixing(token_mixing) -> bool:
     """Check a student's `token_mixing(mlp, x)`, `(B, N, C) -> (B, N, C)` across the tokens.
 
     Runs it with random MLPs on tables of several shapes (including N == C, where mixing the
     wrong axis raises no error), and compares with `mixer_edu.TokenMixingMlp`; also checks that
-    gradients reach the MLP. Prints one line per check; returns True if all pass.
+    it changes neither `x` nor the MLP's weights, and that every weight of the MLP gets a
+    gradient. Prints one line per check; returns True if all pass.
     """
     feedback = Feedback("token mixing")
     with isolated():
-        for b, n, c, hidden in CASES:
+        for case in CASES:
+            b, n, c, hidden = case
             label = f"x {(b, n, c)} with Mlp({n}, {hidden})"
             mlp = randomize_(Mlp(n, hidden))
             x = torch.randn(b, n, c)
-            ok, out = feedback.call(
+            expected = _reference(mlp, x)  # before the student's code runs, on a copy
+            ok, out = call_and_check(
+                feedback,
                 f"token_mixing on {label}",
                 token_mixing,
                 mlp,
-                x.clone(),
+                x,
+                expected=expected,
+                inputs={"x": x},
+                modules={"MLP": mlp},
                 hint=_exception_hint(x, mlp),
+                shape_hint=lambda out, case=case: _shape_hint(out, case),
             )
-            if not ok or not check_is_tensor(feedback, out, f"token_mixing on {label}"):
+            if not ok:
                 return feedback.stop()
-            if out.shape != x.shape:
-                if out.shape == (b, c, n) and n != c:
-                    why = "the table was turned for the MLP but never turned back"
-                elif out.shape[1:] in ((hidden, c), (c, hidden)):
-                    why = f"the hidden size D_S={hidden} is still there: use both layers"
-                else:
-                    why = "token mixing keeps the table's shape"
-                feedback.fail(f"{label}: output shape {shape(out)}, expected {(b, n, c)}; {why}.")
-                return feedback.stop()
-            if not close(out.detach(), _reference(mlp, x)):
+            if not close(out.detach(), expected):
                 feedback.fail(f"{label}: {_diagnose(token_mixing, mlp, x, out.detach())}.")
                 return feedback.stop()
             feedback.ok(f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel")
 
         mlp = randomize_(Mlp(16, 8))
-        ok, out = feedback.call("token_mixing", token_mixing, mlp, torch.randn(2, 16, 5))
-        if not ok:
-            return feedback.stop()
-        feedback.check(
-            out.requires_grad,
-            "gradients flow back to the MLP's weights, so it can be trained",
-            "the output is cut off from the MLP's weights (it has no gradient): no .detach(), "
-            ".numpy() or torch.no_grad() inside token mixing, or the MLP cannot learn",
+        x = torch.randn(2, 16, 5)
+        check_gradients(
+            feedback,
+            "token_mixing",
+            lambda: token_mixing(mlp, x),
+            dict(mlp.named_parameters()),
+            "gradients reach every weight of the MLP, so it can be trained",
+            group=lambda name: f"the MLP's {name}",
         )
     return feedback.done()

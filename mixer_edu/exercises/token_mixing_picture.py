@@ -21,6 +21,8 @@ is the one built from noise). It explains a wrong answer by what the chosen unit
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from .. import weights
@@ -118,10 +120,19 @@ def plot_quiz_units(model: MlpMixer | None = None):
     return figure
 
 
-def _unit_index(value, count: int) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
+def _as_int(value) -> int | None:
+    """An integer answer in any usual form (int, NumPy integer, 0-d integer tensor), else None."""
+    if isinstance(value, bool):
         return None
-    return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _unit_index(value, count: int) -> int | None:
+    index = _as_int(value)
+    return index if index is not None and 0 <= index < count else None
 
 
 def _what_unit_is(k: int) -> str:
@@ -173,6 +184,7 @@ def _reads(units: torch.Tensor) -> torch.Tensor:
 
 
 def _check_local(feedback: Feedback, units: torch.Tensor, unit, tokens) -> None:
+    tokens = _as_int(tokens) if _as_int(tokens) is not None else tokens
     reads = _reads(units)
     local = int(((reads > 1) & (reads < 16)).nonzero()[0])
     k = _unit_index(unit, len(units))
@@ -217,6 +229,7 @@ def _check_random(feedback: Feedback, units: torch.Tensor, answer) -> None:
 def _check_channels(feedback: Feedback, model: MlpMixer, answer) -> None:
     channels, tokens = model.embed_dim, model.num_patches
     hidden = weights.token_mixing_weight(model, 0).shape[0]
+    answer = _as_int(answer) if _as_int(answer) is not None else answer
     if answer == channels:
         feedback.ok(
             f"each picture is applied to all {channels} channels: token-mixing weights are "
