@@ -69,7 +69,9 @@ def test_run_writes_checkpoint_metrics_and_snapshots_as_the_contract_says(short_
     assert snapshots == [f"epoch_{epoch:03d}.pt" for epoch in range(7)]
     initial, state = ckpt.load_model(out / "snapshots" / "epoch_000.pt")
     assert state["epoch"] == 0 and torch.count_nonzero(initial.head.weight) == 0  # untrained
-    model, state = ckpt.load_model(out / "checkpoint.pt")
+    # Loaded onto the trained model's device (a GPU where there is one): compared there.
+    device = next(short_run.model.parameters()).device
+    model, state = ckpt.load_model(out / "checkpoint.pt", device=device)
     assert state["epoch"] == 6 and state["dataset"] == "standin"
     assert state["classes"] == list(data.dataset_classes("standin"))
     for key in ("optimizer", "scheduler", "rng", "train_config"):
@@ -105,15 +107,24 @@ class _InterruptAfter:
             yield batch
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_interrupted_then_resumed_run_ends_with_the_same_weights(
-    precision, data_root, tmp_path, monkeypatch
-):
-    # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
-    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
-    options = dict(precision=precision, data_root=data_root, progress=False)
-    straight = training.train(config, out=tmp_path / "straight", **options)
+@pytest.fixture
+def deterministic_on_gpu():
+    """On a GPU, deterministic kernels for bit-identical reruns: cuBLAS with a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, set in conftest.py before CUDA starts) and
+    `torch.use_deterministic_algorithms` (warn_only: an op without a deterministic kernel warns
+    instead of failing; the Mixer's ops have one). On the CPU the kernels are deterministic."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield
+    torch.use_deterministic_algorithms(before)
 
+
+def _interrupted_and_straight(config, tmp_path, monkeypatch, **options):
+    """An uninterrupted run, and one stopped by Ctrl-C 3 steps into epoch 2, then resumed."""
+    straight = training.train(config, out=tmp_path / "straight", **options)
     real_epoch = training.train_one_epoch
     calls = []
 
@@ -129,12 +140,38 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
     monkeypatch.setattr(training, "train_one_epoch", real_epoch)
     _, left = ckpt.load_model(tmp_path / "resumed")  # Ctrl-C left a usable checkpoint
     assert left["epoch"] == 1
-
     resumed = training.train(config, out=tmp_path / "resumed", resume=True, **options)
+    return straight, resumed
+
+
+def _assert_same_run(straight, resumed):
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     assert resumed.history[-1]["test_acc"] == straight.history[-1]["test_acc"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_interrupted_then_resumed_run_ends_with_the_same_weights(
+    precision, data_root, tmp_path, monkeypatch, deterministic_on_gpu
+):
+    # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
+    # The default device (a GPU where there is one) and data path (the data on the device).
+    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
+    options = dict(precision=precision, data_root=data_root, progress=False)
+    _assert_same_run(*_interrupted_and_straight(config, tmp_path, monkeypatch, **options))
+
+
+def test_resume_is_exact_with_two_loader_workers_on_the_per_image_path(
+    data_root, tmp_path, monkeypatch, deterministic_on_gpu
+):
+    # Each epoch starts new workers seeded from that epoch's seed, so the resumed epoch 2 gets
+    # the workers (and crops) the uninterrupted run's epoch 2 got.
+    config = small(mixing="cutmix", seed=4, epochs=3, train_images=128, test_images=32)
+    options = dict(data_path="per-image", num_workers=2, data_root=data_root, progress=False)
+    straight, resumed = _interrupted_and_straight(config, tmp_path, monkeypatch, **options)
+    assert straight.history[0]["data_path"] == "per-image"
+    _assert_same_run(straight, resumed)
 
 
 def test_resuming_with_another_model_gives_a_clear_error(data_root, tmp_path):
