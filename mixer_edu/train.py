@@ -31,6 +31,13 @@ Around the loop, `train` keeps the run safe and reproducible:
 - **Ctrl-C** stops training; the checkpoint of the last finished epoch stays valid (a checkpoint
   is never half-written), and `--resume` repeats the interrupted epoch from its start.
 
+How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
+measurements): the precision; the data path (crop-flip and no augmentation run on the data set
+kept on the device, `mixer_edu.device_data`; RandAugment and AutoAugment on torchvision's
+per-image loader, `mixer_edu.data`); eager or compiled steps; loader workers. Started by
+`torchrun --nproc-per-node N -m mixer_edu.train ...`, N processes share every batch through
+DistributedDataParallel (`mixer_edu.distributed`), and rank 0 alone writes and prints.
+
 Run `python -m mixer_edu.train --help` for the command line.
 """
 

@@ -242,3 +242,26 @@ def test_command_line_trains_resumes_and_says_where_it_wrote(
     assert "--overwrite" in capsys.readouterr().err
     assert training.main([*common, "--clip-grad", "-1", "--out", str(tmp_path / "x")]) == 2
     assert "error: clip_grad must be >= 0, got -1.0" in capsys.readouterr().err
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
+    device,
+):
+    from mixer_edu.device_data import DeviceLoader
+    from mixer_edu.models import create_model
+
+    model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    results = []
+    for where in dict.fromkeys(["cpu", device]):  # batches made on the CPU, and on the device
+        loader = DeviceLoader(images, labels, 8, device=where, train=False)
+        logits, seen = training.predict(model, loader, precision="fp32")
+        assert logits.device.type == seen.device.type == "cpu" and torch.equal(seen, labels)
+        results.append(training.evaluate(model, loader, precision="fp32"))
+    # Normalising on the GPU may round the last bit differently from the CPU: close, not equal.
+    assert results[-1] == pytest.approx(results[0], rel=1e-4)
