@@ -206,7 +206,9 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
     warmup_steps = max(1, round(config.warmup_epochs * steps))
     scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
-    start_epoch = _start_or_resume(out, run, config, model, optimizer, scheduler, say, ranks)
+    start_epoch = _start_or_resume(
+        out, run, config, model, optimizer, scheduler, say, ranks, plan.data_path
+    )
     distributed.barrier(ranks)  # every rank has decided before rank 0 writes
     if start_epoch == 0 and ranks.is_main:
         _save(out, 0, config, model, optimizer, scheduler, plan)
@@ -296,7 +298,7 @@ def _image_count(loader) -> int:
 
 
 def _start_or_resume(
-    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks
+    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks, data_path: str
 ) -> int:
     """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
 
@@ -312,6 +314,12 @@ def _start_or_resume(
         ckpt.set_rng_state(saved["rng"])
         keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
         say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
+        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
+            say(
+                f"note: this run started on the {started} data path and continues on the "
+                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
+                f"--data-path {started} (data_path={started!r}) to continue it exactly."
+            )
         return saved["epoch"]
     if path.exists() and not run.overwrite:
         epoch = ckpt.load_checkpoint(path)["epoch"]
