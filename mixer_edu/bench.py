@@ -25,6 +25,10 @@ a batch at a time) and, for 32x32 images, the per-image torchvision path of
 `mixer_edu.data.make_loaders` in this process (0 workers). A loop that prepares a batch and then
 trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
+`--loop` also measures the whole training loop, data, step and evaluation, through the
+trainer's own `train_one_epoch`, next to the model-only step, and reports the fraction of
+model-only speed the loop reaches (`mixer_edu.bench_loop`).
+
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
 allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
@@ -129,16 +133,18 @@ def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
 
 
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
-    """A function doing one full training step (as `mixer_edu.train` does) on a fixed batch."""
+    """A function doing one full training step (as `mixer_edu.train` does) on a fixed batch:
+    forward, label-smoothed loss, backward, gradient clipping, AdamW."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
 
     def step():
+        model.train()  # (cheap) the loop benchmark evaluates the same model in between
         with autocast(images.device, precision):
             logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
     return step
@@ -521,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the input pipeline alone (device batches and the per-image loader) "
         "next to the model-only training step",
     )
+    add(
+        "--loop",
+        action="store_true",
+        help="also measure the whole training loop (data, step, evaluation, through the "
+        "trainer's train_one_epoch) next to the model-only step (mixer_edu.bench_loop)",
+    )
+    add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
     add(
         "--grad-checkpointing",
@@ -567,6 +580,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             result["data"] = data
             print(report_data(data, result), flush=True)
+        if args.loop:
+            from .bench_loop import loop_benchmark, report_loop  # it builds on this module
+
+            batches = 3 if args.quick else args.loop_batches
+            loop = loop_benchmark(
+                config, precisions, args.batch_size, batches, repeats, args.device, clock=clock
+            )
+            result["loop"] = loop
+            print(report_loop(loop), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
         print(f"\nwrote {args.json}")

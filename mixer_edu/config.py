@@ -4,8 +4,9 @@ A run is described by two plain dataclasses:
 
 - `TrainConfig`: *what* the run computes (model, data, optimiser, augmentation, seed). It is
   stored in the checkpoint, and a run resumes only with the same recipe.
-- `RunOptions`: *where and how* it runs (output folder, device, precision, progress bars).
-  Changing them never changes what is learned (apart from bf16 rounding).
+- `RunOptions`: *where and how* it runs (output folder, device, precision, data path, progress
+  bars). Changing them never changes what is learned (apart from bf16 rounding, and the data
+  path, which draws its augmentations from the same distribution with other random numbers).
 
 Every default lives in the field that declares it, with its help text beside it, and every value
 is checked when the object is made (`ValueError` naming the option, what is allowed and what was
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS
 from .models import list_models, model_config
+from .plan import DATA_PATHS
 from .runtime import PRECISIONS
 from .validation import check_choice, check_positive_int, check_range
 
@@ -97,14 +99,24 @@ class TrainConfig:
 
 @dataclass
 class RunOptions:
-    """Where and how a run executes; none of these changes what the model learns."""
+    """Where and how a run executes; none of these changes what the model learns.
+
+    `'auto'` and None leave the choice to `mixer_edu.plan.plan_run`, which says why it chose.
+    """
 
     out: Path | None = option(None, "output folder (default runs/MODEL-DATASET)")
     resume: bool = option(False, "continue the run in --out (a finished run is just loaded)")
     overwrite: bool = option(False, "delete a previous run in --out first")
     precision: str = option("auto", f"{', '.join(PRECISIONS)} (auto: bf16 where native)")
     device: str | None = option(None, "cuda, mps or cpu (default: the fastest available)")
-    compile: bool = option(False, "torch.compile the model (pays off on GPUs)")
+    compile: bool = option(
+        False, "torch.compile the model (pays off on GPUs; CUDA graphs at small batches)"
+    )
+    data_path: str = option(
+        "auto",
+        f"{', '.join(DATA_PATHS)} (auto: the data set on the device for augment none/crop-flip, "
+        "the per-image loader for RandAugment/AutoAugment)",
+    )
     data_root: Path | None = option(None, "data folder (default $MIXER_EDU_DATA or data/)")
     num_workers: int | None = option(None, "DataLoader worker processes", flag="--workers")
     progress: bool = option(
@@ -113,6 +125,7 @@ class RunOptions:
 
     def __post_init__(self):
         check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.data_path, DATA_PATHS, "data_path")
         if self.num_workers is not None:
             check_range(self.num_workers, "num_workers", 0)
         if self.resume and self.overwrite:

@@ -176,16 +176,23 @@ class DeviceLoader:
         """One epoch, its seed drawn from torch's global generator (see `batches`)."""
         return self.batches()
 
-    def batches(self, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, seed: int | None = None, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of `(images, labels)` batches, all of its randomness from `seed`.
 
         Without `seed`, one number is drawn from torch's global CPU generator, so a training
-        loop that seeds torch per epoch (`mixer_edu.train` does) gets a repeatable epoch.
-        The same seed gives the same batches; the test split ignores it.
+        loop that seeds torch per epoch gets a repeatable epoch. The same seed gives the same
+        batches; the test split ignores it.
+
+        With `world_size > 1` (several training processes, `mixer_edu.distributed`), every batch
+        is the same global batch as with one process, and this gives only its part number `rank`:
+        images `[rank * B / world_size, (rank + 1) * B / world_size)` of it.
         """
         n, size = len(self.labels), tuple(self.images.shape[-2:])
         if seed is None:
             seed = int(torch.randint(2**62, ()))
+        part = self._part(rank, world_size)
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same numbers anywhere
         order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
         crops = draw_crops(n, self.padding, generator) if self.augment == "crop-flip" else None
@@ -194,11 +201,15 @@ class DeviceLoader:
         if crops is not None:
             top, left, flip = (values.to(self.device) for values in crops)
         for number in range(len(self)):
-            index = order[number * self.batch_size : (number + 1) * self.batch_size]
+            # The images of this batch, or of this rank's part (the mixing needs all of them).
+            first = number * self.batch_size
+            where = slice(first, min(first + self.batch_size, n))
+            if self.mix is None and world_size > 1:
+                where = slice(first + part.start, first + part.stop)
+            index = order[where]
             if crops is None:
                 images = self.images[index]
             else:  # draws are per epoch position, so a batch's crops follow its slot
-                where = slice(number * self.batch_size, number * self.batch_size + len(index))
                 images = crop_and_flip(
                     self.padded, index, top[where], left[where], flip[where], size
                 )
@@ -207,7 +218,31 @@ class DeviceLoader:
                 with torch.random.fork_rng(devices=[]):  # torchvision draws from the global one
                     torch.manual_seed(mix_seeds[number])
                     images, labels = self.mix(images, labels)
+                images, labels = images[part], labels[part]
             yield images, labels
+
+    def _part(self, rank: int, world_size: int) -> slice:
+        """The slice of a batch that process `rank` of `world_size` trains on."""
+        check_positive_int(world_size, "world_size")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank!r}.")
+        if world_size > 1 and (self.batch_size % world_size or not self.drop_last):
+            raise ValueError(
+                f"batch_size {self.batch_size} must split evenly over {world_size} processes, "
+                "with drop_last on (a training loader); choose a multiple of the process count."
+            )
+        share = self.batch_size // world_size if world_size > 1 else self.batch_size
+        return slice(rank * share, (rank + 1) * share)
+
+    def epoch(self, seed: int, rank: int = 0, world_size: int = 1) -> Epoch:
+        """`batches(seed, rank, world_size)` as an object with a length, like a DataLoader."""
+        self._part(rank, world_size)  # errors now, not at the first batch
+        return Epoch(self, seed, rank, world_size)
+
+    @property
+    def num_images(self) -> int:
+        """Images in the data set."""
+        return len(self.labels)
 
     def __repr__(self) -> str:
         n, shape = len(self.labels), tuple(self.images.shape[1:])
@@ -216,6 +251,19 @@ class DeviceLoader:
             f"{'train' if self.train else 'test'}, augment={self.augment!r}, "
             f"mixing={self.mix is not None}, drop_last={self.drop_last})"
         )
+
+
+class Epoch:
+    """One epoch of a `DeviceLoader` from a fixed seed: iterate it once or again, ask its length."""
+
+    def __init__(self, loader: DeviceLoader, seed: int, rank: int = 0, world_size: int = 1):
+        self.loader, self.seed, self.rank, self.world_size = loader, seed, rank, world_size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.loader.batches(self.seed, self.rank, self.world_size)
 
 
 def _check_images_and_labels(images, labels) -> None:

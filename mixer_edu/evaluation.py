@@ -19,8 +19,9 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of every image in `loader`: `(N, classes)` (float32) and `(N,)`.
 
-    `device` defaults to the model's device; `precision="auto"` evaluates as training trains
-    (bf16 where the hardware computes in it natively).
+    `device` defaults to the model's device, and the images are moved there, from wherever
+    the loader made them; `precision="auto"` evaluates in bf16 where the hardware computes in
+    it natively.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision = resolve_precision(precision, device)
@@ -29,7 +30,7 @@ def predict(
     for images, labels in loader:
         with autocast(device, precision):
             all_logits.append(model(images.to(device)).float().cpu())
-        all_labels.append(labels)
+        all_labels.append(labels.cpu())  # a loader on the device gives labels there
     return torch.cat(all_logits), torch.cat(all_labels)
 
 

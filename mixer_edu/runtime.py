@@ -56,10 +56,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def default_num_workers() -> int:
-    """DataLoader worker processes for this machine: none on 1-2 cores, where decoding in the main
-    process is fastest (workers would take cores from the model), else half the cores, at most 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def default_num_workers(cores: int | None = None) -> int:
+    """DataLoader worker processes for `cores` CPU cores (default: this process's): none on 1-2
+    cores, where decoding in the main process is fastest (workers would take cores from the
+    model), else half the cores, at most 8."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return 0 if (cores or 1) <= 2 else min(8, cores // 2)
 
 

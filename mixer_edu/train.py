@@ -31,6 +31,13 @@ Around the loop, `train` keeps the run safe and reproducible:
 - **Ctrl-C** stops training; the checkpoint of the last finished epoch stays valid (a checkpoint
   is never half-written), and `--resume` repeats the interrupted epoch from its start.
 
+How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
+measurements): the precision; the data path (crop-flip and no augmentation run on the data set
+kept on the device, `mixer_edu.device_data`; RandAugment and AutoAugment on torchvision's
+per-image loader, `mixer_edu.data`); eager or compiled steps; loader workers. Started by
+`torchrun --nproc-per-node N -m mixer_edu.train ...`, N processes share every batch through
+DistributedDataParallel (`mixer_edu.distributed`), and rank 0 alone writes and prints.
+
 Run `python -m mixer_edu.train --help` for the command line.
 """
 
@@ -48,6 +55,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed
 from .config import (
     RECIPES,
     RunOptions,
@@ -58,18 +66,13 @@ from .config import (
     split_arguments,
 )
 from .data import batch_mixing, dataset_classes, dataset_label, make_loaders
+from .device_data import DeviceLoader, device_loaders
 from .evaluation import evaluate, predict
 from .metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
 from .models import create_model
 from .optim import lr_factor, parameter_groups, warmup_cosine
-from .runtime import (
-    autocast,
-    epoch_seed,
-    prepare,
-    resolve_device,
-    resolve_precision,
-    seed_everything,
-)
+from .plan import describe_device, plan_run
+from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
 
 # Importable from here as before: the notebooks and the pictures use them with `train`.
 __all__ = [
@@ -167,7 +170,9 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         config: the recipe (`TrainConfig`, or `recipe(dataset, fast=...)`).
         **options: the `RunOptions` fields: `out` (default `runs/MODEL-DATASET`), `resume`
             (continue from `out/checkpoint.pt` if there is one; a finished run is only loaded),
-            `overwrite`, `precision`, `device`, `compile`, `data_root`, `num_workers`, `progress`.
+            `overwrite`, `precision`, `device`, `compile`, `data_path`, `data_root`,
+            `num_workers`, `progress`. Under `torchrun`, every process trains its share of each
+            batch (`mixer_edu.distributed`).
 
     Returns:
         `TrainResult` with the output paths, the trained model (eval mode) and the metrics.
@@ -178,23 +183,21 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     config = config if config is not None else TrainConfig()
     run = RunOptions.from_keywords(options)
     out = Path(run.out) if run.out is not None else default_out(config)
-    device = resolve_device(run.device)
-    precision = resolve_precision(run.precision, device)
-    prepare(device)
-    say = tqdm.write if run.progress else (lambda message: None)
+    with distributed.processes(resolve_device(run.device)) as (ranks, device):
+        plan = plan_run(
+            describe_device(device), config.batch_size, config.augment,
+            precision=run.precision, data_path=run.data_path, compile=run.compile,
+            num_workers=run.num_workers,
+        )  # fmt: skip
+        return _train(config, run, out, plan, ranks, device)
 
+
+def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResult:
+    """`train` after the choices are made: set up, resume, the epochs, what is written."""
+    prepare(device)
+    say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
     # Data first: a missing data set should stop the run before anything is written.
-    train_loader, test_loader = make_loaders(
-        config.dataset,
-        config.batch_size,
-        root=run.data_root,
-        augment=config.augment,
-        num_workers=run.num_workers,
-        train_images=config.train_images,
-        test_images=config.test_images,
-    )
-    classes = dataset_classes(config.dataset)
-    mixing = batch_mixing(config.mixing, len(classes), prob=config.mixing_prob)
+    train_loader, test_loader, mixing = _make_data(config, run, plan, device, ranks)
 
     seed_everything(config.seed)
     model = create_model(config.model_name, **config.model_kwargs()).to(device)
@@ -203,44 +206,104 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     warmup_steps = max(1, round(config.warmup_epochs * steps))
     scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
-    start_epoch = _start_or_resume(out, run, config, model, optimizer, scheduler, say)
-    if start_epoch == 0:
-        _save(out, 0, config, model, optimizer, scheduler, precision)
+    start_epoch = _start_or_resume(
+        out, run, config, model, optimizer, scheduler, say, ranks, plan.data_path
+    )
+    distributed.barrier(ranks)  # every rank has decided before rank 0 writes
+    if start_epoch == 0 and ranks.is_main:
+        _save(out, 0, config, model, optimizer, scheduler, plan)
     say(
         f"Training {config.model_name} on the {dataset_label(config.dataset)} "
-        f"({len(train_loader.dataset)} training images) for {config.epochs} epochs on "
-        f"{device.type} ({precision}); writing to {out}"
+        f"({_image_count(train_loader)} training images) for {config.epochs} epochs; writing "
+        f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
     )
-    compiled = torch.compile(model) if run.compile else model
+    stepper = distributed.wrap(model, ranks, device)  # DDP averages gradients over processes
+    if plan.compile_mode:
+        stepper = torch.compile(stepper, mode=plan.compile_mode)
+    evaluator = stepper if ranks.world_size == 1 else model  # rank 0 alone: no DDP needed
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
-            seed_everything(epoch_seed(config.seed, epoch))  # this epoch's randomness only
+            seed = epoch_seed(config.seed, epoch)  # this epoch's randomness only
+            seed_everything(distributed.rank_seed(seed, ranks))
+            batches = _epoch_batches(train_loader, seed, ranks)
             lr = optimizer.param_groups[0]["lr"]
-            bar = f"epoch {epoch}/{config.epochs}" if run.progress else None
+            bar = f"epoch {epoch}/{config.epochs}" if run.progress and ranks.is_main else None
             train_stats = train_one_epoch(
-                compiled, train_loader, optimizer, scheduler, device, precision,
+                stepper, batches, optimizer, scheduler, device, plan.precision,
                 config.label_smoothing, config.clip_grad, mixing, progress=bar,
             )  # fmt: skip
-            test_stats = evaluate(compiled, test_loader, device, precision)
-            record = _epoch_record(epoch, lr, train_stats, test_stats, config, precision, device)
-            # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
-            append_metrics(out / METRICS_NAME, record)
-            _save(out, epoch, config, model, optimizer, scheduler, precision)
-            say(epoch_line(record, config.epochs))
+            train_stats = distributed.combine_stats(train_stats, ranks, device)
+            if ranks.is_main:
+                test_stats = evaluate(evaluator, test_loader, device, plan.precision)
+                record = _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device)
+                # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
+                append_metrics(out / METRICS_NAME, record)
+                _save(out, epoch, config, model, optimizer, scheduler, plan)
+                say(epoch_line(record, config.epochs))
+            distributed.barrier(ranks)
     except KeyboardInterrupt:
-        tqdm.write(
-            f"\nInterrupted during epoch {epoch}. {out / ckpt.CHECKPOINT_NAME} holds epoch "
-            f"{epoch - 1}; continue with --resume (resume=True), which repeats epoch {epoch}."
-        )
+        if ranks.is_main:
+            tqdm.write(
+                f"\nInterrupted during epoch {epoch}. {out / ckpt.CHECKPOINT_NAME} holds epoch "
+                f"{epoch - 1}; continue with --resume (resume=True), which repeats epoch {epoch}."
+            )
         raise
     say(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
     history = read_metrics(out)
     return TrainResult(out, out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME, model.eval(), history)
 
 
-def _start_or_resume(out: Path, run: RunOptions, config, model, optimizer, scheduler, say) -> int:
-    """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`)."""
+def _make_data(config: TrainConfig, run: RunOptions, plan, device, ranks):
+    """`(train_loader, test_loader, mixing)` on the data path the plan chose.
+
+    `mixing` is the CutMix/MixUp the loop applies to each batch: None on the device path, where
+    the loader mixes whole global batches itself.
+    """
+    distributed.local_batch_size(config.batch_size, ranks)  # an error before any work
+    common = dict(
+        root=run.data_root,
+        augment=config.augment,
+        train_images=config.train_images,
+        test_images=config.test_images,
+    )
+    with distributed.main_first(ranks):  # one process downloads or generates the data set
+        if plan.data_path == "device":
+            train_loader, test_loader = device_loaders(
+                config.dataset, config.batch_size, device=device, mixing=config.mixing,
+                mixing_prob=config.mixing_prob, **common,
+            )  # fmt: skip
+            return train_loader, test_loader, None
+        train_loader, test_loader = make_loaders(
+            config.dataset, config.batch_size, num_workers=plan.workers, **common
+        )
+    classes = len(dataset_classes(config.dataset))
+    mixing = batch_mixing(config.mixing, classes, prob=config.mixing_prob)
+    return distributed.shard_per_image(train_loader, ranks), test_loader, mixing
+
+
+def _epoch_batches(train_loader, seed: int, ranks):
+    """What one epoch iterates: the device loader's batches from `seed`, or the DataLoader
+    (its order and its workers' seeds come from torch's global generator, seeded just before,
+    or, on several ranks, from `seed`, shared by all ranks)."""
+    if isinstance(train_loader, DeviceLoader):
+        return train_loader.epoch(seed, ranks.rank, ranks.world_size)
+    if isinstance(train_loader.batch_sampler, distributed.RankBatches):
+        train_loader.batch_sampler.set_seed(seed)
+    return train_loader
+
+
+def _image_count(loader) -> int:
+    return loader.num_images if isinstance(loader, DeviceLoader) else len(loader.dataset)
+
+
+def _start_or_resume(
+    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks, data_path: str
+) -> int:
+    """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
+
+    Every rank reads the checkpoint; only rank 0 deletes an old run's files.
+    """
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
         saved = ckpt.load_checkpoint(path)
@@ -251,6 +314,12 @@ def _start_or_resume(out: Path, run: RunOptions, config, model, optimizer, sched
         ckpt.set_rng_state(saved["rng"])
         keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
         say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
+        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
+            say(
+                f"note: this run started on the {started} data path and continues on the "
+                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
+                f"--data-path {started} (data_path={started!r}) to continue it exactly."
+            )
         return saved["epoch"]
     if path.exists() and not run.overwrite:
         epoch = ckpt.load_checkpoint(path)["epoch"]
@@ -261,12 +330,13 @@ def _start_or_resume(out: Path, run: RunOptions, config, model, optimizer, sched
         )
     if run.resume:
         say(f"No checkpoint in {out} yet: starting a new run.")
-    for old in [path, out / METRICS_NAME, *ckpt.list_snapshots(out)]:
-        old.unlink(missing_ok=True)
+    if ranks.is_main:
+        for old in [path, out / METRICS_NAME, *ckpt.list_snapshots(out)]:
+            old.unlink(missing_ok=True)
     return 0
 
 
-def _save(out: Path, epoch: int, config, model, optimizer, scheduler, precision: str) -> None:
+def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> None:
     """The snapshot of `epoch` (the weights) and the checkpoint (everything to continue)."""
     snapshot = {
         "model_name": config.model_name,
@@ -284,12 +354,13 @@ def _save(out: Path, epoch: int, config, model, optimizer, scheduler, precision:
         "scheduler": scheduler.state_dict(),
         "rng": ckpt.rng_state(),
         "train_config": asdict(config),
-        "precision": precision,
+        "precision": plan.precision,
+        "data_path": plan.data_path,
     }
     ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
 
 
-def _epoch_record(epoch, lr, train_stats, test_stats, config, precision, device) -> dict:
+def _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device) -> dict:
     """One line of `metrics.jsonl`."""
     return {
         "epoch": epoch,
@@ -302,8 +373,9 @@ def _epoch_record(epoch, lr, train_stats, test_stats, config, precision, device)
         "images_per_sec": train_stats["images_per_sec"],
         "dataset": dataset_label(config.dataset),
         "model": config.model_name,
-        "precision": precision,
+        "precision": plan.precision,
         "device": device.type,
+        "data_path": plan.data_path,
     }
 
 
@@ -363,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileExistsError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not distributed.is_main_process():
+        return 0
     print(
         f"Wrote {result.checkpoint}, {result.metrics_path} and "
         f"{len(ckpt.list_snapshots(result.out))} snapshots in {result.out / ckpt.SNAPSHOT_DIR}."

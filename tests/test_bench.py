@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from mixer_edu import bench
+from mixer_edu import bench, bench_loop
 
 
 def test_forward_flops_match_the_formula_for_a_mixer():
@@ -121,3 +121,25 @@ def test_loop_ceiling_is_data_over_data_plus_model():
     result = {"rows": [{"kind": "train", "precision": "fp32", "ours_images_per_sec": 100.0}]}
     line = bench.report_data(data, result).splitlines()[-1]
     assert line.split()[-2:] == ["300", "75.0%"]  # 300 / (300 + 100)
+
+
+def test_loop_mode_runs_the_trainers_epoch_next_to_the_model_step(tmp_path, capsys, one_thread):
+    argv = ["--quick", "--threads", "1", "--precision", "fp32", "--loop"]
+    assert bench.main([*argv, "--json", str(tmp_path / "b.json")]) == 0
+    assert "through train_one_epoch" in capsys.readouterr().out
+    loop = json.loads((tmp_path / "b.json").read_text())["results"][0]["loop"]
+    (row,) = loop["rows"]
+    assert set(row["seconds"]) == {
+        "ours model-only", "ours loop", "ours evaluation", "timm model-only"
+    }  # fmt: skip
+    assert all(seconds > 0 for seconds in row["seconds"].values())
+
+
+def test_loop_fractions_are_loop_and_loop_plus_evaluation_over_model_only():
+    seconds = {"ours model-only": 1.0, "ours loop": 1.25, "ours evaluation": 0.75}
+    seconds["timm model-only"] = 2.0
+    loop = {"config": "quick", "train_images": 100, "test_images": 20, "batch_size": 10}
+    loop |= {"device": "cpu", "rows": [{"precision": "fp32", "seconds": seconds}]}
+    line = bench_loop.report_loop(loop).splitlines()[-1].split()
+    # model-only 100 img/s; loop 80 (80%); with evaluation 100 / 2 s = 50 (50%); timm 50: 1.6x
+    assert line == ["fp32", "100.0", "80.0", "80.0%", "50.0", "50.0%", "50.0", "1.60"]

@@ -44,6 +44,8 @@ def test_run_options_are_checked_too():
         RunOptions(precision="fp16")
     with pytest.raises(ValueError, match="either resume or overwrite"):
         RunOptions(resume=True, overwrite=True)
+    with pytest.raises(ValueError, match="data_path must be one of 'auto', 'device', 'per-image'"):
+        RunOptions(data_path="gpu")
 
 
 def test_recipes_change_only_what_differs_from_the_defaults():

@@ -69,7 +69,9 @@ def test_run_writes_checkpoint_metrics_and_snapshots_as_the_contract_says(short_
     assert snapshots == [f"epoch_{epoch:03d}.pt" for epoch in range(7)]
     initial, state = ckpt.load_model(out / "snapshots" / "epoch_000.pt")
     assert state["epoch"] == 0 and torch.count_nonzero(initial.head.weight) == 0  # untrained
-    model, state = ckpt.load_model(out / "checkpoint.pt")
+    # Loaded onto the trained model's device (a GPU where there is one): compared there.
+    device = next(short_run.model.parameters()).device
+    model, state = ckpt.load_model(out / "checkpoint.pt", device=device)
     assert state["epoch"] == 6 and state["dataset"] == "standin"
     assert state["classes"] == list(data.dataset_classes("standin"))
     for key in ("optimizer", "scheduler", "rng", "train_config"):
@@ -105,15 +107,24 @@ class _InterruptAfter:
             yield batch
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_interrupted_then_resumed_run_ends_with_the_same_weights(
-    precision, data_root, tmp_path, monkeypatch
-):
-    # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
-    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
-    options = dict(precision=precision, data_root=data_root, progress=False)
-    straight = training.train(config, out=tmp_path / "straight", **options)
+@pytest.fixture
+def deterministic_on_gpu():
+    """On a GPU, deterministic kernels for bit-identical reruns: cuBLAS with a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, set in conftest.py before CUDA starts) and
+    `torch.use_deterministic_algorithms` (warn_only: an op without a deterministic kernel warns
+    instead of failing; the Mixer's ops have one). On the CPU the kernels are deterministic."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield
+    torch.use_deterministic_algorithms(before)
 
+
+def _interrupted_and_straight(config, tmp_path, monkeypatch, **options):
+    """An uninterrupted run, and one stopped by Ctrl-C 3 steps into epoch 2, then resumed."""
+    straight = training.train(config, out=tmp_path / "straight", **options)
     real_epoch = training.train_one_epoch
     calls = []
 
@@ -129,12 +140,38 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
     monkeypatch.setattr(training, "train_one_epoch", real_epoch)
     _, left = ckpt.load_model(tmp_path / "resumed")  # Ctrl-C left a usable checkpoint
     assert left["epoch"] == 1
-
     resumed = training.train(config, out=tmp_path / "resumed", resume=True, **options)
+    return straight, resumed
+
+
+def _assert_same_run(straight, resumed):
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     assert resumed.history[-1]["test_acc"] == straight.history[-1]["test_acc"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_interrupted_then_resumed_run_ends_with_the_same_weights(
+    precision, data_root, tmp_path, monkeypatch, deterministic_on_gpu
+):
+    # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
+    # The default device (a GPU where there is one) and data path (the data on the device).
+    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
+    options = dict(precision=precision, data_root=data_root, progress=False)
+    _assert_same_run(*_interrupted_and_straight(config, tmp_path, monkeypatch, **options))
+
+
+def test_resume_is_exact_with_two_loader_workers_on_the_per_image_path(
+    data_root, tmp_path, monkeypatch, deterministic_on_gpu
+):
+    # Each epoch starts new workers seeded from that epoch's seed, so the resumed epoch 2 gets
+    # the workers (and crops) the uninterrupted run's epoch 2 got.
+    config = small(mixing="cutmix", seed=4, epochs=3, train_images=128, test_images=32)
+    options = dict(data_path="per-image", num_workers=2, data_root=data_root, progress=False)
+    straight, resumed = _interrupted_and_straight(config, tmp_path, monkeypatch, **options)
+    assert straight.history[0]["data_path"] == "per-image"
+    _assert_same_run(straight, resumed)
 
 
 def test_resuming_with_another_model_gives_a_clear_error(data_root, tmp_path):
@@ -205,3 +242,26 @@ def test_command_line_trains_resumes_and_says_where_it_wrote(
     assert "--overwrite" in capsys.readouterr().err
     assert training.main([*common, "--clip-grad", "-1", "--out", str(tmp_path / "x")]) == 2
     assert "error: clip_grad must be >= 0, got -1.0" in capsys.readouterr().err
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
+    device,
+):
+    from mixer_edu.device_data import DeviceLoader
+    from mixer_edu.models import create_model
+
+    model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    results = []
+    for where in dict.fromkeys(["cpu", device]):  # batches made on the CPU, and on the device
+        loader = DeviceLoader(images, labels, 8, device=where, train=False)
+        logits, seen = training.predict(model, loader, precision="fp32")
+        assert logits.device.type == seen.device.type == "cpu" and torch.equal(seen, labels)
+        results.append(training.evaluate(model, loader, precision="fp32"))
+    # Normalising on the GPU may round the last bit differently from the CPU: close, not equal.
+    assert results[-1] == pytest.approx(results[0], rel=1e-4)

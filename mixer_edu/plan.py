@@ -1,0 +1,153 @@
+"""How a training run executes on this machine: precision, data path, step mode, loader workers.
+
+None of these choices changes what a run learns (bf16 rounds differently, and the two data paths
+draw other, equally distributed crops); they decide how fast it goes. `plan_run` makes them from
+the run options (`'auto'` where the user did not choose) and a description of the device, by the
+rules in its docstring, and the trainer prints them at the start of a run (`RunPlan.summary`).
+
+The rules come from measurements (`python -m mixer_edu.bench`), cited with the machine they were
+made on. A rule is a default, never a restriction: every choice can be made by hand
+(`precision=`, `data_path=`, `compile=`, `num_workers=`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .device_data import DEVICE_AUGMENTATIONS
+from .runtime import PRECISIONS, default_num_workers, supports_bf16
+from .validation import check_choice, check_positive_int
+
+DATA_PATHS = ("auto", "device", "per-image")
+# From this batch size up, a GPU step is bound by arithmetic rather than by kernel launches
+# (see plan_run): bf16 pays off, CUDA graphs no longer do.
+LARGE_GPU_BATCH = 512
+
+
+@dataclass(frozen=True)
+class DeviceDescription:
+    """What the rules need to know about a device (tests pass made-up ones)."""
+
+    type: str  # 'cpu', 'cuda' or 'mps'
+    name: str  # e.g. 'NVIDIA H200' or 'AMD EPYC', for the printed summary
+    bf16: bool  # computes in bfloat16 natively (see mixer_edu.runtime.supports_bf16)
+    cores: int = 1  # CPU cores this process may use (for loader workers)
+
+
+def describe_device(device: torch.device) -> DeviceDescription:
+    """The `DeviceDescription` of a real device on this machine."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        name = _cpu_name()
+    else:
+        name = "Apple GPU"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return DeviceDescription(device.type, name, supports_bf16(device), cores or 1)
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The choices `plan_run` made."""
+
+    device: DeviceDescription
+    precision: str  # 'fp32' or 'bf16'
+    data_path: str  # 'device' (mixer_edu.device_data) or 'per-image' (mixer_edu.data)
+    step: str  # 'eager', 'compile' or 'cuda-graphs' (torch.compile, mode="reduce-overhead")
+    workers: int  # DataLoader worker processes (0 on the device path: there is no DataLoader)
+
+    @property
+    def compile_mode(self) -> str | None:
+        """The `mode` for `torch.compile`, or None when steps run eagerly."""
+        return {"eager": None, "compile": "default", "cuda-graphs": "reduce-overhead"}[self.step]
+
+    def summary(self) -> str:
+        """One line for the start of a run."""
+        data = {
+            "device": "on the device, augmented a batch at a time",
+            "per-image": f"per-image torchvision loader, {self.workers} worker processes",
+        }[self.data_path]
+        step = {
+            "eager": "eager steps",
+            "compile": "torch.compile",
+            "cuda-graphs": "torch.compile with CUDA graphs (reduce-overhead)",
+        }[self.step]
+        return f"{self.device.type} ({self.device.name}): {self.precision}, data {data}, {step}"
+
+
+def plan_run(
+    device: DeviceDescription,
+    batch_size: int,
+    augment: str = "crop-flip",
+    *,
+    precision: str = "auto",
+    data_path: str = "auto",
+    compile: bool = False,
+    num_workers: int | None = None,
+) -> RunPlan:
+    """Choose precision, data path, step mode and workers for training on `device`.
+
+    Choices the caller made (anything but `'auto'` / None) are kept; the rest follow this table:
+
+        choice     device  when                          ->  why (measured)
+        precision  cpu     bf16 units (AVX512-BF16,      ->  bf16: training steps 2.1-2.9x fp32
+                           AMX, Arm BF16)                    (bench, 2-core AVX512-BF16 and AMX)
+                   cpu     no bf16 units                 ->  fp32: bf16 is emulated, slower
+                   cuda    batch >= LARGE_GPU_BATCH      ->  bf16: 65,500 img/s at batch 1024 (1)
+                   cuda    smaller batches               ->  fp32: 9,500 img/s vs 7,200 bf16 at
+                                                             batch 128, launch-bound (1)
+                   mps     always                        ->  fp32 (bf16 depends on macOS)
+        step       cuda    compile, small batch          ->  CUDA graphs: one launch replays the
+                                                             step's hundreds of kernels (1)
+                   any     compile otherwise             ->  torch.compile, default mode
+                   any     no compile                    ->  eager
+        data path  any     augment 'none'/'crop-flip'    ->  'device': a per-image loader with 8
+                                                             processes caps a compiled batch-1024
+                                                             run at 13,000 img/s (1)
+                   any     RandAugment / AutoAugment     ->  'per-image' (torchvision, per image)
+        workers    any     'device' path                 ->  0 (no DataLoader)
+                   any     'per-image' path              ->  `default_num_workers()`: 0 on 1-2
+                                                             cores, else half of them, at most 8
+
+    (1) Issue 14's measurements on one NVIDIA H200 (torch 2.11, CUDA 13), not repeated here. The
+    break-even batch between 128 and 1024 was not measured; LARGE_GPU_BATCH = 512 lies between.
+    """
+    check_choice(device.type, ("cpu", "cuda", "mps"), "device type")
+    check_positive_int(batch_size, "batch_size")
+    check_choice(precision, PRECISIONS, "precision")
+    check_choice(data_path, DATA_PATHS, "data_path")
+    small_gpu_batch = device.type == "cuda" and batch_size < LARGE_GPU_BATCH
+
+    if precision == "auto":
+        precision = "bf16" if device.bf16 and not small_gpu_batch else "fp32"
+    if not compile:
+        step = "eager"
+    else:
+        step = "cuda-graphs" if small_gpu_batch else "compile"
+    if data_path == "auto":
+        data_path = "device" if augment in DEVICE_AUGMENTATIONS else "per-image"
+    elif data_path == "device" and augment not in DEVICE_AUGMENTATIONS:
+        raise ValueError(
+            f"augment={augment!r} works image by image and cannot run on the device path; use "
+            "data_path='per-image' (--data-path per-image) or 'auto'."
+        )
+    if data_path == "device":
+        workers = 0
+    else:
+        workers = default_num_workers(device.cores) if num_workers is None else num_workers
+    return RunPlan(device, precision, data_path, step, workers)
