@@ -58,10 +58,12 @@ from .config import (
     split_arguments,
 )
 from .data import batch_mixing, dataset_classes, dataset_label, make_loaders
+from .errors import TrainingDivergedError, command_line, exit_status
 from .evaluation import evaluate, predict
 from .metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
 from .models import create_model
 from .optim import lr_factor, parameter_groups, warmup_cosine
+from .paths import check_folder, writable_folder
 from .runtime import (
     autocast,
     epoch_seed,
@@ -104,6 +106,7 @@ def train_one_epoch(
     model.train()
     # Sums stay on the device: calling .item() every step would make a GPU wait for each step.
     total_loss, correct, grad_norm_sum = (torch.zeros((), device=device) for _ in range(3))
+    first_bad_step = torch.full((), -1, device=device)  # the first step whose loss is inf or nan
     seen = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=progress, leave=False, disable=progress is None, dynamic_ncols=True)
@@ -115,6 +118,7 @@ def train_one_epoch(
             logits = model(images)  # (B, 3, H, W) -> (B, classes)
         # targets: class indices (B,), or soft labels (B, classes) after CutMix / Mixup
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+        first_bad_step = _note_nonfinite(loss, step, first_bad_step)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -127,17 +131,35 @@ def train_one_epoch(
         total_loss += loss.detach() * len(images)
         correct += (logits.argmax(1) == hard).sum()
         seen += len(images)
-        if step % 10 == 0:
+        if step % 10 == 0:  # reading values waits for the device: only every 10 steps
+            _stop_if_diverged(first_bad_step, total_loss, len(loader))
             bar.set_postfix(
                 loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.1%}"
             )
     seconds = time.perf_counter() - start
+    _stop_if_diverged(first_bad_step, total_loss, len(loader))
     return {
         "loss": total_loss.item() / seen,
         "acc": correct.item() / seen,
         "grad_norm": grad_norm_sum.item() / len(loader) if clip_grad else None,
         "images_per_sec": seen / seconds,
     }
+
+
+def _note_nonfinite(loss: torch.Tensor, step: int, first_bad_step: torch.Tensor) -> torch.Tensor:
+    """`step` if `loss` is the first inf or nan of the epoch, else `first_bad_step` unchanged.
+
+    Computed on the device (no waiting for it), read by `_stop_if_diverged`."""
+    is_first = (first_bad_step < 0) & ~torch.isfinite(loss.detach())
+    return torch.where(is_first, step, first_bad_step)
+
+
+def _stop_if_diverged(first_bad_step: torch.Tensor, total_loss: torch.Tensor, steps: int) -> None:
+    """Raise `TrainingDivergedError` once a loss was not finite: nothing learns after that."""
+    if (step := int(first_bad_step.item())) >= 0:
+        raise TrainingDivergedError(
+            f"the training loss became {total_loss.item()} at step {step + 1} of {steps}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +204,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     precision = resolve_precision(run.precision, device)
     prepare(device)
     say = tqdm.write if run.progress else (lambda message: None)
+    check_folder(out, "the output folder (out, --out)")
 
     # Data first: a missing data set should stop the run before anything is written.
     train_loader, test_loader = make_loaders(
@@ -203,6 +226,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     warmup_steps = max(1, round(config.warmup_epochs * steps))
     scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
+    writable_folder(out, "the output folder (out, --out)")
+    ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote a checkpoint
     start_epoch = _start_or_resume(out, run, config, model, optimizer, scheduler, say)
     if start_epoch == 0:
         _save(out, 0, config, model, optimizer, scheduler, precision)
@@ -223,11 +248,14 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                 config.label_smoothing, config.clip_grad, mixing, progress=bar,
             )  # fmt: skip
             test_stats = evaluate(compiled, test_loader, device, precision)
+            _check_finite(model, test_stats)  # never save weights that are inf or nan
             record = _epoch_record(epoch, lr, train_stats, test_stats, config, precision, device)
             # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
             append_metrics(out / METRICS_NAME, record)
             _save(out, epoch, config, model, optimizer, scheduler, precision)
             say(epoch_line(record, config.epochs))
+    except TrainingDivergedError as error:
+        raise TrainingDivergedError(_diverged_message(error, epoch, config, out)) from None
     except KeyboardInterrupt:
         tqdm.write(
             f"\nInterrupted during epoch {epoch}. {out / ckpt.CHECKPOINT_NAME} holds epoch "
@@ -243,7 +271,7 @@ def _start_or_resume(out: Path, run: RunOptions, config, model, optimizer, sched
     """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`)."""
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
-        saved = ckpt.load_checkpoint(path)
+        saved = ckpt.load_resumable(path)
         _check_resumable(saved, config, path)
         ckpt.load_weights(model, saved["model"], str(path))
         optimizer.load_state_dict(saved["optimizer"])
@@ -287,6 +315,24 @@ def _save(out: Path, epoch: int, config, model, optimizer, scheduler, precision:
         "precision": precision,
     }
     ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
+
+
+def _check_finite(model: nn.Module, test_stats: dict) -> None:
+    """Raise `TrainingDivergedError` if a weight or the test loss is inf or nan."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingDivergedError("the weights became inf or nan in the last step")
+    if not torch.isfinite(torch.tensor(test_stats["loss"])):
+        raise TrainingDivergedError(f"the test loss became {test_stats['loss']}")
+
+
+def _diverged_message(error: TrainingDivergedError, epoch: int, config, out: Path) -> str:
+    lower = min(config.lr / 10, TrainConfig.lr)  # a tenth, and never above the default
+    return (
+        f"training diverged in epoch {epoch}: {error}. The learning rate ({config.lr:g}) is "
+        f"probably too high: try --lr {lower:.2g} (lr={lower:.2g}), and start again with "
+        f"--overwrite. {out / ckpt.CHECKPOINT_NAME} still holds epoch {epoch - 1}, the last "
+        "finite weights; nothing of this epoch was saved."
+    )
 
 
 def _epoch_record(epoch, lr, train_stats, test_stats, config, precision, device) -> dict:
@@ -349,20 +395,15 @@ def config_from_command_line(changes: dict, options: dict, fast: bool = False) -
         options.setdefault("out", default_out(replace(config, **changes)))
         path = Path(options["out"]) / ckpt.CHECKPOINT_NAME
         if path.exists():  # the checkpoint's recipe fills the gaps
-            config = TrainConfig(**ckpt.load_checkpoint(path)["train_config"])
+            config = TrainConfig(**ckpt.load_resumable(path)["train_config"])
     return replace(config, **changes)
 
 
+@command_line  # bad input, a missing data set, a diverged run: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     changes, options = split_arguments(args)
-    try:
-        result = train(config_from_command_line(changes, options, args.fast), **options)
-    except KeyboardInterrupt:
-        return 130
-    except (ValueError, TypeError, FileExistsError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = train(config_from_command_line(changes, options, args.fast), **options)
     print(
         f"Wrote {result.checkpoint}, {result.metrics_path} and "
         f"{len(ckpt.list_snapshots(result.out))} snapshots in {result.out / ckpt.SNAPSHOT_DIR}."
@@ -376,4 +417,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main()))
