@@ -101,9 +101,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # any failure to parse the bytes means: not a checkpoint we wrote
         raise ValueError(
-            f"{path} is not a readable checkpoint: it is truncated or was not written by "
-            f"mixer_edu ({type(error).__name__}: {_first_sentence(error)}). Delete it and train "
-            "again, or use another run's checkpoint."
+            f"{path} is not a readable checkpoint ({type(error).__name__}: "
+            f"{_first_sentence(error)}); it may be truncated or not written by mixer_edu. "
+            "Delete it and train again, or use another run's checkpoint."
         ) from None
     missing = [
         key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint

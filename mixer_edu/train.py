@@ -30,6 +30,11 @@ Around the loop, `train` keeps the run safe and reproducible:
   an interrupted-then-resumed run ends with bit-for-bit the same weights as an uninterrupted one.
 - **Ctrl-C** stops training; the checkpoint of the last finished epoch stays valid (a checkpoint
   is never half-written), and `--resume` repeats the interrupted epoch from its start.
+- **Divergence.** When a loss or a weight becomes inf or nan (usually: the learning rate is far
+  too high), training stops with a `TrainingDivergedError` naming the epoch and the step, before
+  anything of that epoch is written: the checkpoint keeps the last finite weights.
+- A run killed outright (`kill -9`) can leave a checkpoint's temporary file behind; the next run
+  in the folder removes it, and `--resume` drops metrics lines whose checkpoint never came.
 
 Run `python -m mixer_edu.train --help` for the command line.
 """
@@ -193,6 +198,10 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
 
     Returns:
         `TrainResult` with the output paths, the trained model (eval mode) and the metrics.
+
+    Raises:
+        TrainingDivergedError: a loss or a weight became inf or nan; `out` keeps the last finite
+            epoch. DatasetUnavailableError: the data set is missing (the message says what to do).
 
     Example:
         >>> result = train(recipe("standin", epochs=5), out="runs/standin", resume=True)
