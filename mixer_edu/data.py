@@ -76,7 +76,6 @@ DATASET_LABELS = {"cifar10": "CIFAR-10", "standin": "synthetic stand-in"}
 AUGMENTATIONS = ("none", "crop-flip", "randaugment", "autoaugment")
 BATCH_MIXINGS = ("none", "cutmix", "mixup", "cutmix-mixup")
 CIFAR10_URL = CIFAR10.url
-__all__ = ["DatasetUnavailableError", "SafeCIFAR10"]  # importable from here, defined elsewhere
 
 
 def check_dataset_name(name: str) -> str:

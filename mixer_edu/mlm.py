@@ -242,19 +242,17 @@ class MlmConfig:
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast: faster on many CPUs, slightly less exact
 
-    def __post_init__(self):
-        for name in ("seq_len", "d_model", "num_layers", "num_heads", "batch_size", "steps"):
-            check_positive_int(getattr(self, name), name)
-        for name in ("eval_every", "eval_sequences"):
+    def __post_init__(self):  # bad values fail here, not as a silent or cryptic run
+        positive = ("seq_len", "d_model", "num_layers", "num_heads", "batch_size", "steps")
+        for name in (*positive, "eval_every", "eval_sequences"):
             check_positive_int(getattr(self, name), name)
         if self.token_mlp_hidden is not None:
             check_positive_int(self.token_mlp_hidden, "token_mlp_hidden")
+        if self.warmup_steps != 0:
+            check_positive_int(self.warmup_steps, "warmup_steps")
         check_range(self.mlp_ratio, "mlp_ratio", 0, low_open=True)
         check_range(self.lr, "lr", 0, low_open=True)
         check_range(self.weight_decay, "weight_decay", 0)
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
-            raise TypeError(f"warmup_steps must be an int, got {self.warmup_steps!r}.")
-        check_range(self.warmup_steps, "warmup_steps", 0)
 
     @classmethod
     def fast(cls, **overrides) -> MlmConfig:
