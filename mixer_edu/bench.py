@@ -59,8 +59,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .data import ImageTensors, NormalizeBatch, augmentation
 from .device_data import DeviceLoader
+from .errors import command_line, exit_status
 from .mixer import MlpMixer
-from .runtime import autocast, keep_freed_memory
+from .paths import check_folder
+from .runtime import autocast, keep_freed_memory, resolve_device
+from .validation import check_positive_int
 
 CONFIGS = {
     "cifar": dict(
@@ -496,6 +499,20 @@ def _checkpointing_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Bad numbers, an absent device or a --json path that cannot be written: fail before the
+    minutes of measuring, not after them."""
+    for name in ("calls", "repeats", "batch_size", "threads"):
+        if getattr(args, name) is not None:
+            check_positive_int(getattr(args, name), "--" + name.replace("_", "-"))
+    resolve_device(args.device)
+    if args.json is not None:
+        if args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder; give a file name, e.g. bench.json.")
+        check_folder(args.json.parent, "the folder of --json")
+
+
+@command_line  # bad input ends in one `error:` line and exit status 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.bench",
@@ -543,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    check_arguments(args)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -590,10 +608,11 @@ def main(argv: list[str] | None = None) -> int:
             result["loop"] = loop
             print(report_loop(loop), flush=True)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
         print(f"\nwrote {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(exit_status(main()))

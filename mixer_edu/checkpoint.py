@@ -17,20 +17,26 @@ and `train_config` (the training recipe).
 **Atomic writes.** A checkpoint is first written to a temporary file in the same folder and then
 renamed over the old one (`os.replace`). A rename within one file system is atomic: whatever
 happens (Ctrl-C, a full disk, a power cut), `checkpoint.pt` is either the old complete file or
-the new complete file, never half of each.
+the new complete file, never half of each. Only a hard kill (`kill -9`, a power cut) can leave
+the temporary file itself behind (`.checkpoint.pt.XXXXXXXX.tmp`); the next run in that folder
+removes such leftovers (`remove_stale_temporaries`).
 
 **Loading safely.** `torch.load(..., weights_only=True)` only rebuilds tensors and plain Python
-values, so a checkpoint from someone else cannot run code on your machine. That is why the
-random generators' states are stored as tensors and lists, and why a model class in the config
-(e.g. a custom `block_layer`) is stored by its import path and only resolved inside `mixer_edu`.
+values, so a checkpoint from someone else cannot run code on your machine. That promise needs
+torch >= 2.6: older versions had a way around it (CVE-2025-32434), which is why the project
+requires 2.6. It is also why the random generators' states are stored as tensors and lists, and
+why a layer class in the model config (e.g. a custom `block_layer`) is stored by its name and
+resolved only through an allow-list (`LAYER_MODULES`): mixer_edu's own `nn.Module` classes and
+torch's activation and normalisation layers. Any other name (`os.system`, `builtins.eval`, or a
+function inside mixer_edu) is refused before anything is called.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -43,6 +49,9 @@ from .models import create_model
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_DIR = "snapshots"
 REQUIRED_KEYS = ("model_name", "model_config", "model", "epoch", "dataset", "classes")
+RESUME_KEYS = ("optimizer", "scheduler", "rng", "train_config")  # only in DIR/checkpoint.pt
+# The temporary files `save_atomic` writes: `.checkpoint.pt.k2j4_x9q.tmp` (mkstemp's 8 letters).
+TEMPORARY_NAME = re.compile(r"^\.(checkpoint\.pt|epoch_\d+\.pt|metrics\.jsonl)\.[a-z0-9_]{8}\.tmp$")
 
 
 def snapshot_path(out: str | Path, epoch: int) -> Path:
@@ -90,18 +99,53 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
+    except Exception as error:  # any failure to parse the bytes means: not a checkpoint we wrote
         raise ValueError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); it may be "
-            "truncated or not written by mixer_edu. Delete it and train again, or resume from "
-            "another run."
-        ) from error
+            f"{path} is not a readable checkpoint ({type(error).__name__}: "
+            f"{_first_sentence(error)}); it may be truncated or not written by mixer_edu. "
+            "Delete it and train again, or use another run's checkpoint."
+        ) from None
     missing = [
         key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint
     ]
     if missing:
         raise ValueError(f"{path} is not a mixer_edu checkpoint: it has no {', '.join(missing)}.")
     return checkpoint
+
+
+def load_resumable(path: str | Path) -> dict:
+    """`load_checkpoint`, for a checkpoint that training can continue from (not a snapshot)."""
+    checkpoint = load_checkpoint(path)
+    if missing := [key for key in RESUME_KEYS if key not in checkpoint]:
+        raise ValueError(
+            f"{path} holds only a model's weights (a snapshot: no {', '.join(missing)}), so "
+            "training cannot continue from it. Resume from the run's own checkpoint.pt, or "
+            "start a new run with --overwrite."
+        )
+    return checkpoint
+
+
+def _first_sentence(error: Exception, limit: int = 120) -> str:
+    """The start of an error's message: torch's messages about broken files run on for lines."""
+    text = " ".join(str(error).split()).split(". ")[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def remove_stale_temporaries(out: str | Path) -> list[Path]:
+    """Delete the temporary files a killed `save_atomic` left in the run folder `out`.
+
+    Only names of `TEMPORARY_NAME`'s pattern are touched, and only in `out` and its
+    `snapshots/`; nothing else in the folder is. Returns what was removed.
+    """
+    removed = []
+    for folder in (Path(out), Path(out) / SNAPSHOT_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if TEMPORARY_NAME.match(path.name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,18 +163,55 @@ def encode_config(config: dict) -> dict:
     }
 
 
+# The modules whose layer classes a checkpoint's model config may name. mixer_edu's own layers
+# (every nn.Module subclass defined in these modules) and torch's activations and normalisations:
+# building any of them only creates weights.
+LAYER_MODULES = (
+    "mixer_edu.mlp",
+    "mixer_edu.drop_path",
+    "mixer_edu.patching",
+    "mixer_edu.mixer",
+    "mixer_edu.gmlp",
+    "mixer_edu.seq_mixing",
+    "torch.nn.modules.activation",
+    "torch.nn.modules.normalization",
+    "torch.nn.modules.linear",  # nn.Identity
+)
+
+
+def layer_classes() -> dict[str, type[nn.Module]]:
+    """The allow-list: `{"mixer_edu.mixer.MixerBlock": MixerBlock, ...}`, by `encode_config` name.
+
+    Only classes *defined* in `LAYER_MODULES` (not what they import) and only `nn.Module`
+    subclasses: a name in a checkpoint can never reach a function such as `os.system`.
+    """
+    classes = {}
+    for module_name in LAYER_MODULES:
+        for value in vars(importlib.import_module(module_name)).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, nn.Module)
+                and value.__module__ == module_name
+            ):
+                classes[f"{value.__module__}.{value.__qualname__}"] = value
+    return classes
+
+
 def decode_config(config: dict) -> dict:
-    """Undo `encode_config`; only classes defined inside `mixer_edu` or `torch.nn` are resolved."""
+    """Undo `encode_config`; a class name is looked up in the allow-list `layer_classes()` only."""
+    allowed = None
     decoded = {}
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"class"}:
-            module_name, _, class_name = value["class"].rpartition(".")
-            if not module_name.startswith(("mixer_edu.", "torch.nn.")):
+            allowed = allowed if allowed is not None else layer_classes()
+            name = value["class"]
+            if not isinstance(name, str) or name not in allowed:
                 raise ValueError(
-                    f"model_config[{key!r}] names the class {value['class']!r}, which is outside "
-                    "mixer_edu and torch.nn; such checkpoints are not loaded, for safety."
+                    f"model_config[{key!r}] names {name!r}, which is not one of mixer_edu's layer "
+                    "classes (or torch.nn's activation and normalisation layers); such a "
+                    "checkpoint is not loaded, for safety: a name could point at any function."
                 )
-            value = getattr(importlib.import_module(module_name), class_name)
+            value = allowed[name]
         decoded[key] = value
     return decoded
 

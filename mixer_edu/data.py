@@ -20,20 +20,23 @@ Batch-level augmentations (CutMix, Mixup; `batch_mixing`) blend pairs of images 
 and are applied to whole batches in the training loop.
 
 **Without internet.** Where CIFAR-10 cannot be downloaded, `load_dataset("cifar10")` stops with
-an error that says where to put the files and how to use the stand-in instead; it never switches
-data sets on its own. The stand-in (`mixer_edu.standin`) is generated on first use in CIFAR-10's
-exact on-disk format into `data/standin/`, and the same torchvision class reads it. The only
+a short error that says where to put the files and how to use the stand-in instead; it never
+switches data sets on its own. The stand-in (`mixer_edu.standin`) is generated on first use in
+CIFAR-10's exact on-disk format into `data/standin/`, and the same class reads it. The only
 difference: torchvision checks the md5 sums of the real CIFAR-10 files, which generated files
 cannot match, so for the stand-in `StandinCIFAR10` checks the md5 sums recorded in the
 stand-in's own manifest instead, plus the shape of what it read. Everything computed on the
 stand-in is labelled "synthetic stand-in" (`dataset_label`).
+
+**Nothing in the data folder runs.** The files are pickles, and a pickle can run code. Both data
+sets are read by `SafeCIFAR10` (`mixer_edu.cifar_files`), torchvision's class with an unpickler
+that builds plain data only; that module says why this, and not checksums, is the safeguard.
 
 `MIXER_EDU_DATA` (or a `root` argument) moves the data folder elsewhere.
 """
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +47,9 @@ from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
 from . import standin
-from .paths import DATA_ENV, default_data_root
+from .cifar_files import SafeCIFAR10
+from .errors import DatasetUnavailableError
+from .paths import DATA_ENV, check_folder, default_data_root
 from .runtime import default_num_workers
 from .standin import standin_root, write_standin
 from .validation import check_choice, check_positive_int
@@ -73,10 +78,6 @@ BATCH_MIXINGS = ("none", "cutmix", "mixup", "cutmix-mixup")
 CIFAR10_URL = CIFAR10.url
 
 
-class DatasetUnavailableError(RuntimeError):
-    """The data set is not on disk and could not be downloaded (or its files are corrupt)."""
-
-
 def check_dataset_name(name: str) -> str:
     """Return `name` after checking it is one of `DATASETS`."""
     hint = "'cifar10' downloads CIFAR-10; 'standin' is the synthetic stand-in, generated offline."
@@ -98,10 +99,11 @@ def dataset_classes(name: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-class StandinCIFAR10(CIFAR10):
-    """torchvision's `CIFAR10`, reading the stand-in: the checksums come from its manifest.
+class StandinCIFAR10(SafeCIFAR10):
+    """`SafeCIFAR10`, reading the stand-in: the checksums come from its manifest.
 
-    Everything else (file names, pickle format, `__getitem__`, transforms) is torchvision's.
+    Everything else (file names, pickle format, `__getitem__`, transforms) is torchvision's. The
+    checksums catch damaged files; a planted one is refused by `SafeCIFAR10`'s unpickler.
     Takes the folder that holds `cifar-10-batches-py/` (i.e. `standin_root(...)`), like CIFAR10.
     """
 
@@ -125,7 +127,7 @@ class StandinCIFAR10(CIFAR10):
                 f"the synthetic stand-in in {Path(root) / standin.BASE_FOLDER} is incomplete or "
                 f"corrupt ({error}); regenerate it with "
                 "mixer_edu.data.write_standin(overwrite=True) or `python -m mixer_edu.standin`."
-            ) from error
+            ) from None
         self._check_format()
 
     def _check_format(self) -> None:
@@ -162,31 +164,29 @@ def load_dataset(
             message says where to put them and how to use the stand-in instead.
     """
     check_dataset_name(name)
-    root = Path(root) if root is not None else default_data_root()
+    root = check_folder(root if root is not None else default_data_root(), "the data folder")
     if name == "standin":
         if download:
             write_standin(root)  # only writes when missing or out of date
         return StandinCIFAR10(standin_root(root), train=train, transform=transform)
     try:
-        return CIFAR10(root, train=train, transform=transform, download=download)
-    except (urllib.error.URLError, OSError, RuntimeError) as error:
-        raise DatasetUnavailableError(_cifar10_missing_message(root, error, download)) from error
+        return SafeCIFAR10(root, train=train, transform=transform, download=download)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision: RuntimeError
+        if isinstance(error, DatasetUnavailableError):
+            raise  # a file that is there but is not plain data: its message names the file
+        # `from None`: the message says everything; the download's 30 frames would hide it.
+        raise DatasetUnavailableError(_cifar10_missing_message(root, error, download)) from None
 
 
 def _cifar10_missing_message(root: Path, error: Exception, download: bool) -> str:
-    tried = (
-        f"could not be downloaded ({type(error).__name__}: {error})"
-        if download
-        else ("was not found or is corrupt, and download=False")
-    )
+    reason = " ".join(str(getattr(error, "reason", error)).split())[:80]
+    tried = f"could not be downloaded ({reason})" if download else "download=False was given"
     return (
         f"CIFAR-10 is not in {root / 'cifar-10-batches-py'} and {tried}.\n"
-        f"Either: download {CIFAR10_URL} on a machine with internet and extract it into {root}"
-        f" (so that {root / 'cifar-10-batches-py' / 'data_batch_1'} exists), or set "
-        f"{DATA_ENV} to the folder that holds cifar-10-batches-py/;\n"
-        "or train on the synthetic stand-in instead: dataset='standin' in Python, "
-        "--dataset standin on the command line, or MIXER_EDU_DATASET=standin for the notebooks. "
-        "Results on the stand-in are not CIFAR-10 results."
+        f"Either download {CIFAR10_URL} elsewhere and extract it into {root} (or set {DATA_ENV} "
+        "to the folder that holds cifar-10-batches-py/),\n"
+        "or use the synthetic stand-in: --dataset standin, dataset='standin' in Python, or "
+        "MIXER_EDU_DATASET=standin for the notebooks (its results are not CIFAR-10 results)."
     )
 
 

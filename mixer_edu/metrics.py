@@ -1,12 +1,16 @@
 """A run's metrics file: `out/metrics.jsonl`, one JSON line per finished epoch.
 
 JSON lines are plain text: a crash can cost at most the line being written, any tool can read
-them, and `read_metrics` gives them back as a list of dicts for the pictures of training.
+them, and `read_metrics` gives them back as a list of dicts for the pictures of training. A line
+cut short by a hard kill (`kill -9`, a power cut) can only be the last one; `read_metrics` skips
+it, and a resumed run rewrites the file without it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 METRICS_NAME = "metrics.jsonl"
@@ -19,7 +23,14 @@ def read_metrics(path: str | Path) -> list[dict]:
         path = path / METRICS_NAME
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines[:-1]]
+    if lines:
+        try:
+            records.append(json.loads(lines[-1]))
+        except json.JSONDecodeError:
+            pass  # the last line was cut short by a crash while it was written: its epoch is lost
+    return records
 
 
 def append_metrics(path: str | Path, record: dict) -> None:
@@ -31,9 +42,19 @@ def append_metrics(path: str | Path, record: dict) -> None:
 def keep_metrics_up_to(path: str | Path, epoch: int) -> None:
     """Drop the lines of epochs after `epoch` (a run stopped before their checkpoint was saved)."""
     path = Path(path)
-    if path.exists():
-        kept = [r for r in read_metrics(path) if r["epoch"] <= epoch]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    if not path.exists():
+        return
+    kept = "".join(json.dumps(r) + "\n" for r in read_metrics(path) if r["epoch"] <= epoch)
+    # A new file renamed over the old one (as for checkpoints): a crash now loses nothing.
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(kept)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def epoch_line(record: dict, epochs: int) -> str:

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
+import sys
 import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -49,10 +51,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .course import fast_mode
+from .errors import TrainingDivergedError, command_line, exit_status
 from .optim import warmup_cosine
+from .paths import check_folder
 from .runtime import autocast
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
-from .validation import check_positive_int
+from .validation import check_positive_int, check_range
 
 IGNORE_INDEX = -100  # cross_entropy skips targets with this value: the positions not picked
 MASK_SYMBOL = "\N{FULL BLOCK}"  # how decode() shows a [MASK]
@@ -238,6 +242,18 @@ class MlmConfig:
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast: faster on many CPUs, slightly less exact
 
+    def __post_init__(self):  # bad values fail here, not as a silent or cryptic run
+        positive = ("seq_len", "d_model", "num_layers", "num_heads", "batch_size", "steps")
+        for name in (*positive, "eval_every", "eval_sequences"):
+            check_positive_int(getattr(self, name), name)
+        if self.token_mlp_hidden is not None:
+            check_positive_int(self.token_mlp_hidden, "token_mlp_hidden")
+        if self.warmup_steps != 0:
+            check_positive_int(self.warmup_steps, "warmup_steps")
+        check_range(self.mlp_ratio, "mlp_ratio", 0, low_open=True)
+        check_range(self.lr, "lr", 0, low_open=True)
+        check_range(self.weight_decay, "weight_decay", 0)
+
     @classmethod
     def fast(cls, **overrides) -> MlmConfig:
         """A short run for the notebook and CI: 250 steps with a shorter warm-up.
@@ -353,6 +369,12 @@ def train_mlm(
         schedule.step()
         train_seconds += time.perf_counter() - start
         train_loss.append(loss.item())
+        if not math.isfinite(train_loss[-1]):  # nothing is learned after an inf or nan loss
+            raise TrainingDivergedError(
+                f"training the {mixer} encoder diverged: the loss became {train_loss[-1]} at "
+                f"step {step} of {config.steps}. The learning rate ({config.lr:g}) is probably "
+                f"too high; try a lower one, e.g. --lr {min(config.lr / 10, MlmConfig.lr):g}."
+            )
         if step % config.eval_every == 0 or step == config.steps:
             evals.append({"step": step, **evaluate_heldout(model, heldout_inputs, heldout_targets)})
             bar.set_postfix(heldout_acc=f"{evals[-1]['heldout_accuracy']:.3f}")
@@ -474,6 +496,7 @@ def save_results(results: dict, out: str | Path) -> Path:
     return path
 
 
+@command_line  # bad input and a diverged run end in one `error:` line and exit status 2
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.mlm",
@@ -510,6 +533,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps is not None:
         overrides["steps"] = args.steps
     config = make(**overrides)
+    if args.out:
+        check_folder(args.out, "--out")  # before training, not after it
     results = run_experiment(config, tuple(args.mixers), progress=not args.no_progress)
     print(format_results(results))
     if args.out:
@@ -518,4 +543,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main()))

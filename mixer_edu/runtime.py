@@ -51,9 +51,28 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """`None` -> `default_device()`; a name such as 'cuda' or 'cuda:1' -> that device."""
     if device is None:
         return default_device()
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:  # torch's message lists twenty device types a student never meets
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}.") from None
     check_choice(device.type, DEVICES, "device")
+    check_available(device)
     return device
+
+
+def check_available(device: torch.device) -> None:
+    """Raise a clear `ValueError` when `device` is a GPU this machine does not have."""
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if not available.get(device.type, True):
+        raise ValueError(
+            f"device {device.type!r} was asked for, but torch finds no {device.type} device on "
+            f"this machine; use device 'cpu' (--device cpu), or leave it unset for the fastest "
+            "device available."
+        )
 
 
 def default_num_workers(cores: int | None = None) -> int:

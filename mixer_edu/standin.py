@@ -38,6 +38,8 @@ images (up to the last bit of an occasional floating-point rounding), in a few s
 `standin_manifest.json` beside the batches records the generator version and the md5 sum of every
 file as written; `mixer_edu.data` checks the files against it (in place of CIFAR-10's published
 checksums, which the stand-in cannot match) and regenerates a copy written by an older version.
+The checksums catch damaged files only: whoever can plant a file can rewrite the manifest too.
+What keeps a planted file from running code is the plain-data reader, `mixer_edu.cifar_files`.
 
 `write_standin()` writes it into `data/standin/` (`mixer_edu.data.load_dataset("standin", ...)`
 calls it on first use); `python -m mixer_edu.standin` rewrites it by hand.
@@ -50,12 +52,14 @@ import hashlib
 import json
 import pickle
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .paths import default_data_root
+from .errors import command_line, exit_status
+from .paths import check_folder, default_data_root
 
 STANDIN_VERSION = 2  # bump whenever the generated images change; old copies are regenerated
 STANDIN_SEED = 20210504  # the day the MLP-Mixer paper appeared on arXiv
@@ -386,7 +390,7 @@ def write_standin(
     images and a test batch of `test_size`) unless a copy of these sizes written by the current
     generator is there already, or always with `overwrite=True`. Returns the folder.
     """
-    folder_root = standin_root(root)
+    folder_root = check_folder(standin_root(root), "the data folder")
     manifest = read_manifest(folder_root)
     wanted = {"version": STANDIN_VERSION, "train_size": 5 * train_per_batch}
     wanted["test_size"] = test_size
@@ -401,6 +405,7 @@ def write_standin(
     return write_cifar_files(folder_root, train_per_batch=train_per_batch, test_size=test_size)
 
 
+@command_line  # a data folder that is a file, or not writable: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.standin",
@@ -415,4 +420,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main()))

@@ -30,6 +30,11 @@ Around the loop, `train` keeps the run safe and reproducible:
   an interrupted-then-resumed run ends with bit-for-bit the same weights as an uninterrupted one.
 - **Ctrl-C** stops training; the checkpoint of the last finished epoch stays valid (a checkpoint
   is never half-written), and `--resume` repeats the interrupted epoch from its start.
+- **Divergence.** When a loss or a weight becomes inf or nan (usually: the learning rate is far
+  too high), training stops with a `TrainingDivergedError` naming the epoch and the step, before
+  anything of that epoch is written: the checkpoint keeps the last finite weights.
+- A run killed outright (`kill -9`) can leave a checkpoint's temporary file behind; the next run
+  in the folder removes it, and `--resume` drops metrics lines whose checkpoint never came.
 
 How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
 measurements): the precision; the data path (crop-flip and no augmentation run on the data set
@@ -67,10 +72,12 @@ from .config import (
 )
 from .data import batch_mixing, dataset_classes, dataset_label, make_loaders
 from .device_data import DeviceLoader, device_loaders
+from .errors import TrainingDivergedError, command_line, exit_status
 from .evaluation import evaluate, predict
 from .metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
 from .models import create_model
 from .optim import lr_factor, parameter_groups, warmup_cosine
+from .paths import check_folder, writable_folder
 from .plan import describe_device, plan_run
 from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
 
@@ -107,6 +114,7 @@ def train_one_epoch(
     model.train()
     # Sums stay on the device: calling .item() every step would make a GPU wait for each step.
     total_loss, correct, grad_norm_sum = (torch.zeros((), device=device) for _ in range(3))
+    first_bad_step = torch.full((), -1, device=device)  # the first step whose loss is inf or nan
     seen = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=progress, leave=False, disable=progress is None, dynamic_ncols=True)
@@ -118,6 +126,7 @@ def train_one_epoch(
             logits = model(images)  # (B, 3, H, W) -> (B, classes)
         # targets: class indices (B,), or soft labels (B, classes) after CutMix / Mixup
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+        first_bad_step = _note_nonfinite(loss, step, first_bad_step)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,17 +139,35 @@ def train_one_epoch(
         total_loss += loss.detach() * len(images)
         correct += (logits.argmax(1) == hard).sum()
         seen += len(images)
-        if step % 10 == 0:
+        if step % 10 == 0:  # reading values waits for the device: only every 10 steps
+            _stop_if_diverged(first_bad_step, total_loss, len(loader))
             bar.set_postfix(
                 loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.1%}"
             )
     seconds = time.perf_counter() - start
+    _stop_if_diverged(first_bad_step, total_loss, len(loader))
     return {
         "loss": total_loss.item() / seen,
         "acc": correct.item() / seen,
         "grad_norm": grad_norm_sum.item() / len(loader) if clip_grad else None,
         "images_per_sec": seen / seconds,
     }
+
+
+def _note_nonfinite(loss: torch.Tensor, step: int, first_bad_step: torch.Tensor) -> torch.Tensor:
+    """`step` if `loss` is the first inf or nan of the epoch, else `first_bad_step` unchanged.
+
+    Computed on the device (no waiting for it), read by `_stop_if_diverged`."""
+    is_first = (first_bad_step < 0) & ~torch.isfinite(loss.detach())
+    return torch.where(is_first, step, first_bad_step)
+
+
+def _stop_if_diverged(first_bad_step: torch.Tensor, total_loss: torch.Tensor, steps: int) -> None:
+    """Raise `TrainingDivergedError` once a loss was not finite: nothing learns after that."""
+    if (step := int(first_bad_step.item())) >= 0:
+        raise TrainingDivergedError(
+            f"the training loss became {total_loss.item()} at step {step + 1} of {steps}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,12 +204,17 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     Returns:
         `TrainResult` with the output paths, the trained model (eval mode) and the metrics.
 
+    Raises:
+        TrainingDivergedError: a loss or a weight became inf or nan; `out` keeps the last finite
+            epoch. DatasetUnavailableError: the data set is missing (the message says what to do).
+
     Example:
         >>> result = train(recipe("standin", epochs=5), out="runs/standin", resume=True)
     """
     config = config if config is not None else TrainConfig()
     run = RunOptions.from_keywords(options)
     out = Path(run.out) if run.out is not None else default_out(config)
+    check_folder(out, "the output folder (out, --out)")  # before any data is read
     with distributed.processes(resolve_device(run.device)) as (ranks, device):
         plan = plan_run(
             describe_device(device), config.batch_size, config.augment,
@@ -206,6 +238,9 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
     warmup_steps = max(1, round(config.warmup_epochs * steps))
     scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
+    if ranks.is_main:
+        writable_folder(out, "the output folder (out, --out)")
+        ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote a checkpoint
     start_epoch = _start_or_resume(
         out, run, config, model, optimizer, scheduler, say, ranks, plan.data_path
     )
@@ -236,12 +271,15 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
             train_stats = distributed.combine_stats(train_stats, ranks, device)
             if ranks.is_main:
                 test_stats = evaluate(evaluator, test_loader, device, plan.precision)
+                _check_finite(model, test_stats)  # never save weights that are inf or nan
                 record = _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device)
                 # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
                 append_metrics(out / METRICS_NAME, record)
                 _save(out, epoch, config, model, optimizer, scheduler, plan)
                 say(epoch_line(record, config.epochs))
             distributed.barrier(ranks)
+    except TrainingDivergedError as error:
+        raise TrainingDivergedError(_diverged_message(error, epoch, config, out)) from None
     except KeyboardInterrupt:
         if ranks.is_main:
             tqdm.write(
@@ -306,7 +344,7 @@ def _start_or_resume(
     """
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
-        saved = ckpt.load_checkpoint(path)
+        saved = ckpt.load_resumable(path)
         _check_resumable(saved, config, path)
         ckpt.load_weights(model, saved["model"], str(path))
         optimizer.load_state_dict(saved["optimizer"])
@@ -358,6 +396,24 @@ def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> N
         "data_path": plan.data_path,
     }
     ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
+
+
+def _check_finite(model: nn.Module, test_stats: dict) -> None:
+    """Raise `TrainingDivergedError` if a weight or the test loss is inf or nan."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingDivergedError("the weights became inf or nan in the last step")
+    if not torch.isfinite(torch.tensor(test_stats["loss"])):
+        raise TrainingDivergedError(f"the test loss became {test_stats['loss']}")
+
+
+def _diverged_message(error: TrainingDivergedError, epoch: int, config, out: Path) -> str:
+    lower = min(config.lr / 10, TrainConfig.lr)  # a tenth, and never above the default
+    return (
+        f"training diverged in epoch {epoch}: {error}. The learning rate ({config.lr:g}) is "
+        f"probably too high: try --lr {lower:.2g} (lr={lower:.2g}), and start again with "
+        f"--overwrite. {out / ckpt.CHECKPOINT_NAME} still holds epoch {epoch - 1}, the last "
+        "finite weights; nothing of this epoch was saved."
+    )
 
 
 def _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device) -> dict:
@@ -421,20 +477,15 @@ def config_from_command_line(changes: dict, options: dict, fast: bool = False) -
         options.setdefault("out", default_out(replace(config, **changes)))
         path = Path(options["out"]) / ckpt.CHECKPOINT_NAME
         if path.exists():  # the checkpoint's recipe fills the gaps
-            config = TrainConfig(**ckpt.load_checkpoint(path)["train_config"])
+            config = TrainConfig(**ckpt.load_resumable(path)["train_config"])
     return replace(config, **changes)
 
 
+@command_line  # bad input, a missing data set, a diverged run: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     changes, options = split_arguments(args)
-    try:
-        result = train(config_from_command_line(changes, options, args.fast), **options)
-    except KeyboardInterrupt:
-        return 130
-    except (ValueError, TypeError, FileExistsError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = train(config_from_command_line(changes, options, args.fast), **options)
     if not distributed.is_main_process():
         return 0
     print(
@@ -450,4 +501,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main()))

@@ -1,4 +1,8 @@
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,13 +78,80 @@ def test_weights_of_another_configuration_give_a_clear_error_not_a_size_dump():
     )
 
 
-def test_classes_in_the_config_are_stored_by_name_and_resolved_only_inside_mixer_edu():
-    config = {"embed_dim": 8, "block_layer": MixerBlock}
+def test_classes_in_the_config_are_stored_by_name_and_resolved_from_the_allow_list():
+    config = {"embed_dim": 8, "block_layer": MixerBlock, "act_layer": torch.nn.GELU}
     encoded = ckpt.encode_config(config)
     assert encoded["block_layer"] == {"class": "mixer_edu.mixer.MixerBlock"}
     assert ckpt.decode_config(encoded) == config
-    with pytest.raises(ValueError, match="outside mixer_edu"):
-        ckpt.decode_config({"block_layer": {"class": "os.system"}})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os.system",
+        "builtins.eval",
+        "mixer_edu.checkpoint.save_atomic",  # a function inside mixer_edu is not a layer either
+        "mixer_edu.checkpoint.os",  # nor a module that mixer_edu imports
+        "torch.nn.modules.module.Module",  # not defined in an allowed module
+    ],
+)
+def test_a_crafted_checkpoint_naming_any_other_callable_is_refused_before_a_call(
+    tmp_path, monkeypatch, name
+):
+    _, state = _checkpoint()
+    state["model_config"]["block_layer"] = {"class": name}
+    path = ckpt.save_atomic(state, tmp_path / "checkpoint.pt")
+    called = []
+    monkeypatch.setattr("os.system", lambda *args: called.append(args))
+    monkeypatch.setattr("builtins.eval", lambda *args: called.append(args))
+    monkeypatch.setattr(ckpt, "save_atomic", lambda *args: called.append(args))
+    with pytest.raises(ValueError, match="not one of mixer_edu's layer classes"):
+        ckpt.load_model(path)
+    assert not called
+
+
+def test_a_snapshot_is_a_model_but_not_a_checkpoint_to_resume(tmp_path):
+    _, state = _checkpoint()
+    path = ckpt.save_atomic(state, tmp_path / "snapshots" / "epoch_003.pt")
+    assert ckpt.load_model(path)[1]["epoch"] == 3
+    with pytest.raises(ValueError, match="snapshot.*cannot continue"):
+        ckpt.load_resumable(path)
+
+
+def _die_during_save(path):
+    """In a child process: `save_atomic(path)` killed (as by kill -9) just before its rename."""
+    code = (
+        "import os, sys, torch\n"
+        "from mixer_edu import checkpoint as ckpt\n"
+        "os.replace = lambda *args: os._exit(9)  # no except, no finally: as kill -9\n"
+        "ckpt.save_atomic({'weights': torch.zeros(3)}, sys.argv[1])\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", code, str(path)], env=env, timeout=120)
+    assert result.returncode == 9
+
+
+def test_temporaries_of_a_killed_save_are_removed_and_nothing_else(tmp_path):
+    _die_during_save(tmp_path / "checkpoint.pt")
+    _die_during_save(tmp_path / "snapshots" / "epoch_002.pt")
+    left = sorted(p.name for p in tmp_path.rglob("*.tmp"))
+    assert len(left) == 2 and all(ckpt.TEMPORARY_NAME.match(name) for name in left)
+    others = [
+        tmp_path / ".notes.tmp",
+        tmp_path / "checkpoint.pt.tmp",
+        tmp_path / "my.checkpoint.pt.abcd1234.tmp",
+        tmp_path / "other" / ".checkpoint.pt.abcd1234.tmp",  # not the run folder
+    ]
+    for path in others:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("not ours")
+    removed = ckpt.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == left
+    assert (
+        not list((tmp_path / "snapshots").iterdir()) and not (tmp_path / "checkpoint.pt").exists()
+    )
+    assert all(path.read_text() == "not ours" for path in others)
 
 
 def test_model_state_strips_the_torch_compile_prefix():

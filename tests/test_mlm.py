@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mixer_edu import mlm
+from mixer_edu.errors import TrainingDivergedError
 from mixer_edu.mlm import IGNORE_INDEX, CharVocabulary, MlmConfig, MlmData, mask_tokens
 
 TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40
@@ -112,3 +113,25 @@ def test_cli_compares_both_mixers_and_writes_results(tmp_path, capsys):
     assert saved["sequences_per_second"]["attention"] > 0
     state = torch.load(tmp_path / "encoder_mlp.pt")
     assert "layers.0.token_mixer.mlp.fc1.weight" in state
+
+
+@pytest.mark.parametrize("mixer", ["attention", "mlp"])
+def test_a_learning_rate_far_too_high_stops_at_the_first_nan_loss(mixer):
+    data = MlmData(TINY_TEXT, seq_len=16)
+    config = MlmConfig(**TINY, steps=20, lr=1e9, eval_every=20, eval_sequences=16)
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at step \d+ of 20.*--lr"):
+        mlm.train_mlm(mixer, config, data, progress=False)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(steps=0), "steps must be a positive int, got 0"),
+        (dict(lr=-1.0), "lr must be > 0"),
+        (dict(warmup_steps=-5), "warmup_steps must be a positive int"),
+        (dict(weight_decay=-0.1), "weight_decay must be >= 0"),
+    ],
+)
+def test_config_rejects_values_that_would_train_nothing_or_backwards(change, message):
+    with pytest.raises(ValueError, match=message):
+        MlmConfig(**{**TINY, **change})

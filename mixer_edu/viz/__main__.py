@@ -2,7 +2,8 @@
 
 import sys
 
+from ..errors import exit_status
 from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main()))

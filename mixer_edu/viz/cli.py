@@ -7,11 +7,12 @@ input ends in one `error: ...` line and exit status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
 
+from ..errors import command_line
+from ..paths import check_folder
 from .render import render_checkpoint
 
 
@@ -30,20 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line  # bad input ends in one `error:` line and exit status 2
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     matplotlib.use("Agg")  # files only: no window, works without a display
-    try:
-        paths = render_checkpoint(
-            args.checkpoint,
-            args.out,
-            data_root=args.data_root,
-            test_images=args.test_images,
-            gif=not args.no_gif,
-        )
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    check_folder(args.out, "--out")
+    paths = render_checkpoint(
+        args.checkpoint,
+        args.out,
+        data_root=args.data_root,
+        test_images=args.test_images,
+        gif=not args.no_gif,
+    )
     for path in paths:
         print(path)
     return 0
