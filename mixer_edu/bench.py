@@ -29,6 +29,9 @@ trains on it reaches at most data / (data + model) of the model-only speed: the 
 trainer's own `train_one_epoch`, next to the model-only step, and reports the fraction of
 model-only speed the loop reaches (`mixer_edu.bench_loop`).
 
+`--grad-checkpointing` measures instead what `set_grad_checkpointing(True)` trades: peak memory
+and time of a training pass with it off and on (`mixer_edu.bench_memory`).
+
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
 allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
@@ -395,110 +398,6 @@ def report_data(data: dict, result: dict) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------
-# Gradient checkpointing: memory saved, time paid.
-# --------------------------------------------------------------------------------------------
-
-
-def _train_pass(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(images), labels).backward()
-
-
-def peak_step_memory(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> int:
-    """Bytes allocated at the peak of one forward and backward pass, above what was held before.
-
-    On CUDA, torch's allocator statistics. On a CPU there are none, so torch's profiler records
-    every allocation and free of the pass (`profile_memory=True`) and the peak of their running
-    sum is taken. Both count tensors only; the process's resident memory (what `resource`
-    reports) also holds the allocator's cached blocks and would blur the difference.
-    """
-    model.zero_grad(set_to_none=True)  # gradients are allocated inside the measured pass
-    if images.device.type == "cuda":
-        torch.cuda.synchronize(images.device)
-        start = torch.cuda.memory_allocated(images.device)
-        torch.cuda.reset_peak_memory_stats(images.device)
-        _train_pass(model, images, labels)
-        torch.cuda.synchronize(images.device)
-        return torch.cuda.max_memory_allocated(images.device) - start
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        _train_pass(model, images, labels)
-    # Allocation (+bytes) and free (-bytes) events in time order; the raw kineto events are
-    # used because `profiler.events()` attaches most of them to ops and drops the rest.
-    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
-    held = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        held += event.nbytes()
-        peak = max(peak, held)
-    return peak
-
-
-def measure_checkpointing(
-    config: str = "s16",
-    batch_size: int | None = None,
-    device: str | torch.device = "cpu",
-    repeats: int = 3,
-    clock=time.perf_counter,
-) -> dict:
-    """Peak memory and time of a training pass with `set_grad_checkpointing` off and on."""
-    device = torch.device(device)
-    spec = CONFIGS[config]
-    batch = batch_size or spec["batch_size"]
-    kwargs = spec["model"]
-    torch.manual_seed(0)
-    model = MlpMixer(**kwargs).to(device).train()
-    images = torch.randn(batch, 3, kwargs["img_size"], kwargs["img_size"], device=device)
-    labels = torch.randint(0, kwargs["num_classes"], (batch,), device=device)
-    result = {"config": config, "model": kwargs, "batch_size": batch}
-    steps = {}
-    for name, enabled in [("off", False), ("on", True)]:
-        model.set_grad_checkpointing(enabled)
-        _train_pass(model, images, labels)  # warm-up
-        result[f"peak_bytes_{name}"] = peak_step_memory(model, images, labels)
-        steps[name] = lambda enabled=enabled: (
-            model.set_grad_checkpointing(enabled),
-            _train_pass(model, images, labels),
-        )
-    times = time_alternating(steps, 1, repeats, device, clock=clock)
-    for name, seconds in times.items():
-        result[f"seconds_{name}"] = statistics.median(seconds)
-    model.set_grad_checkpointing(False)
-    result["memory_ratio"] = result["peak_bytes_on"] / result["peak_bytes_off"]
-    result["time_ratio"] = result["seconds_on"] / result["seconds_off"]
-    return result
-
-
-def report_checkpointing(machine: str, result: dict) -> str:
-    mib = 2**20
-    return "\n".join(
-        [
-            f"gradient checkpointing, {result['config']} {result['model']}, batch "
-            f"{result['batch_size']}, {machine}",
-            f"  peak memory of a training pass: off {result['peak_bytes_off'] / mib:.0f} MiB, "
-            f"on {result['peak_bytes_on'] / mib:.0f} MiB (on/off {result['memory_ratio']:.2f})",
-            f"  seconds per training pass:      off {result['seconds_off']:.3f}, "
-            f"on {result['seconds_on']:.3f} (on/off {result['time_ratio']:.2f})",
-        ]
-    )
-
-
-def _checkpointing_main(args: argparse.Namespace) -> int:
-    config = "quick" if args.quick else ("s16" if args.config == "all" else args.config)
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    machine = f"{device.type}: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    result = measure_checkpointing(
-        config, args.batch_size, device, repeats=2 if args.quick else args.repeats
-    )
-    print(report_checkpointing(machine, result), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "checkpointing": result}, indent=2))
-        print(f"\nwrote {args.json}")
-    return 0
-
-
 def check_arguments(args: argparse.Namespace) -> None:
     """Bad numbers, an absent device or a --json path that cannot be written: fail before the
     minutes of measuring, not after them."""
@@ -565,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.grad_checkpointing:
-        return _checkpointing_main(args)
+        from .bench_memory import checkpointing_main  # it builds on this module
+
+        return checkpointing_main(args, _cpu_name())
     kept = False if args.default_malloc else keep_freed_memory()
     if args.quick:
         configs, calls, repeats = ["quick"], None, 2
