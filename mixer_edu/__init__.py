@@ -11,12 +11,17 @@ Read the modules in this order, each top to bottom:
 `timm_compat` gives the model timm's other methods (intermediate features, pruning, gradient
 checkpointing) and `token_norms`, the size of every token after every block.
 
-Then, for training and looking inside (imported on their own, e.g. `from mixer_edu import viz`):
-`data` and `standin` (CIFAR-10 and its offline stand-in), `train` and `checkpoint` (the training
-loop, exact resume), `bench` (speed next to timm), `weights` and `viz` (what a Mixer learns),
-`pretrained` (the paper's weights through timm), `gmlp` (spatial gating), `seq_mixing` and `mlm`
-(token mixing in place of self-attention), `exercises` (checkers for the classroom) and `course`
-(the notebooks' run modes).
+Then, imported on their own (e.g. `from mixer_edu import viz`), layer by layer:
+
+- data and training: `data` and `device_data` (CIFAR-10, augmentations, loaders), `standin`
+  (the offline stand-in), `config` (the validated recipe), `train` (the loop), `optim`,
+  `evaluation`, `metrics`, `checkpoint` (exact resume), `plan` and `distributed` (how a run
+  runs), `runtime` (device, precision, seeds: the machine-specific settings);
+- looking inside: `weights` and `viz` (what a Mixer learns), `pretrained` (the paper's weights);
+- beyond: `gmlp` (spatial gating), `seq_mixing` and `mlm` (token mixing in place of
+  self-attention);
+- for the classroom: `course` (the notebooks' run modes), `exercises` (checkers), `bench` (speed
+  next to timm).
 """
 
 from .drop_path import DropPath, drop_path, drop_path_rates
