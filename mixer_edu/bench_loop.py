@@ -3,7 +3,9 @@
 `python -m mixer_edu.bench --loop` measures, for each precision, on one model and one device:
 
     model-only   the bench's training step (`mixer_edu.bench.training_step`) on one fixed batch,
-                 `batches` times: forward, loss, backward, clipping, AdamW; no data at all
+                 `batches` times: forward, loss, backward, clipping, AdamW; no data at all;
+                 and, for the evaluation, forward passes (`inference_step`) on a fixed batch
+                 over as many test images
     loop         `mixer_edu.train.train_one_epoch`, the trainer's own epoch function, over one
                  epoch of the trainer's data path (`DeviceLoader`: crop-flip and normalisation
                  a batch at a time on the device) of `batches` batches, with the recipe's label
@@ -12,8 +14,10 @@
                  (CIFAR-10's 10,000 test images next to its 50,000 training images)
 
 and reports training images per second and the fraction of model-only speed the loop reaches,
-without and with the evaluation that follows every epoch. timm's model-only step runs in the
-same measurement, so the loop can be compared with the reference implementation's bare step.
+without the evaluation that follows every epoch (loop against model-only training steps) and
+with it (loop and evaluation against the model-only steps and forward passes of the same work).
+timm's model-only step runs in the same measurement, so the loop can be compared with the
+reference implementation's bare step.
 All of them take turns (`mixer_edu.bench.time_alternating`), so a shared machine's drift
 touches them alike. The images are random uint8 pictures: cropping costs the same whatever
 they show.
@@ -26,7 +30,7 @@ import time
 
 import torch
 
-from .bench import CONFIGS, build_pair, time_alternating, training_step
+from .bench import CONFIGS, build_pair, inference_step, time_alternating, training_step
 from .device_data import DeviceLoader
 from .evaluation import evaluate
 from .optim import warmup_cosine
@@ -59,6 +63,8 @@ def loop_benchmark(
     ours, theirs = (m.to(device) if m is not None else None for m in build_pair(kwargs))
     fixed_images = torch.randn(batch, 3, size, size, device=device)
     fixed_labels = torch.randint(0, classes, (batch,), device=device)
+    eval_batches = len(test_loader)
+    fixed_test_images = torch.randn(2 * batch, 3, size, size, device=device)
     rows = []
     for precision in precisions:
         epochs = {
@@ -67,6 +73,9 @@ def loop_benchmark(
             ),
             "ours loop": _loop_epoch(train_one_epoch, ours, train_loader, precision),
             "ours evaluation": lambda p=precision: evaluate(ours, test_loader, device, p),
+            "ours model-only evaluation": _repeat(
+                inference_step(ours, fixed_test_images, precision), eval_batches
+            ),
         }
         if theirs is not None:
             step = training_step(theirs, fixed_images, fixed_labels, precision)
@@ -120,8 +129,10 @@ def report_loop(loop: dict) -> str:
         model = n / seconds["ours model-only"]
         loop_rate = n / seconds["ours loop"]
         with_eval = n / (seconds["ours loop"] + seconds["ours evaluation"])
+        # the same work without data: training steps, then forward passes over the test images
+        model_with_eval = n / (seconds["ours model-only"] + seconds["ours model-only evaluation"])
         line = f"{row['precision']:6s}{model:12.1f}{loop_rate:10.1f}{loop_rate / model:12.1%}"
-        line += f"{with_eval:11.1f}{with_eval / model:12.1%}"
+        line += f"{with_eval:11.1f}{with_eval / model_with_eval:12.1%}"
         if "timm model-only" in seconds:
             timm = n / seconds["timm model-only"]
             line += f"{timm:12.1f}{loop_rate / timm:11.2f}"
