@@ -70,12 +70,17 @@ def run_dir(name: str) -> Path:
     return root / "runs" / f"{name}-{course_dataset()}{suffix}"
 
 
-def setup_notebook(seed: int = 0) -> None:
-    """Seed every random generator and print the run mode, so each notebook starts the same way."""
+def setup_notebook(seed: int = 0, banner: bool = True) -> None:
+    """Seed every random generator and print the run mode, so each notebook starts the same way.
+
+    `banner=False` skips the run-mode line, for notebooks that train nothing on images (it would
+    warn about stand-in results that the notebook never shows).
+    """
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - students' own code may use the global generator
     torch.manual_seed(seed)
-    print(describe_mode())
+    if banner:
+        print(describe_mode())
 
 
 def sample_photo(size: int = 224) -> torch.Tensor:

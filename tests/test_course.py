@@ -69,3 +69,11 @@ def test_run_dir_separates_fast_runs_from_full_runs(monkeypatch):
     full = course.run_dir("04-training")
     assert fast.name == "04-training-standin-fast" and full.name == "04-training-cifar10"
     assert fast.parent == full.parent and fast.parent.name == "runs"
+
+
+def test_setup_notebook_prints_the_run_mode_only_where_asked(capsys, monkeypatch):
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    course.setup_notebook()
+    assert "NOT CIFAR-10" in capsys.readouterr().out
+    course.setup_notebook(banner=False)
+    assert capsys.readouterr().out == ""
