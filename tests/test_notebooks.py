@@ -62,7 +62,7 @@ def test_every_figure_cell_ends_with_plt_show(path):
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
 def test_notebook_imports_the_package(path):
     sources = "\n".join(cell.source for cell in _code_cells(_read(path)))
-    assert "from mixer_edu" in sources and "setup_notebook()" in sources
+    assert "from mixer_edu" in sources and "setup_notebook(" in sources
 
 
 def _documents():
