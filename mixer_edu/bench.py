@@ -48,9 +48,7 @@ for tests). Speed is measured here, never asserted by the tests.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -65,7 +63,7 @@ from .device_data import DeviceLoader
 from .errors import command_line, exit_status
 from .mixer import MlpMixer
 from .paths import check_folder
-from .runtime import autocast, keep_freed_memory, resolve_device
+from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
 from .validation import check_positive_int
 
 CONFIGS = {
@@ -321,7 +319,7 @@ def machine_summary(
     """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s)."""
     device = torch.device(device)
     size, repeats = (256, 2) if quick else (1024, 5)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
@@ -329,14 +327,6 @@ def machine_summary(
         "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device, clock),
         "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
     }
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def peak_gflops(machine: dict, precision: str) -> float:
@@ -466,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grad_checkpointing:
         from .bench_memory import checkpointing_main  # it builds on this module
 
-        return checkpointing_main(args, _cpu_name())
+        return checkpointing_main(args, cpu_name())
     kept = False if args.default_malloc else keep_freed_memory()
     if args.quick:
         configs, calls, repeats = ["quick"], None, 2

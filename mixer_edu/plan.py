@@ -12,16 +12,12 @@ made on. A rule is a default, never a restriction: every choice can be made by h
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from .device_data import DEVICE_AUGMENTATIONS
-from .runtime import PRECISIONS, default_num_workers, supports_bf16
+from .runtime import PRECISIONS, available_cores, cpu_name, default_num_workers, supports_bf16
 from .validation import check_choice, check_positive_int
 
 DATA_PATHS = ("auto", "device", "per-image")
@@ -46,19 +42,10 @@ def describe_device(device: torch.device) -> DeviceDescription:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     elif device.type == "cpu":
-        name = _cpu_name()
+        name = cpu_name()
     else:
         name = "Apple GPU"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return DeviceDescription(device.type, name, supports_bf16(device), cores or 1)
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return DeviceDescription(device.type, name, supports_bf16(device), available_cores())
 
 
 @dataclass(frozen=True)

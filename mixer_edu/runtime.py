@@ -75,13 +75,27 @@ def check_available(device: torch.device) -> None:
         )
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (a container's or `taskset`'s limit, where the OS says)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
+
+
+def cpu_name() -> str:
+    """The processor's model name, e.g. 'AMD EPYC 7B13', for printing what a run ran on."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def default_num_workers(cores: int | None = None) -> int:
     """DataLoader worker processes for `cores` CPU cores (default: this process's): none on 1-2
     cores, where decoding in the main process is fastest (workers would take cores from the
     model), else half the cores, at most 8."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cores or 1) <= 2 else min(8, cores // 2)
+    cores = available_cores() if cores is None else cores
+    return 0 if cores <= 2 else min(8, cores // 2)
 
 
 # --------------------------------------------------------------------------------------------
