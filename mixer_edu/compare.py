@@ -119,7 +119,7 @@ def train_briefly(
     steps = len(loader)
     scheduler = warmup_cosine(optimizer, max(1, round(warmup_epochs * steps)), epochs * steps)
     hook = None if transform is None else (lambda images, labels: (transform(images), labels))
-    test_acc_per_epoch, seconds = [], 0.0
+    test_acc_per_epoch, per_class, seconds = [], [], 0.0
     for epoch in range(1, epochs + 1):
         with _seeded(epoch_seed(seed, epoch), device):  # DropPath's draws, for this epoch only
             start = time.perf_counter()
@@ -128,12 +128,13 @@ def train_briefly(
                 precision, label_smoothing, clip_grad, mixing=hook,
             )  # fmt: skip
             seconds += time.perf_counter() - start
-        test_acc_per_epoch.append(accuracy(model, test, transform, precision=precision)[0])
+        test_acc, per_class = accuracy(model, test, transform, precision=precision)
+        test_acc_per_epoch.append(test_acc)
     return BriefRun(
         params=sum(p.numel() for p in model.parameters()),
         test_acc=test_acc_per_epoch[-1],
         train_acc=accuracy(model, train, transform, precision=precision)[0],
-        per_class_acc=accuracy(model, test, transform, precision=precision)[1],
+        per_class_acc=per_class,  # after the last epoch
         seconds=seconds,
         images_per_second=epochs * steps * batch_size / seconds,
         test_acc_per_epoch=test_acc_per_epoch,
