@@ -11,24 +11,37 @@ one. `train_briefly` does that in memory, without writing anything:
     run = train_briefly(model, data, test, epochs=3)           # AdamW, warmup + cosine
     print(run.test_acc, run.params, run.images_per_second)
 
-Every run starts from `torch.manual_seed(seed)` for its batches and flips, so two runs differ only
-in the model (and in what `transform` does to the images). Accuracies from such short runs differ
-a little between machines (float rounding takes another path), so notebooks print them in cells
-that nbval does not compare.
+It is built from the trainer's own pieces, so a comparison trains the way the course's main run
+does: the batches come from `mixer_edu.device_data.DeviceLoader` (random crop after 4 pixels of
+padding, then a horizontal flip, as the recipe), each epoch is `mixer_edu.train.train_one_epoch`
+(label smoothing, gradient clipping), the optimiser and schedule come from `mixer_edu.optim`
+(AdamW without decay on biases and norms, linear warmup then cosine) and the accuracies from
+`mixer_edu.evaluation.predict`. Everything runs on the model's device.
+
+Every epoch's batches, crops and flips come from `(seed, epoch)`, and so does the randomness
+inside the model (DropPath), under a forked generator that leaves the caller's random state as it
+was: two runs with the same seed differ only in the model (and in what `transform` does to the
+images). Runs are in float32 by default, so a CPU with bfloat16 units trains like one without.
+Accuracies from such short runs still differ a little between machines (float rounding takes
+another path), so notebooks print them in cells that nbval does not compare.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import dataset_classes, load_dataset, normalization
-from .optim import lr_factor
+from .data import dataset_classes, load_dataset
+from .device_data import DeviceLoader
+from .evaluation import predict
+from .optim import parameter_groups, warmup_cosine
+from .runtime import epoch_seed
+from .train import train_one_epoch
 
 
 @dataclass
@@ -58,7 +71,7 @@ class BriefRun:
 
     params: int
     test_acc: float
-    train_acc: float  # on the training images as they were trained on (flips off), after training
+    train_acc: float  # on the training images without augmentation, after training
     per_class_acc: list[float]
     seconds: float  # training only, without the evaluations
     images_per_second: float  # training images per second
@@ -77,82 +90,89 @@ def train_briefly(
     weight_decay: float = 0.05,
     warmup_epochs: float = 0.5,
     label_smoothing: float = 0.1,
-    flip: bool = True,
+    clip_grad: float | None = 1.0,
+    augment: str = "crop-flip",
     transform: Callable[[Tensor], Tensor] | None = None,
+    precision: str = "fp32",
     seed: int = 0,
 ) -> BriefRun:
     """Train `model` for `epochs` epochs on `train` and measure it on `test`.
 
     Args:
-        model: any classifier `(B, 3, 32, 32) -> (B, classes)`; trained in place on the CPU.
+        model: any classifier `(B, 3, 32, 32) -> (B, classes)`; trained in place, on its device.
         train, test: from `load_images`.
-        epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing: the recipe
-            (AdamW; linear warmup, then cosine decay to zero, as `mixer_edu.train`).
-        flip: flip each training image horizontally with probability 1/2.
-        transform: applied to every normalised batch, training and test alike, after the flip
-            (e.g. an `ImagePermutation`), so a fixed rearrangement is the same for every image.
-        seed: seeds the batch order and the flips.
+        epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing, clip_grad: the
+            recipe (AdamW; linear warmup, then cosine decay to zero, as `mixer_edu.train`).
+        augment: `'crop-flip'` (the recipe's random crop and flip) or `'none'`.
+        transform: applied to every normalised batch, training and test alike, after the
+            augmentation (e.g. an `ImagePermutation`), so a fixed rearrangement is the same for
+            every image.
+        precision: `'fp32'`, `'bf16'` or `'auto'` (bf16 where the hardware computes in it).
+        seed: seeds the batch order, the crops and flips, and the model's own randomness.
     """
-    normalize = normalization()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = len(train) // batch_size
-    total, warmup = epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup, total)
-    )
-    generator = torch.Generator().manual_seed(seed)
-    test_acc_per_epoch, seconds = [], 0.0
-    for _ in range(epochs):
-        model.train()
-        start = time.perf_counter()
-        order = torch.randperm(len(train), generator=generator)
-        for step in range(steps_per_epoch):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            images = train.images[batch]
-            if flip:
-                flipped = torch.rand(len(batch), generator=generator) < 0.5
-                images = torch.where(flipped[:, None, None, None], images.flip(-1), images)
-            images = normalize(images)
-            if transform is not None:
-                images = transform(images)
-            loss = F.cross_entropy(
-                model(images), train.labels[batch], label_smoothing=label_smoothing
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-        seconds += time.perf_counter() - start
-        test_acc_per_epoch.append(accuracy(model, test, transform)[0])
-    per_class = accuracy(model, test, transform)[1]
+    device = next(model.parameters()).device
+    loader = DeviceLoader(
+        train.images, train.labels, batch_size, device=device, augment=augment,
+        num_classes=len(train.classes),
+    )  # fmt: skip
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
+    steps = len(loader)
+    scheduler = warmup_cosine(optimizer, max(1, round(warmup_epochs * steps)), epochs * steps)
+    hook = None if transform is None else (lambda images, labels: (transform(images), labels))
+    test_acc_per_epoch, per_class, seconds = [], [], 0.0
+    for epoch in range(1, epochs + 1):
+        with _seeded(epoch_seed(seed, epoch), device):  # DropPath's draws, for this epoch only
+            start = time.perf_counter()
+            train_one_epoch(
+                model, loader.epoch(epoch_seed(seed, epoch)), optimizer, scheduler, device,
+                precision, label_smoothing, clip_grad, mixing=hook,
+            )  # fmt: skip
+            seconds += time.perf_counter() - start
+        test_acc, per_class = accuracy(model, test, transform, precision=precision)
+        test_acc_per_epoch.append(test_acc)
     return BriefRun(
         params=sum(p.numel() for p in model.parameters()),
         test_acc=test_acc_per_epoch[-1],
-        train_acc=accuracy(model, train, transform)[0],
-        per_class_acc=per_class,
+        train_acc=accuracy(model, train, transform, precision=precision)[0],
+        per_class_acc=per_class,  # after the last epoch
         seconds=seconds,
-        images_per_second=epochs * steps_per_epoch * batch_size / seconds,
+        images_per_second=epochs * steps * batch_size / seconds,
         test_acc_per_epoch=test_acc_per_epoch,
         model=model.eval(),
     )
 
 
+@contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Torch's generators start from `seed` inside, and are as they were after."""
+    on_cpu = device.type == "cpu"
+    with torch.random.fork_rng(
+        devices=[] if on_cpu else None, device_type=None if on_cpu else device.type
+    ):
+        torch.manual_seed(seed)
+        yield
+
+
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, data: ImageData, transform=None, batch_size: int = 500
+    model: nn.Module,
+    data: ImageData,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    batch_size: int = 500,
+    precision: str = "fp32",
 ) -> tuple[float, list[float]]:
-    """Top-1 accuracy of `model` on `data`, overall and per class (NaN for an absent class)."""
-    model.eval()
-    normalize = normalization()
-    predictions = []
-    for start in range(0, len(data), batch_size):
-        images = normalize(data.images[start : start + batch_size])
-        if transform is not None:
-            images = transform(images)
-        predictions.append(model(images).argmax(dim=1))
-    correct = (torch.cat(predictions) == data.labels).float()
-    per_class = [correct[data.labels == k].mean().item() for k in range(len(data.classes))]
+    """Top-1 accuracy of `model` on `data`, overall and per class (NaN for an absent class).
+
+    The images are normalised (no augmentation), moved to the model's device, and `transform`ed.
+    """
+    device = next(model.parameters()).device
+    loader = DeviceLoader(data.images, data.labels, batch_size, device=device, train=False)
+    batches = loader.epoch(seed=0)  # in order, unchanged; a seed, so none is drawn from torch's
+    if transform is not None:
+        batches = ((transform(images), labels) for images, labels in batches)
+    logits, labels = predict(model, batches, device, precision)  # on the CPU
+    correct = (logits.argmax(dim=1) == labels).float()
+    per_class = [correct[labels == k].mean().item() for k in range(len(data.classes))]
     return correct.mean().item(), per_class
 
 

@@ -17,20 +17,24 @@ channel's column of L values, with the same weights for every input:
 
 So row i of W2 · W1 (up to the GELU in between) says how much position i reads from position j,
 for every sentence alike: position 5 always listens to position 4 the same way, whatever the
-characters are. That is what lets it run without queries and keys, and also what it cannot do:
+characters are. That is what lets it run without queries and keys, and what sets it apart:
 
 - it is **self-mixing only**. Attention can attend from one sequence to another (queries from the
   decoder, keys and values from the encoder); MLP mixing has no queries or keys, just one
   sequence and fixed weights;
-- it **cannot take a mask**. Attention hides a position by setting its score to -inf before the
-  softmax; MLP mixing has no per-input scores to hide (padding or causal masking would have to be
-  built into the weights themselves);
+- this module **takes no mask per call**. Attention hides a position by setting its score to
+  -inf before the softmax, a different mask for every call if need be; MLP mixing has no per-input
+  scores to hide, so `MlpTokenMixer` refuses `mask=`. That is this module's choice, not a limit of
+  MLP mixing: a fixed mask belongs in the weights. A causal token mixer multiplies its `(L, L)`
+  weights by a lower-triangular mask, so position i reads only positions up to i, as causal gMLP
+  does (Liu et al. 2021); exercise 8 (`notebooks/exercises/08-Causal-Token-Mixing.ipynb`)
+  builds one. Padding masks, which change from batch to batch, have no such fixed form;
 - its **sequence length is fixed** when it is built, because W1 has exactly L inputs.
 
 `MlpTokenMixer` has the call signature of an attention module, `(query, key, value, mask=None)`
 on `[seq_len, batch, d_model]` tensors (the layout of `nn.MultiheadAttention`), and raises a
-`ValueError` that explains which of the three limits a call hit. `EncoderLayer` and `TextEncoder`
-build a small pre-norm transformer encoder whose token mixer is a constructor choice,
+`ValueError` that says which of the three calls it refuses, and why. `EncoderLayer` and
+`TextEncoder` build a small pre-norm transformer encoder whose token mixer is a constructor choice,
 `mixer="attention"` or `mixer="mlp"`, for the masked-language-model experiment in
 `mixer_edu.mlm`.
 
@@ -132,10 +136,12 @@ class MlpTokenMixer(nn.Module):
             )
         if mask is not None:
             raise ValueError(
-                "MLP token mixing cannot apply a mask: its position-to-position weights are "
-                "learned parameters, the same for every input, not scores computed from queries "
-                "and keys that a mask could hide. Pass mask=None (use fixed-length sequences "
-                "without padding), or use attention if you need padding or causal masks."
+                "this MLP token mixer does not take a per-call mask: its position-to-position "
+                "weights are learned parameters, the same for every input, not scores computed "
+                "from queries and keys that a mask could hide. Pass mask=None (use fixed-length "
+                "sequences without padding). A fixed causal mask belongs in the weights (multiply "
+                "them by a lower-triangular mask, as causal gMLP does; exercise 8 builds one); "
+                "use attention for padding masks that change from batch to batch."
             )
         _check_sequence(query, "query")
         if query.shape[0] != self.seq_len:

@@ -87,6 +87,25 @@ def test_train_briefly_learns_an_easy_task_and_is_reproducible():
     assert "params" in format_runs(runs).splitlines()[0]
 
 
+def _weights_after_a_brief_run(seed: int, caller_seed: int) -> list[torch.Tensor]:
+    torch.manual_seed(0)  # the same initial weights every time
+    model = create_model("mixer_cifar_tiny", num_classes=2, drop_path_rate=0.5)
+    torch.manual_seed(caller_seed)
+    caller_state = torch.get_rng_state()
+    train = _toy_data(64, seed=0)
+    train_briefly(model, train, train, epochs=1, batch_size=32, seed=seed)
+    assert torch.equal(torch.get_rng_state(), caller_state)  # the caller's random state is kept
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_train_briefly_draws_batches_crops_and_drop_path_from_its_seed_alone():
+    reference = _weights_after_a_brief_run(seed=0, caller_seed=1)
+    same_seed = _weights_after_a_brief_run(seed=0, caller_seed=2)  # DropPath must not use it
+    other_seed = _weights_after_a_brief_run(seed=1, caller_seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(reference, same_seed, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(reference, other_seed, strict=True))
+
+
 def test_the_papers_table1_parameter_counts_match_the_models_we_build():
     from mixer_edu.paper import TABLE1_PARAMS_M
 

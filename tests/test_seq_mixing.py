@@ -54,11 +54,12 @@ def test_mlp_token_mixer_rejects_different_query_key_value_and_says_why():
         mixer(x, x, x.clone())  # equal values are not enough: it must be one sequence
 
 
-def test_mlp_token_mixer_rejects_a_mask_and_says_why():
+def test_mlp_token_mixer_rejects_a_per_call_mask_and_says_where_a_causal_one_belongs():
     mixer = MlpTokenMixer(L)
     x = torch.randn(L, B, D)
     causal = torch.ones(L, L).tril().bool()
-    with pytest.raises(ValueError, match=r"cannot apply a mask.*same for every input.*mask=None"):
+    expected = r"per-call mask.*same for every input.*mask=None.*causal mask belongs in the weights"
+    with pytest.raises(ValueError, match=expected):
         mixer(x, x, x, mask=causal)
 
 

@@ -222,6 +222,25 @@ def test_channel_mixing_figure_shows_the_most_selective_hidden_units(tiny):
         assert ax.get_title() == f"hidden unit {unit}"
 
 
+def test_token_norms_figure_draws_each_tokens_length_after_each_block(tiny):
+    image = torch.randn(3, 32, 32)
+    fig = viz.plot_token_norms(tiny, image, dataset="standin")
+    with torch.no_grad():  # the residual stream after every block, computed by hand
+        x, lengths = tiny.stem(image[None]), []
+        for block in tiny.blocks:
+            x = block(x)
+            lengths.append(x[0].norm(dim=-1).reshape(8, 8))  # (N, C) -> (h, w)
+    heatmaps = fig.axes[1 : 1 + len(tiny.blocks)]
+    for block, (ax, expected) in enumerate(zip(heatmaps, lengths, strict=True)):
+        np.testing.assert_allclose(ax.images[0].get_array(), expected.numpy(), rtol=1e-5)
+        assert ax.get_title().startswith(f"after block {block}\nmean length ")
+        assert ax.get_xlabel() == "patch column"
+        low, high = ax.images[0].get_clim()  # each block on its own scale
+        assert low == pytest.approx(expected.min().item(), rel=1e-5)
+        assert high == pytest.approx(expected.max().item(), rel=1e-5)
+    assert "Token norms" in fig.get_suptitle() and "synthetic stand-in" in fig.get_suptitle()
+
+
 def test_training_curves_plot_the_metrics_file(tmp_path):
     records = [
         dict(epoch=e, train_loss=2.0 / e, test_loss=2.1 / e, train_acc=0.1 * e, test_acc=0.09 * e)
@@ -284,6 +303,7 @@ def test_no_picture_calls_show(tiny, monkeypatch):
     viz.plot_stem_filters(tiny)
     viz.plot_patches(torch.rand(3, 32, 32), 4)
     viz.plot_channel_mixing(tiny, torch.randn(3, 32, 32))
+    viz.plot_token_norms(tiny, torch.randn(3, 32, 32))
 
 
 def test_bad_arguments_are_errors_that_name_the_fix(tiny):

@@ -16,6 +16,8 @@ One module per family of pictures, in the order of the course:
 - `stem`: `plot_stem_filters`, the patch-embedding filters as RGB images (grey = 0).
 - `channel_mixing`: `plot_channel_mixing`, the channel-mixing MLP's hidden units evaluated at
   every patch of one image (a channel-mixing unit has no picture in its weights).
+- `token_norms`: `plot_token_norms`, the length of every token after every block for one image
+  (`mixer_edu.timm_compat.token_norms`): where the residual stream grows, not what it encodes.
 - `over_training`: `plot_token_mixing_over_training` and `save_token_mixing_animation`, the same
   token-mixing units in every snapshot of a run, as a grid (rows = epochs) or a GIF.
 - `training`: `plot_training_curves`, `plot_confusion_matrix`, `plot_misclassified`.
@@ -33,6 +35,7 @@ from .patches import plot_patches
 from .render import render_checkpoint
 from .stem import plot_stem_filters
 from .token_mixing import MODES, plot_paper_token_mixing, plot_token_mixing
+from .token_norms import plot_token_norms
 from .training import (
     confusion_counts,
     plot_confusion_matrix,
@@ -55,6 +58,7 @@ __all__ = [
     "plot_stem_filters",
     "plot_token_mixing",
     "plot_token_mixing_over_training",
+    "plot_token_norms",
     "plot_training_curves",
     "render_checkpoint",
     "save_token_mixing_animation",
