@@ -10,14 +10,6 @@ from torchvision.datasets import CIFAR10
 from mixer_edu import data, standin
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    """One default-sized stand-in for the whole session (about 3 s to generate)."""
-    root = tmp_path_factory.getbasetemp() / "shared-data"
-    data.write_standin(root)
-    return root
-
-
 def test_standin_is_read_by_torchvisions_cifar10_class(data_root):
     train = data.load_dataset("standin", train=True, root=data_root)
     test = data.load_dataset("standin", train=False, root=data_root)

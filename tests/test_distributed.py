@@ -14,13 +14,6 @@ from mixer_edu.device_data import DeviceLoader
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "shared-data"  # shared with test_train.py
-    data.write_standin(root)
-    return root
-
-
 def test_the_ranks_parts_of_a_device_batch_make_up_the_single_process_batch():
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=generator)

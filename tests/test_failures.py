@@ -29,13 +29,6 @@ TINY = ["--fast", "--train-images", "64", "--test-images", "32", "--batch-size",
 TINY += ["--epochs", "1", "--workers", "0", "--no-progress"]
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "shared-data"  # shared with test_train.py
-    data.write_standin(root)
-    return root
-
-
 @pytest.fixture(scope="module")
 def finished_run(data_root, tmp_path_factory):
     """A one-epoch run: its checkpoint.pt and snapshots/epoch_001.pt."""

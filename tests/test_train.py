@@ -29,13 +29,6 @@ def small(**changes) -> TrainConfig:
     return TrainConfig(**{**recipe, **changes})
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "shared-data"  # shared with test_data.py
-    data.write_standin(root)
-    return root
-
-
 @pytest.fixture(scope="module")
 def short_run(data_root, tmp_path_factory):
     """600 steps of a two-block Mixer on 3,200 stand-in images (about 10 s on 2 cores).
