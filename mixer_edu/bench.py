@@ -204,6 +204,14 @@ def build_pair(model_kwargs: dict, seed: int = 0) -> tuple[nn.Module, nn.Module 
     return ours, theirs
 
 
+def random_batch(model_kwargs: dict, batch: int, device: torch.device):
+    """A fixed batch for timing: `(images (B, 3, H, W) float32, labels (B,))` on `device`."""
+    size = model_kwargs["img_size"]
+    images = torch.randn(batch, 3, size, size, device=device)
+    labels = torch.randint(0, model_kwargs["num_classes"], (batch,), device=device)
+    return images, labels
+
+
 def benchmark(
     config: str = "cifar",
     precisions: tuple[str, ...] = ("fp32", "bf16"),
@@ -218,8 +226,7 @@ def benchmark(
     spec = CONFIGS[config]
     batch = batch_size or spec["batch_size"]
     kwargs = spec["model"]
-    images = torch.randn(batch, 3, kwargs["img_size"], kwargs["img_size"], device=device)
-    labels = torch.randint(0, kwargs["num_classes"], (batch,), device=device)
+    images, labels = random_batch(kwargs, batch, device)
     ours, theirs = build_pair(kwargs)
     models = {"ours": ours} if theirs is None else {"ours": ours, "timm": theirs}
     result = {

@@ -30,7 +30,14 @@ import time
 
 import torch
 
-from .bench import CONFIGS, build_pair, inference_step, time_alternating, training_step
+from .bench import (
+    CONFIGS,
+    build_pair,
+    inference_step,
+    random_batch,
+    time_alternating,
+    training_step,
+)
 from .device_data import DeviceLoader
 from .evaluation import evaluate
 from .optim import warmup_cosine
@@ -61,8 +68,7 @@ def loop_benchmark(
         images[n_train:], labels[n_train:], 2 * batch, device=device, train=False
     )
     ours, theirs = (m.to(device) if m is not None else None for m in build_pair(kwargs))
-    fixed_images = torch.randn(batch, 3, size, size, device=device)
-    fixed_labels = torch.randint(0, classes, (batch,), device=device)
+    fixed_images, fixed_labels = random_batch(kwargs, batch, device)
     eval_batches = len(test_loader)
     fixed_test_images = torch.randn(2 * batch, 3, size, size, device=device)
     rows = []

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bench import CONFIGS, time_alternating
+from .bench import CONFIGS, random_batch, time_alternating
 from .mixer import MlpMixer
 
 
@@ -76,8 +76,7 @@ def measure_checkpointing(
     kwargs = spec["model"]
     torch.manual_seed(0)
     model = MlpMixer(**kwargs).to(device).train()
-    images = torch.randn(batch, 3, kwargs["img_size"], kwargs["img_size"], device=device)
-    labels = torch.randint(0, kwargs["num_classes"], (batch,), device=device)
+    images, labels = random_batch(kwargs, batch, device)
     result = {"config": config, "model": kwargs, "batch_size": batch}
     steps = {}
     for name, enabled in [("off", False), ("on", True)]:
