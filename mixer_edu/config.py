@@ -25,9 +25,9 @@ from pathlib import Path
 
 from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS
 from .models import list_models, model_config
-from .plan import DATA_PATHS
-from .runtime import PRECISIONS
-from .validation import check_choice, check_positive_int, check_range
+from .support.plan import DATA_PATHS
+from .support.runtime import PRECISIONS
+from .support.validation import check_choice, check_positive_int, check_range
 
 
 def option(default, help: str, *, flag: str | None = None, cli: bool = True):
@@ -101,7 +101,7 @@ class TrainConfig:
 class RunOptions:
     """Where and how a run executes; none of these changes what the model learns.
 
-    `'auto'` and None leave the choice to `mixer_edu.plan.plan_run`, which says why it chose.
+    `'auto'` and None leave the choice to `mixer_edu.support.plan.plan_run`, which says why it chose.
     """
 
     out: Path | None = option(None, "output folder (default runs/MODEL-DATASET)")

@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .course import fast_mode
-from .errors import TrainingDivergedError, command_line, exit_status
+from .support.course import fast_mode
+from .support.errors import TrainingDivergedError, command_line, exit_status
 from .mlm_text import (  # noqa: F401 - the notebook imports them from here too
     IGNORE_INDEX,
     MASK_SYMBOL,
@@ -60,10 +60,10 @@ from .mlm_text import (  # noqa: F401 - the notebook imports them from here too
     mask_tokens,
 )
 from .optim import warmup_cosine
-from .paths import check_folder
-from .runtime import autocast
+from .support.paths import check_folder
+from .support.runtime import autocast
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
-from .validation import check_positive_int, check_range
+from .support.validation import check_positive_int, check_range
 
 # ------------------------------------------------------------------------------------------------
 # Training and evaluation

@@ -17,13 +17,13 @@ The recipe (`mixer_edu.config.TrainConfig`), and why:
   classes, so the model is not pushed towards infinitely confident logits.
 - **Gradient clipping**: when the norm of all gradients together exceeds `clip_grad`, they are
   scaled down, so one bad batch cannot throw the weights far away.
-- **bf16 autocast** where the hardware computes in bfloat16 natively (`mixer_edu.runtime`).
+- **bf16 autocast** where the hardware computes in bfloat16 natively (`mixer_edu.support.runtime`).
 
 Around the loop, `train` keeps the run safe and reproducible:
 
-- Every epoch it appends one line to `out/metrics.jsonl` (`mixer_edu.metrics`), then writes a
+- Every epoch it appends one line to `out/metrics.jsonl` (`mixer_edu.support.metrics`), then writes a
   small snapshot of the weights `out/snapshots/epoch_NNN.pt` (epoch 0 = the initial weights) and
-  `out/checkpoint.pt`, atomically (`mixer_edu.checkpoint`).
+  `out/checkpoint.pt`, atomically (`mixer_edu.support.checkpoint`).
 - **Exact resume.** Each epoch starts by seeding the random generators from `(seed, epoch)`, so
   the epoch's shuffling, augmentation and dropout depend on nothing else. Continuing from the
   checkpoint of epoch k (with `resume=True`) therefore repeats epochs k+1, k+2, ... exactly, and
@@ -36,12 +36,12 @@ Around the loop, `train` keeps the run safe and reproducible:
 - A run killed outright (`kill -9`) can leave a checkpoint's temporary file behind; the next run
   in the folder removes it, and `--resume` drops metrics lines whose checkpoint never came.
 
-How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
+How it runs is decided, and printed, at the start (`mixer_edu.support.plan.plan_run`, rules backed by
 measurements): the precision; the data path (crop-flip and no augmentation run on the data set
-kept on the device, `mixer_edu.device_data`; RandAugment and AutoAugment on torchvision's
+kept on the device, `mixer_edu.support.device_data`; RandAugment and AutoAugment on torchvision's
 per-image loader, `mixer_edu.data`); eager or compiled steps; loader workers. Started by
 `torchrun --nproc-per-node N -m mixer_edu.train ...`, N processes share every batch through
-DistributedDataParallel (`mixer_edu.distributed`), and rank 0 alone writes and prints.
+DistributedDataParallel (`mixer_edu.support.distributed`), and rank 0 alone writes and prints.
 
 Run `python -m mixer_edu.train --help` for the command line.
 """
@@ -59,8 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from . import distributed
+from .support import checkpoint as ckpt
+from .support import distributed
 from .config import (
     RECIPES,
     RunOptions,
@@ -71,15 +71,15 @@ from .config import (
     split_arguments,
 )
 from .data import batch_mixing, dataset_classes, dataset_label, make_loaders
-from .device_data import DeviceLoader, device_loaders
-from .errors import TrainingDivergedError, command_line, exit_status
+from .support.device_data import DeviceLoader, device_loaders
+from .support.errors import TrainingDivergedError, command_line, exit_status
 from .evaluation import evaluate, predict
-from .metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
+from .support.metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
 from .models import create_model
 from .optim import lr_factor, parameter_groups, warmup_cosine
-from .paths import check_folder, writable_folder
-from .plan import describe_device, plan_run
-from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
+from .support.paths import check_folder, writable_folder
+from .support.plan import describe_device, plan_run
+from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
 
 # Importable from here as before: the notebooks and the pictures use them with `train`.
 __all__ = [
@@ -199,7 +199,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
             (continue from `out/checkpoint.pt` if there is one; a finished run is only loaded),
             `overwrite`, `precision`, `device`, `compile`, `data_path`, `data_root`,
             `num_workers`, `progress`. Under `torchrun`, every process trains its share of each
-            batch (`mixer_edu.distributed`).
+            batch (`mixer_edu.support.distributed`).
 
     Returns:
         `TrainResult` with the output paths, the trained model (eval mode) and the metrics.

@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from mixer_edu import bench, bench_loop
+from mixer_edu.support import bench, bench_loop
 
 
 def test_forward_flops_match_the_formula_for_a_mixer():

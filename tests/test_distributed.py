@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
-from mixer_edu import data, distributed
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu import data
+from mixer_edu.support import distributed
 from mixer_edu import train as training
-from mixer_edu.device_data import DeviceLoader
+from mixer_edu.support.device_data import DeviceLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mixer_edu import mlm
-from mixer_edu.errors import TrainingDivergedError
+from mixer_edu.support.errors import TrainingDivergedError
 from mixer_edu.mlm import IGNORE_INDEX, CharVocabulary, MlmConfig, MlmData, mask_tokens
 
 TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40

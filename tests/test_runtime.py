@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mixer_edu import runtime
+from mixer_edu.support import runtime
 
 
 def test_precision_auto_means_bf16_only_where_the_hardware_has_it(monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
+from mixer_edu.support import checkpoint as ckpt
 from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig
@@ -244,7 +244,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
     device,
 ):
-    from mixer_edu.device_data import DeviceLoader
+    from mixer_edu.support.device_data import DeviceLoader
     from mixer_edu.models import create_model
 
     model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)

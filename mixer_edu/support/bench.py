@@ -1,6 +1,6 @@
 """Benchmark: how fast our Mixer trains and infers, next to timm's, on this machine.
 
-`python -m mixer_edu.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with the same
+`python -m mixer_edu.support.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with the same
 configuration and the same weights, and measures, in one process:
 
 - **training steps** per second (forward, backward and an AdamW step on a fixed batch), and
@@ -20,20 +20,20 @@ times faster than fp32 ones on GPUs and on CPUs with bf16 units, so a bf16 row m
 the fp32 peak could read far above 100%, which says nothing.)
 
 `--data` also measures the input pipeline alone, in images per second, next to the model-only
-training step: the batch path of `mixer_edu.device_data` (the data set on the device, augmented
+training step: the batch path of `mixer_edu.support.device_data` (the data set on the device, augmented
 a batch at a time) and, for 32x32 images, the per-image torchvision path of
 `mixer_edu.data.make_loaders` in this process (0 workers). A loop that prepares a batch and then
 trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
 `--loop` also measures the whole training loop, data, step and evaluation, through the
 trainer's own `train_one_epoch`, next to the model-only step, and reports the fraction of
-model-only speed the loop reaches (`mixer_edu.bench_loop`).
+model-only speed the loop reaches (`mixer_edu.support.bench_loop`).
 
 `--grad-checkpointing` measures instead what `set_grad_checkpointing(True)` trades: peak memory
-and time of a training pass with it off and on (`mixer_edu.bench_memory`).
+and time of a training pass with it off and on (`mixer_edu.support.bench_memory`).
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
-allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
+allocator (`mixer_edu.support.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
 two threads that wait for each other slow down many times over when another process takes a core.
 There, `--threads 1 --cpu-time` gives robust ratios: one thread waits for no one, and the clock
@@ -58,10 +58,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import ImageTensors, NormalizeBatch, augmentation
+from ..data import ImageTensors, NormalizeBatch, augmentation
 from .device_data import DeviceLoader
 from .errors import command_line, exit_status
-from .mixer import MlpMixer
+from ..mixer import MlpMixer
 from .paths import check_folder
 from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
 from .validation import check_positive_int
@@ -342,7 +342,7 @@ def peak_gflops(machine: dict, precision: str) -> float:
 
 
 def report(machine: dict, result: dict) -> str:
-    """The table `python -m mixer_edu.bench` prints for one configuration."""
+    """The table `python -m mixer_edu.support.bench` prints for one configuration."""
     m, batch = result["model"], result["batch_size"]
     train_flops, infer_flops = result["train_flops_per_image"], result["infer_flops_per_image"]
     precisions = dict.fromkeys(row["precision"] for row in result["rows"])
@@ -411,7 +411,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 @command_line  # bad input ends in one `error:` line and exit status 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mixer_edu.bench",
+        prog="python -m mixer_edu.support.bench",
         description="Training and inference throughput of mixer_edu's MlpMixer next to timm's.",
     )
     add = parser.add_argument
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         "--loop",
         action="store_true",
         help="also measure the whole training loop (data, step, evaluation, through the "
-        "trainer's train_one_epoch) next to the model-only step (mixer_edu.bench_loop)",
+        "trainer's train_one_epoch) next to the model-only step (mixer_edu.support.bench_loop)",
     )
     add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")

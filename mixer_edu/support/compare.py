@@ -12,7 +12,7 @@ one. `train_briefly` does that in memory, without writing anything:
     print(run.test_acc, run.params, run.images_per_second)
 
 It is built from the trainer's own pieces, so a comparison trains the way the course's main run
-does: the batches come from `mixer_edu.device_data.DeviceLoader` (random crop after 4 pixels of
+does: the batches come from `mixer_edu.support.device_data.DeviceLoader` (random crop after 4 pixels of
 padding, then a horizontal flip, as the recipe), each epoch is `mixer_edu.train.train_one_epoch`
 (label smoothing, gradient clipping), the optimiser and schedule come from `mixer_edu.optim`
 (AdamW without decay on biases and norms, linear warmup then cosine) and the accuracies from
@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .data import dataset_classes, load_dataset
+from ..data import dataset_classes, load_dataset
 from .device_data import DeviceLoader
-from .evaluation import predict
-from .optim import parameter_groups, warmup_cosine
+from ..evaluation import predict
+from ..optim import parameter_groups, warmup_cosine
 from .runtime import epoch_seed
-from .train import train_one_epoch
+from ..train import train_one_epoch
 
 
 @dataclass

@@ -5,7 +5,7 @@ draw other, equally distributed crops); they decide how fast it goes. `plan_run`
 the run options (`'auto'` where the user did not choose) and a description of the device, by the
 rules in its docstring, and the trainer prints them at the start of a run (`RunPlan.summary`).
 
-The rules come from measurements (`python -m mixer_edu.bench`), cited with the machine they were
+The rules come from measurements (`python -m mixer_edu.support.bench`), cited with the machine they were
 made on. A rule is a default, never a restriction: every choice can be made by hand
 (`precision=`, `data_path=`, `compile=`, `num_workers=`).
 """
@@ -32,7 +32,7 @@ class DeviceDescription:
 
     type: str  # 'cpu', 'cuda' or 'mps'
     name: str  # e.g. 'NVIDIA H200' or 'AMD EPYC', for the printed summary
-    bf16: bool  # computes in bfloat16 natively (see mixer_edu.runtime.supports_bf16)
+    bf16: bool  # computes in bfloat16 natively (see mixer_edu.support.runtime.supports_bf16)
     cores: int = 1  # CPU cores this process may use (for loader workers)
 
 
@@ -54,7 +54,7 @@ class RunPlan:
 
     device: DeviceDescription
     precision: str  # 'fp32' or 'bf16'
-    data_path: str  # 'device' (mixer_edu.device_data) or 'per-image' (mixer_edu.data)
+    data_path: str  # 'device' (mixer_edu.support.device_data) or 'per-image' (mixer_edu.data)
     step: str  # 'eager', 'compile' or 'cuda-graphs' (torch.compile, mode="reduce-overhead")
     workers: int  # DataLoader worker processes (0 on the device path: there is no DataLoader)
 

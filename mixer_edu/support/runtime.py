@@ -171,7 +171,7 @@ def keep_freed_memory() -> bool:
     and again. By default glibc serves big blocks with fresh `mmap`s and hands freed memory back
     to the system, so every step pays a page fault for each 4 KB page it touches again. Raising
     the mmap threshold to its maximum (32 MB) and the trim threshold to 2 GB keeps those pages
-    in the process (`python -m mixer_edu.bench --default-malloc` measures the difference).
+    in the process (`python -m mixer_edu.support.bench --default-malloc` measures the difference).
     Process-wide and harmless: the memory stays with the process until it exits.
 
     Returns False (and changes nothing) where the C library is not glibc.

@@ -2,7 +2,7 @@
 
 Every Mixer block adds its two MLPs' outputs to the tokens it received (the residual stream), so
 a token's length ||x|| can grow or shrink from block to block, and differently at every patch.
-`mixer_edu.timm_compat.token_norms` reads the tokens after every block through the model's
+`mixer_edu.support.timm_compat.token_norms` reads the tokens after every block through the model's
 `forward_intermediates` (timm's interface) and returns those lengths as `(B, blocks, h, w)`;
 this draws them for one image, one heatmap per block. Each heatmap has its own colour scale (the
 last blocks' tokens are often many times longer than the first ones', and one scale would paint
@@ -22,8 +22,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..timm_compat import token_norms
-from ..validation import check_tensor
+from ..support.timm_compat import token_norms
+from ..support.validation import check_tensor
 from .layout import draw_grid, image_hwc, model_label, no_ticks, set_title, show_rgb, to_numpy
 
 
