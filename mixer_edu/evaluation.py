@@ -1,7 +1,7 @@
 """Evaluating a classifier: its logits on every image of a loader, loss and accuracy.
 
 The model runs in eval mode (no DropPath) without gradients, with the same precision as training
-(`mixer_edu.support.runtime`), and everything comes back to the CPU as float32, for metrics and pictures.
+(`support.runtime`), and everything comes back to the CPU as float32, for metrics and pictures.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reading CIFAR-format pickles never runs code from the data folder (`mixer_edu.support.cifar_files`)."""
+"""Reading CIFAR-format pickles never runs code from the data folder (`support.cifar_files`)."""
 
 import io
 import json

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu.support import checkpoint as ckpt
 from mixer_edu import data
-from mixer_edu.support import distributed
 from mixer_edu import train as training
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support import distributed
 from mixer_edu.support.device_data import DeviceLoader
 
 ROOT = Path(__file__).resolve().parent.parent

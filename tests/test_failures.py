@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from mixer_edu.support import checkpoint as ckpt
 from mixer_edu import data
-from mixer_edu.support import standin
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support import standin
 from mixer_edu.support.errors import TrainingDivergedError, command_line
 from mixer_edu.support.metrics import METRICS_NAME, keep_metrics_up_to, read_metrics
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu.support import checkpoint as ckpt
 from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig
+from mixer_edu.support import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_run_writes_checkpoint_metrics_and_snapshots_as_the_contract_says(short_
         assert all(isinstance(r[key], (int, float)) for r in records)
     assert {r["dataset"] for r in records} == {"synthetic stand-in"}
     assert {r["model"] for r in records} == {"mixer_cifar_tiny"}
-    assert all(r["images_per_sec"] > 0 for r in records)
+    assert all(r["images_per_second"] > 0 for r in records)
     snapshots = [p.name for p in ckpt.list_snapshots(out)]
     assert snapshots == [f"epoch_{epoch:03d}.pt" for epoch in range(7)]
     initial, state = ckpt.load_model(out / "snapshots" / "epoch_000.pt")
@@ -244,8 +244,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
     device,
 ):
-    from mixer_edu.support.device_data import DeviceLoader
     from mixer_edu.models import create_model
+    from mixer_edu.support.device_data import DeviceLoader
 
     model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)

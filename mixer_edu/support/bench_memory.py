@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bench import CONFIGS, random_batch, time_alternating
 from ..mixer import MlpMixer
+from .bench import CONFIGS, random_batch, time_alternating
 
 
 def _train_pass(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -111,7 +111,7 @@ def report_checkpointing(machine: str, result: dict) -> str:
 
 
 def checkpointing_main(args: argparse.Namespace, cpu_name: str) -> int:
-    """`python -m mixer_edu.support.bench --grad-checkpointing`: measure, print, and write `--json`."""
+    """`python -m mixer_edu.support.bench --grad-checkpointing`: measure, print, write `--json`."""
     config = "quick" if args.quick else ("s16" if args.config == "all" else args.config)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name

@@ -5,8 +5,8 @@ draw other, equally distributed crops); they decide how fast it goes. `plan_run`
 the run options (`'auto'` where the user did not choose) and a description of the device, by the
 rules in its docstring, and the trainer prints them at the start of a run (`RunPlan.summary`).
 
-The rules come from measurements (`python -m mixer_edu.support.bench`), cited with the machine they were
-made on. A rule is a default, never a restriction: every choice can be made by hand
+The rules come from measurements (`python -m mixer_edu.support.bench`), cited with the machine
+they were made on. A rule is a default, never a restriction: every choice can be made by hand
 (`precision=`, `data_path=`, `compile=`, `num_workers=`).
 """
 

@@ -39,7 +39,7 @@ images (up to the last bit of an occasional floating-point rounding), in a few s
 file as written; `mixer_edu.data` checks the files against it (in place of CIFAR-10's published
 checksums, which the stand-in cannot match) and regenerates a copy written by an older version.
 The checksums catch damaged files only: whoever can plant a file can rewrite the manifest too.
-What keeps a planted file from running code is the plain-data reader, `mixer_edu.support.cifar_files`.
+What keeps a planted file from running code is the plain-data reader, `support.cifar_files`.
 
 `write_standin()` writes it into `data/standin/` (`mixer_edu.data.load_dataset("standin", ...)`
 calls it on first use); `python -m mixer_edu.support.standin` rewrites it by hand.

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import data
-from ..support.checkpoint import list_snapshots, load_model
 from ..evaluation import predict
+from ..support.checkpoint import list_snapshots, load_model
 from ..support.metrics import read_metrics
 from ..support.validation import check_positive_int
 from .channel_mixing import plot_channel_mixing

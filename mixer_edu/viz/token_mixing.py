@@ -24,8 +24,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import weights
-from ..support import pretrained
 from ..gmlp import SpatialGatingBlock
+from ..support import pretrained
 from ..support.validation import check_positive_int
 from .layout import (
     columns_for,
@@ -168,7 +168,7 @@ def plot_token_mixing(
     the rows of the spatial gating projection.
 
     Args:
-        model: a Mixer (ours, or a timm one converted with `mixer_edu.support.pretrained.from_timm`),
+        model: a Mixer (ours, or a timm one converted with `support.pretrained.from_timm`),
             on any device.
         block: a block index, or several (`(0, 1, 2)` as in the paper's figure).
         mode: `'pairs'`: units of opposite phase side by side, pairs sorted by spatial frequency
