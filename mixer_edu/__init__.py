@@ -29,7 +29,6 @@ from .mixer import MixerBlock, MlpMixer, TokenMixingMlp, mix_tokens
 from .mlp import Mlp
 from .models import MODEL_CONFIGS, create_model, list_models, model_config
 from .patching import PatchEmbedding, conv_to_linear, linear_to_conv, patchify, unpatchify
-from .support.timm_compat import token_norms
 
 __all__ = [
     "MODEL_CONFIGS",
@@ -48,6 +47,5 @@ __all__ = [
     "mix_tokens",
     "model_config",
     "patchify",
-    "token_norms",
     "unpatchify",
 ]

@@ -63,14 +63,23 @@ def train_step(
 
 
 def train_one_epoch(
-    model, loader, optimizer, scheduler, device, *, mixing=None, progress=False, desc=None, **step
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    device,
+    *,
+    mixing=None,
+    progress=False,
+    desc=None,
+    **step_options,
 ) -> dict:
     """One pass over `loader`: `train_step` on every batch, then the schedule's next rate.
 
     Args:
         mixing: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
         progress: show a progress bar, titled `desc`.
-        **step: `train_step`'s `precision`, `label_smoothing` and `clip_grad`.
+        **step_options: `train_step`'s `precision`, `label_smoothing` and `clip_grad`.
 
     Returns:
         Mean `loss`, `acc` and `grad_norm` of the epoch, and `images_per_second`.
@@ -84,7 +93,7 @@ def train_one_epoch(
     for step, (images, labels) in enumerate(bar):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         images, targets = mixing(images, labels) if mixing is not None else (images, labels)
-        loss, logits, grad_norm = train_step(model, images, targets, optimizer, **step)
+        loss, logits, grad_norm = train_step(model, images, targets, optimizer, **step_options)
         scheduler.step()
 
         first_bad_step = run_files.note_nonfinite(loss, step, first_bad_step)

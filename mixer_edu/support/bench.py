@@ -54,7 +54,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -137,19 +136,15 @@ def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
 
 
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
-    """A function doing one full training step (as `mixer_edu.train` does) on a fixed batch:
+    """A function doing the trainer's own step (`mixer_edu.train.train_step`) on a fixed batch:
     forward, label-smoothed loss, backward, gradient clipping, AdamW."""
+    from ..train import train_step  # the trainer imports nothing from the bench
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
         model.train()  # (cheap) the loop benchmark evaluates the same model in between
-        with autocast(images.device, precision):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        train_step(model, images, labels, optimizer, precision=precision)
 
     return step
 

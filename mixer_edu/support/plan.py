@@ -77,6 +77,21 @@ class RunPlan:
         return f"{self.device.type} ({self.device.name}): {self.precision}, data {data}, {step}"
 
 
+def auto_precision(device: DeviceDescription, batch_size: int) -> str:
+    """The one `'auto'` precision rule (see the table in `plan_run`): bf16 where the device
+    computes in it natively, except on a GPU at batches below `LARGE_GPU_BATCH`."""
+    small_gpu_batch = device.type == "cuda" and batch_size < LARGE_GPU_BATCH
+    return "bf16" if device.bf16 and not small_gpu_batch else "fp32"
+
+
+def resolve_precision(precision: str, device, batch_size: int) -> str:
+    """`precision` itself, or for `'auto'` what `auto_precision` picks on `device` and batch."""
+    check_choice(precision, PRECISIONS, "precision")
+    if precision != "auto":
+        return precision
+    return auto_precision(describe_device(torch.device(device)), batch_size)
+
+
 def plan_run(
     device: DeviceDescription,
     batch_size: int,
@@ -121,7 +136,7 @@ def plan_run(
     small_gpu_batch = device.type == "cuda" and batch_size < LARGE_GPU_BATCH
 
     if precision == "auto":
-        precision = "bf16" if device.bf16 and not small_gpu_batch else "fp32"
+        precision = auto_precision(device, batch_size)
     if not compile:
         step = "eager"
     else:

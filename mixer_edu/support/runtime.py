@@ -121,14 +121,6 @@ def supports_bf16(device: torch.device) -> bool:
     return False  # MPS: bf16 support depends on the macOS version; float32 is the safe choice
 
 
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """'auto' -> 'bf16' where `device` computes in bfloat16 natively, else 'fp32'."""
-    check_choice(precision, PRECISIONS, "precision")
-    if precision != "auto":
-        return precision
-    return "bf16" if supports_bf16(torch.device(device)) else "fp32"
-
-
 def autocast(device: str | torch.device, precision: str):
     """The context under which forward passes run: bf16 autocast, or nothing for fp32.
 
