@@ -59,6 +59,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..data import ImageTensors, NormalizeBatch, augmentation
 from ..mixer import MlpMixer
+from ..train import train_step
 from .device_data import DeviceLoader
 from .errors import command_line, exit_status
 from .paths import check_folder
@@ -138,8 +139,6 @@ def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
     """A function doing the trainer's own step (`mixer_edu.train.train_step`) on a fixed batch:
     forward, label-smoothed loss, backward, gradient clipping, AdamW."""
-    from ..train import train_step  # the trainer imports nothing from the bench
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
