@@ -8,20 +8,13 @@ Read the modules in this order, each top to bottom:
 4. `mixer`     - token mixing, channel mixing, the block and the full model;
 5. `models`    - the paper's model family and small CIFAR-sized models.
 
-`timm_compat` gives the model timm's other methods (intermediate features, pruning, gradient
-checkpointing) and `token_norms`, the size of every token after every block.
+Then, imported on their own (e.g. `from mixer_edu import viz`): `data` (CIFAR-10, the stand-in,
+augmentations), `config` (the recipe), `train` (the step, the epoch, the optimiser, a run),
+`evaluation`; `weights` and `viz` (what a Mixer learns); `gmlp`, `seq_mixing` and `mlm` (beyond
+vision); `baselines`, `permutation`, `paper` (Mixer beside a CNN and a ViT); `exercises`.
 
-Then, imported on their own (e.g. `from mixer_edu import viz`), layer by layer:
-
-- data and training: `data` and `device_data` (CIFAR-10, augmentations, loaders), `standin`
-  (the offline stand-in), `config` (the validated recipe), `train` (the loop), `optim`,
-  `evaluation`, `metrics`, `checkpoint` (exact resume), `plan` and `distributed` (how a run
-  runs), `runtime` (device, precision, seeds: the machine-specific settings);
-- looking inside: `weights` and `viz` (what a Mixer learns), `pretrained` (the paper's weights);
-- beyond: `gmlp` (spatial gating), `seq_mixing` and `mlm` (token mixing in place of
-  self-attention);
-- for the classroom: `course` (the notebooks' run modes), `exercises` (checkers), `bench` (speed
-  next to timm).
+The machinery (device and precision planning, distributed, checkpoints, timm compatibility, the
+benches, the notebooks' helpers) sits in `mixer_edu.support`; a student need not open it.
 """
 
 from .drop_path import DropPath, drop_path, drop_path_rates
@@ -29,7 +22,6 @@ from .mixer import MixerBlock, MlpMixer, TokenMixingMlp, mix_tokens
 from .mlp import Mlp
 from .models import MODEL_CONFIGS, create_model, list_models, model_config
 from .patching import PatchEmbedding, conv_to_linear, linear_to_conv, patchify, unpatchify
-from .timm_compat import token_norms
 
 __all__ = [
     "MODEL_CONFIGS",
@@ -48,6 +40,5 @@ __all__ = [
     "mix_tokens",
     "model_config",
     "patchify",
-    "token_norms",
     "unpatchify",
 ]

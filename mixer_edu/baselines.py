@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .patching import PatchEmbedding
-from .validation import check_positive_int
+from .support.validation import check_positive_int
 
 
 class SmallCNN(nn.Module):

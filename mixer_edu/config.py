@@ -20,14 +20,14 @@ recipe, `train()` and the CLI cannot drift apart.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS
 from .models import list_models, model_config
-from .plan import DATA_PATHS
-from .runtime import PRECISIONS
-from .validation import check_choice, check_positive_int, check_range
+from .support.plan import DATA_PATHS
+from .support.runtime import PRECISIONS
+from .support.validation import check_choice, check_positive_int, check_range
 
 
 def option(default, help: str, *, flag: str | None = None, cli: bool = True):
@@ -101,7 +101,7 @@ class TrainConfig:
 class RunOptions:
     """Where and how a run executes; none of these changes what the model learns.
 
-    `'auto'` and None leave the choice to `mixer_edu.plan.plan_run`, which says why it chose.
+    `'auto'` and None leave the choice to `support.plan.plan_run`, which says why it chose.
     """
 
     out: Path | None = option(None, "output folder (default runs/MODEL-DATASET)")
@@ -224,3 +224,36 @@ def split_arguments(args: argparse.Namespace) -> tuple[dict, dict]:
         {k: v for k, v in given.items() if k in recipe_names},
         {k: v for k, v in given.items() if k in option_names},
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`--fast`, then one option per field of `TrainConfig` and `RunOptions`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mixer_edu.train",
+        description="Train an MLP-Mixer on CIFAR-10 or the synthetic stand-in.",
+        epilog="Unset options come from the recipe of the data set (or from the checkpoint "
+        "with --resume). Example: python -m mixer_edu.train --dataset standin --epochs 5 "
+        "--out runs/standin",
+    )
+    parser.add_argument("--fast", action="store_true", help="fast-mode recipe: a tiny model")
+    add_arguments(parser.add_argument_group("recipe"), TrainConfig)
+    add_arguments(parser.add_argument_group("run"), RunOptions)
+    return parser
+
+
+def config_from_command_line(changes: dict, options: dict, fast: bool = False) -> TrainConfig:
+    """The recipe of the data set (or, with `resume`, the checkpoint's), with `changes` applied."""
+    from .support.run_files import checkpoint_recipe  # it reads TrainConfig from this module
+
+    config = recipe(changes.get("dataset", "cifar10"), fast=fast)
+    if options.get("resume"):
+        options.setdefault("out", default_out(replace(config, **changes)))
+        config = checkpoint_recipe(options["out"]) or config  # it fills the gaps
+    return replace(config, **changes)
+
+
+def from_command_line(argv: list[str] | None = None) -> tuple[TrainConfig, dict]:
+    """`python -m mixer_edu.train ...` read: the recipe and the run options (a dict for `train`)."""
+    args = build_parser().parse_args(argv)
+    changes, options = split_arguments(args)
+    return config_from_command_line(changes, options, args.fast), options

@@ -21,7 +21,7 @@ and are applied to whole batches in the training loop.
 
 **Without internet.** Where CIFAR-10 cannot be downloaded, `load_dataset("cifar10")` stops with
 a short error that says where to put the files and how to use the stand-in instead; it never
-switches data sets on its own. The stand-in (`mixer_edu.standin`) is generated on first use in
+switches data sets on its own. The stand-in (`support.standin`) is generated on first use in
 CIFAR-10's exact on-disk format into `data/standin/`, and the same class reads it. The only
 difference: torchvision checks the md5 sums of the real CIFAR-10 files, which generated files
 cannot match, so for the stand-in `StandinCIFAR10` checks the md5 sums recorded in the
@@ -29,7 +29,7 @@ stand-in's own manifest instead, plus the shape of what it read. Everything comp
 stand-in is labelled "synthetic stand-in" (`dataset_label`).
 
 **Nothing in the data folder runs.** The files are pickles, and a pickle can run code. Both data
-sets are read by `SafeCIFAR10` (`mixer_edu.cifar_files`), torchvision's class with an unpickler
+sets are read by `SafeCIFAR10` (`support.cifar_files`), torchvision's class with an unpickler
 that builds plain data only; that module says why this, and not checksums, is the safeguard.
 
 `MIXER_EDU_DATA` (or a `root` argument) moves the data folder elsewhere.
@@ -46,13 +46,13 @@ from torchvision import tv_tensors
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from . import standin
-from .cifar_files import SafeCIFAR10
-from .errors import DatasetUnavailableError
-from .paths import DATA_ENV, check_folder, default_data_root
-from .runtime import default_num_workers
-from .standin import standin_root, write_standin
-from .validation import check_choice, check_positive_int
+from .support import standin
+from .support.cifar_files import SafeCIFAR10
+from .support.errors import DatasetUnavailableError
+from .support.paths import DATA_ENV, check_folder, default_data_root
+from .support.runtime import default_num_workers
+from .support.standin import standin_root, write_standin
+from .support.validation import check_choice, check_positive_int
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -95,7 +95,7 @@ def dataset_classes(name: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------
-# The stand-in: generated on request (`mixer_edu.standin`), read by torchvision's CIFAR10 class.
+# The stand-in: generated on request (`support.standin`), read by torchvision's CIFAR10 class.
 # --------------------------------------------------------------------------------------------
 
 
@@ -113,7 +113,7 @@ class StandinCIFAR10(SafeCIFAR10):
             raise DatasetUnavailableError(
                 f"no synthetic stand-in in {Path(root) / standin.BASE_FOLDER} (its "
                 f"{standin.MANIFEST} is missing); generate it with "
-                "mixer_edu.data.write_standin() or `python -m mixer_edu.standin`."
+                "mixer_edu.data.write_standin() or `python -m mixer_edu.support.standin`."
             )
         md5 = manifest["md5"]
         # Instance attributes shadow torchvision's class attributes with CIFAR-10's md5 sums.
@@ -126,7 +126,8 @@ class StandinCIFAR10(SafeCIFAR10):
             raise DatasetUnavailableError(
                 f"the synthetic stand-in in {Path(root) / standin.BASE_FOLDER} is incomplete or "
                 f"corrupt ({error}); regenerate it with "
-                "mixer_edu.data.write_standin(overwrite=True) or `python -m mixer_edu.standin`."
+                "mixer_edu.data.write_standin(overwrite=True) or "
+                "`python -m mixer_edu.support.standin`."
             ) from None
         self._check_format()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .validation import check_positive_int, check_probability
+from .support.validation import check_positive_int, check_probability
 
 SCHEDULES = ("constant", "linear")
 

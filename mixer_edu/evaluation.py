@@ -1,7 +1,7 @@
 """Evaluating a classifier: its logits on every image of a loader, loss and accuracy.
 
 The model runs in eval mode (no DropPath) without gradients, with the same precision as training
-(`mixer_edu.runtime`), and everything comes back to the CPU as float32, for metrics and pictures.
+(`support.runtime`), and everything comes back to the CPU as float32, for metrics and pictures.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import autocast, resolve_precision
+from .support.plan import resolve_precision
+from .support.runtime import autocast
 
 
 @torch.no_grad()
@@ -20,14 +21,15 @@ def predict(
     """Logits and labels of every image in `loader`: `(N, classes)` (float32) and `(N,)`.
 
     `device` defaults to the model's device, and the images are moved there, from wherever
-    the loader made them; `precision="auto"` evaluates in bf16 where the hardware computes in
-    it natively.
+    the loader made them; `precision="auto"` follows the trainer's rule
+    (`mixer_edu.support.plan.auto_precision`).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    precision = resolve_precision(precision, device)
     model.eval()
     all_logits, all_labels = [], []
     for images, labels in loader:
+        if precision == "auto":  # the rule looks at the batch size
+            precision = resolve_precision(precision, device, len(images))
         with autocast(device, precision):
             all_logits.append(model(images.to(device)).float().cpu())
         all_labels.append(labels.cpu())  # a loader on the device gives labels there

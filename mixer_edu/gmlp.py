@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from .drop_path import DropPath
 from .mixer import MlpMixer, hidden_widths, mix_tokens, mixer_layer_norm
-from .validation import check_positive_int, check_probability
+from .support.validation import check_positive_int, check_probability
 
 GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
 

@@ -32,7 +32,7 @@ The module and parameter names (`stem`, `blocks`, `norm1`, `mlp_tokens`, `norm2`
 `mlp_channels`, `norm`, `head`) are those of timm's `MlpMixer`, so a timm checkpoint loads into
 this model with `strict=True` and gives the same outputs. The constructors take timm's keywords
 too (rectangular images and patches, `mlp_layer`, `norm_layer`, `act_layer`, `stem_norm`, `nlhb`,
-`device`/`dtype`), and `mixer_edu.timm_compat` adds timm's other methods (intermediate features,
+`device`/`dtype`), and `support.timm_compat` adds timm's other methods (intermediate features,
 pruning, gradient checkpointing); none of this changes the two updates above.
 """
 
@@ -47,8 +47,8 @@ from torch import Tensor, nn
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
 from .patching import PatchEmbedding, Size
-from .timm_compat import TimmCompatMixin, checkpoint_blocks
-from .validation import check_positive_int, check_probability
+from .support.timm_compat import TimmCompatMixin, checkpoint_blocks
+from .support.validation import check_positive_int, check_probability
 
 LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
 

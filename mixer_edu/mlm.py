@@ -48,8 +48,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .course import fast_mode
-from .errors import TrainingDivergedError, command_line, exit_status
 from .mlm_text import (  # noqa: F401 - the notebook imports them from here too
     IGNORE_INDEX,
     MASK_SYMBOL,
@@ -59,11 +57,13 @@ from .mlm_text import (  # noqa: F401 - the notebook imports them from here too
     load_corpus,
     mask_tokens,
 )
-from .optim import warmup_cosine
-from .paths import check_folder
-from .runtime import autocast
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
-from .validation import check_positive_int, check_range
+from .support.course import fast_mode
+from .support.errors import TrainingDivergedError, command_line, exit_status
+from .support.paths import check_folder
+from .support.runtime import autocast
+from .support.validation import check_positive_int, check_range
+from .train import warmup_cosine
 
 # ------------------------------------------------------------------------------------------------
 # Training and evaluation
@@ -198,7 +198,7 @@ def train_mlm(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    # The course's warm-up cosine (`mixer_edu.optim`), ending at 10% of the peak.
+    # The course's warm-up cosine (`mixer_edu.train.warmup_cosine`), ending at 10% of the peak.
     schedule = warmup_cosine(optimizer, config.warmup_steps, config.steps, final=0.1)
     heldout_inputs, heldout_targets = heldout_set(data, config)
     generator = torch.Generator().manual_seed(config.seed)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .validation import check_positive_int
+from .support.validation import check_positive_int
 
 IGNORE_INDEX = -100  # cross_entropy skips targets with this value: the positions not picked
 MASK_SYMBOL = "\N{FULL BLOCK}"  # how decode() shows a [MASK]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .validation import check_positive_int, check_probability
+from .support.validation import check_positive_int, check_probability
 
 
 class Mlp(nn.Module):

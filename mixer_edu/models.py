@@ -37,7 +37,7 @@ from torch import nn
 
 from .gmlp import GMlp
 from .mixer import MlpMixer
-from .validation import check_choice
+from .support.validation import check_choice
 
 
 @dataclass(frozen=True)

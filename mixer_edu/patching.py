@@ -36,7 +36,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .validation import check_divisible, check_image_batch, check_positive_int, check_tensor
+from .support.validation import check_divisible, check_image_batch, check_positive_int, check_tensor
 
 Size = int | tuple[int, int]  # S for S x S, or (height, width)
 

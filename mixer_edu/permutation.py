@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import Tensor
 
 from .mixer import MlpMixer
-from .validation import check_divisible, check_image_batch, check_positive_int
+from .support.validation import check_divisible, check_image_batch, check_positive_int
 
 
 @dataclass(frozen=True)

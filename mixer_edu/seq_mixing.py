@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .mlp import Mlp
-from .validation import check_positive_int, check_probability, check_tensor
+from .support.validation import check_positive_int, check_probability, check_tensor
 
 MIXERS = ("attention", "mlp")
 LAYER_NORM_EPS = 1e-6  # as in the Mixer, so an MLP-mixing layer equals a MixerBlock

@@ -1,57 +1,22 @@
-"""Training a Mixer: one plain loop, and everything around it that keeps a run safe.
-
-The loop (`train_one_epoch`) is the one every PyTorch classifier uses:
+"""Training a Mixer, top to bottom: the step, the optimiser and its schedule, then a whole run.
 
     for images, labels in loader:
-        logits = model(images)                       # (B, 3, 32, 32) -> (B, 10)
-        loss = cross_entropy(logits, labels)         # with label smoothing
-        loss.backward()                              # gradients of every weight
-        clip the gradient norm, optimizer.step()     # AdamW
-        scheduler.step()                             # learning rate for the next step
+        loss = cross_entropy(model(images), labels)   # (B, 3, 32, 32) -> (B, 10), smoothed
+        loss.backward(); clip the gradient norm       # gradients of every weight
+        optimizer.step(); scheduler.step()            # AdamW, warmup then cosine
 
-The recipe (`mixer_edu.config.TrainConfig`), and why:
-
-- **AdamW** with weight decay on the weight matrices only, and a **linear warmup, then cosine
-  decay** of the learning rate (`mixer_edu.optim`).
-- **Label smoothing** (0.1): the target puts 0.9 on the true class and spreads 0.1 over all
-  classes, so the model is not pushed towards infinitely confident logits.
-- **Gradient clipping**: when the norm of all gradients together exceeds `clip_grad`, they are
-  scaled down, so one bad batch cannot throw the weights far away.
-- **bf16 autocast** where the hardware computes in bfloat16 natively (`mixer_edu.runtime`).
-
-Around the loop, `train` keeps the run safe and reproducible:
-
-- Every epoch it appends one line to `out/metrics.jsonl` (`mixer_edu.metrics`), then writes a
-  small snapshot of the weights `out/snapshots/epoch_NNN.pt` (epoch 0 = the initial weights) and
-  `out/checkpoint.pt`, atomically (`mixer_edu.checkpoint`).
-- **Exact resume.** Each epoch starts by seeding the random generators from `(seed, epoch)`, so
-  the epoch's shuffling, augmentation and dropout depend on nothing else. Continuing from the
-  checkpoint of epoch k (with `resume=True`) therefore repeats epochs k+1, k+2, ... exactly, and
-  an interrupted-then-resumed run ends with bit-for-bit the same weights as an uninterrupted one.
-- **Ctrl-C** stops training; the checkpoint of the last finished epoch stays valid (a checkpoint
-  is never half-written), and `--resume` repeats the interrupted epoch from its start.
-- **Divergence.** When a loss or a weight becomes inf or nan (usually: the learning rate is far
-  too high), training stops with a `TrainingDivergedError` naming the epoch and the step, before
-  anything of that epoch is written: the checkpoint keeps the last finite weights.
-- A run killed outright (`kill -9`) can leave a checkpoint's temporary file behind; the next run
-  in the folder removes it, and `--resume` drops metrics lines whose checkpoint never came.
-
-How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
-measurements): the precision; the data path (crop-flip and no augmentation run on the data set
-kept on the device, `mixer_edu.device_data`; RandAugment and AutoAugment on torchvision's
-per-image loader, `mixer_edu.data`); eager or compiled steps; loader workers. Started by
-`torchrun --nproc-per-node N -m mixer_edu.train ...`, N processes share every batch through
-DistributedDataParallel (`mixer_edu.distributed`), and rank 0 alone writes and prints.
-
-Run `python -m mixer_edu.train --help` for the command line.
+`train(config, out=...)` reads in the order a run happens: data, model, optimiser and schedule,
+the epochs (train, evaluate, write), the result. Resume, several processes (torchrun) and the
+device data path are short marked branches into `mixer_edu.support`. docs/training.md explains
+the recipe, exact resume and what a run writes; `python -m mixer_edu.train --help` the command.
 """
 
 from __future__ import annotations
 
-import argparse
+import math
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -59,119 +24,138 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from . import distributed
-from .config import (
-    RECIPES,
-    RunOptions,
-    TrainConfig,
-    add_arguments,
-    default_out,
-    recipe,
-    split_arguments,
-)
-from .data import batch_mixing, dataset_classes, dataset_label, make_loaders
-from .device_data import DeviceLoader, device_loaders
-from .errors import TrainingDivergedError, command_line, exit_status
-from .evaluation import evaluate, predict
-from .metrics import METRICS_NAME, append_metrics, epoch_line, keep_metrics_up_to, read_metrics
+from .config import RunOptions, TrainConfig, default_out, from_command_line
+from .data import dataset_label
+from .evaluation import evaluate
 from .models import create_model
-from .optim import lr_factor, parameter_groups, warmup_cosine
-from .paths import check_folder, writable_folder
-from .plan import describe_device, plan_run
-from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
+from .support import checkpoint as ckpt
+from .support import distributed, run_files
+from .support.errors import TrainingDivergedError, command_line, exit_status
+from .support.loaders import epoch_batches, image_count, run_loaders
+from .support.metrics import METRICS_NAME, append_metrics, epoch_line, epoch_record, read_metrics
+from .support.paths import check_folder, writable_folder
+from .support.plan import describe_device, plan_run
+from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
 
-# Importable from here as before: the notebooks and the pictures use them with `train`.
-__all__ = [
-    "RECIPES",
-    "RunOptions",
-    "TrainConfig",
-    "TrainResult",
-    "evaluate",
-    "lr_factor",
-    "main",
-    "predict",
-    "read_metrics",
-    "recipe",
-    "train",
-    "train_one_epoch",
-]
+# --------------------------------------------------------------------------------------------
+# One step, and one epoch of them.
+# --------------------------------------------------------------------------------------------
+
+
+def train_step(
+    model, images, targets, optimizer, *, precision="fp32", label_smoothing=0.1, clip_grad=1.0
+):
+    """Forward, loss, backward, clipping, AdamW: one step. Returns `(loss, logits, grad_norm)`.
+
+    Args:
+        images: `(B, 3, H, W)`; targets: class indices `(B,)`, or soft labels `(B, classes)`
+            after CutMix / Mixup. precision: `'fp32'` or `'bf16'` (autocast of the forward).
+        label_smoothing: of the cross-entropy. clip_grad: the largest gradient norm (0: off).
+    """
+    with autocast(images.device, precision):
+        logits = model(images)  # (B, 3, H, W) -> (B, classes)
+    loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_grad) if clip_grad else None
+    optimizer.step()
+    return loss, logits, grad_norm
 
 
 def train_one_epoch(
-    model: nn.Module,
+    model,
     loader,
-    optimizer: torch.optim.Optimizer,
+    optimizer,
     scheduler,
-    device: torch.device,
-    precision: str = "fp32",
-    label_smoothing: float = 0.1,
-    clip_grad: float | None = 1.0,
+    device,
+    *,
     mixing=None,
-    progress: str | None = None,
+    progress=False,
+    desc=None,
+    **step_options,
 ) -> dict:
-    """One pass over `loader`. Returns mean `loss`, `acc`, `grad_norm` and `images_per_sec`."""
+    """One pass over `loader`: `train_step` on every batch, then the schedule's next rate.
+
+    Args:
+        mixing: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
+        progress: show a progress bar, titled `desc`.
+        **step_options: `train_step`'s `precision`, `label_smoothing` and `clip_grad`.
+
+    Returns:
+        Mean `loss`, `acc` and `grad_norm` of the epoch, and `images_per_second`.
+    """
     model.train()
     # Sums stay on the device: calling .item() every step would make a GPU wait for each step.
     total_loss, correct, grad_norm_sum = (torch.zeros((), device=device) for _ in range(3))
     first_bad_step = torch.full((), -1, device=device)  # the first step whose loss is inf or nan
-    seen = 0
-    start = time.perf_counter()
-    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None, dynamic_ncols=True)
+    seen, start = 0, time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         images, targets = mixing(images, labels) if mixing is not None else (images, labels)
-
-        with autocast(device, precision):
-            logits = model(images)  # (B, 3, H, W) -> (B, classes)
-        # targets: class indices (B,), or soft labels (B, classes) after CutMix / Mixup
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
-        first_bad_step = _note_nonfinite(loss, step, first_bad_step)
-
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad:
-            grad_norm_sum += nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
+        loss, logits, grad_norm = train_step(model, images, targets, optimizer, **step_options)
         scheduler.step()
 
+        first_bad_step = run_files.note_nonfinite(loss, step, first_bad_step)
         hard = targets.argmax(1) if targets.ndim == 2 else targets  # (B,) class indices
         total_loss += loss.detach() * len(images)
         correct += (logits.argmax(1) == hard).sum()
+        grad_norm_sum += grad_norm if grad_norm is not None else 0
         seen += len(images)
         if step % 10 == 0:  # reading values waits for the device: only every 10 steps
-            _stop_if_diverged(first_bad_step, total_loss, len(loader))
+            run_files.stop_if_diverged(first_bad_step, total_loss, len(loader))
             bar.set_postfix(
                 loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.1%}"
             )
-    seconds = time.perf_counter() - start
-    _stop_if_diverged(first_bad_step, total_loss, len(loader))
+    run_files.stop_if_diverged(first_bad_step, total_loss, len(loader))
     return {
         "loss": total_loss.item() / seen,
         "acc": correct.item() / seen,
-        "grad_norm": grad_norm_sum.item() / len(loader) if clip_grad else None,
-        "images_per_sec": seen / seconds,
+        "grad_norm": grad_norm_sum.item() / len(loader) if grad_norm is not None else None,
+        "images_per_second": seen / (time.perf_counter() - start),
     }
 
 
-def _note_nonfinite(loss: torch.Tensor, step: int, first_bad_step: torch.Tensor) -> torch.Tensor:
-    """`step` if `loss` is the first inf or nan of the epoch, else `first_bad_step` unchanged.
-
-    Computed on the device (no waiting for it), read by `_stop_if_diverged`."""
-    is_first = (first_bad_step < 0) & ~torch.isfinite(loss.detach())
-    return torch.where(is_first, step, first_bad_step)
+# --------------------------------------------------------------------------------------------
+# The optimiser: AdamW, weight decay on the weight matrices, linear warmup then cosine decay.
+# --------------------------------------------------------------------------------------------
 
 
-def _stop_if_diverged(first_bad_step: torch.Tensor, total_loss: torch.Tensor, steps: int) -> None:
-    """Raise `TrainingDivergedError` once a loss was not finite: nothing learns after that."""
-    if (step := int(first_bad_step.item())) >= 0:
-        raise TrainingDivergedError(
-            f"the training loss became {total_loss.item()} at step {step + 1} of {steps}"
-        )
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay the weight matrices; leave biases and LayerNorm parameters (1-D) alone.
+
+    Shrinking a bias or a LayerNorm scale only shifts or rescales activations: it does not
+    regularise.
+    """
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
+    """The learning rate at `step` as a fraction of the peak: linear warmup, then cosine to `final`.
+
+    Random weights and Adam's empty running averages make big first steps unstable, so the
+    rate rises from 1 / warmup_steps of the peak, then follows half a cosine down.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def warmup_cosine(optimizer, warmup_steps: int, total_steps: int, final: float = 0.0):
+    """A scheduler that sets the learning rate to `lr_factor(step, ...)` x the peak each step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup_steps, total_steps, final)
+    )
 
 
 # --------------------------------------------------------------------------------------------
-# A whole run: set-up, resume, the epochs, and what is written.
+# A whole run.
 # --------------------------------------------------------------------------------------------
 
 
@@ -195,11 +179,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
 
     Args:
         config: the recipe (`TrainConfig`, or `recipe(dataset, fast=...)`).
-        **options: the `RunOptions` fields: `out` (default `runs/MODEL-DATASET`), `resume`
-            (continue from `out/checkpoint.pt` if there is one; a finished run is only loaded),
-            `overwrite`, `precision`, `device`, `compile`, `data_path`, `data_root`,
-            `num_workers`, `progress`. Under `torchrun`, every process trains its share of each
-            batch (`mixer_edu.distributed`).
+        **options: the `RunOptions` fields (`out`, `resume`, `overwrite`, `precision`, `device`,
+            `compile`, `data_path`, `data_root`, `num_workers`, `progress`).
 
     Returns:
         `TrainResult` with the output paths, the trained model (eval mode) and the metrics.
@@ -215,239 +196,95 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     run = RunOptions.from_keywords(options)
     out = Path(run.out) if run.out is not None else default_out(config)
     check_folder(out, "the output folder (out, --out)")  # before any data is read
+    # DDP: under torchrun, every process trains its share of each batch.
     with distributed.processes(resolve_device(run.device)) as (ranks, device):
         plan = plan_run(
-            describe_device(device), config.batch_size, config.augment,
-            precision=run.precision, data_path=run.data_path, compile=run.compile,
+            describe_device(device),
+            config.batch_size,
+            config.augment,
+            precision=run.precision,
+            data_path=run.data_path,
+            compile=run.compile,
             num_workers=run.num_workers,
-        )  # fmt: skip
-        return _train(config, run, out, plan, ranks, device)
+        )
+        prepare(device)
+        say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
 
+        # Data first: a missing data set should stop the run before anything is written.
+        train_loader, test_loader, mixing = run_loaders(
+            config, data_root=run.data_root, plan=plan, device=device, ranks=ranks
+        )
 
-def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResult:
-    """`train` after the choices are made: set up, resume, the epochs, what is written."""
-    prepare(device)
-    say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
-    # Data first: a missing data set should stop the run before anything is written.
-    train_loader, test_loader, mixing = _make_data(config, run, plan, device, ranks)
+        # The model, the optimiser and the schedule.
+        seed_everything(config.seed)
+        model = create_model(config.model_name, **config.model_kwargs()).to(device)
+        optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        steps = len(train_loader)
+        warmup_steps = max(1, round(config.warmup_epochs * steps))
+        scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
-    seed_everything(config.seed)
-    model = create_model(config.model_name, **config.model_kwargs()).to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
-    steps = len(train_loader)
-    warmup_steps = max(1, round(config.warmup_epochs * steps))
-    scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
-
-    if ranks.is_main:
-        writable_folder(out, "the output folder (out, --out)")
-        ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote a checkpoint
-    start_epoch = _start_or_resume(
-        out, run, config, model, optimizer, scheduler, say, ranks, plan.data_path
-    )
-    distributed.barrier(ranks)  # every rank has decided before rank 0 writes
-    if start_epoch == 0 and ranks.is_main:
-        _save(out, 0, config, model, optimizer, scheduler, plan)
-    say(
-        f"Training {config.model_name} on the {dataset_label(config.dataset)} "
-        f"({_image_count(train_loader)} training images) for {config.epochs} epochs; writing "
-        f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
-    )
-    stepper = distributed.wrap(model, ranks, device)  # DDP averages gradients over processes
-    if plan.compile_mode:
-        stepper = torch.compile(stepper, mode=plan.compile_mode)
-    evaluator = stepper if ranks.world_size == 1 else model  # rank 0 alone: no DDP needed
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            seed = epoch_seed(config.seed, epoch)  # this epoch's randomness only
-            seed_everything(distributed.rank_seed(seed, ranks))
-            batches = _epoch_batches(train_loader, seed, ranks)
-            lr = optimizer.param_groups[0]["lr"]
-            bar = f"epoch {epoch}/{config.epochs}" if run.progress and ranks.is_main else None
-            train_stats = train_one_epoch(
-                stepper, batches, optimizer, scheduler, device, plan.precision,
-                config.label_smoothing, config.clip_grad, mixing, progress=bar,
-            )  # fmt: skip
-            train_stats = distributed.combine_stats(train_stats, ranks, device)
-            if ranks.is_main:
-                test_stats = evaluate(evaluator, test_loader, device, plan.precision)
-                _check_finite(model, test_stats)  # never save weights that are inf or nan
-                record = _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device)
-                # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
-                append_metrics(out / METRICS_NAME, record)
-                _save(out, epoch, config, model, optimizer, scheduler, plan)
-                say(epoch_line(record, config.epochs))
-            distributed.barrier(ranks)
-    except TrainingDivergedError as error:
-        raise TrainingDivergedError(_diverged_message(error, epoch, config, out)) from None
-    except KeyboardInterrupt:
+        # Resume: continue from out/checkpoint.pt, or start a fresh run there.
         if ranks.is_main:
-            tqdm.write(
-                f"\nInterrupted during epoch {epoch}. {out / ckpt.CHECKPOINT_NAME} holds epoch "
-                f"{epoch - 1}; continue with --resume (resume=True), which repeats epoch {epoch}."
-            )
-        raise
+            writable_folder(out, "the output folder (out, --out)")
+            ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote
+        save = dict(config=config, model=model, optimizer=optimizer, scheduler=scheduler, plan=plan)
+        start_epoch = run_files.start_or_resume(out, run=run, say=say, ranks=ranks, **save)
+        distributed.barrier(ranks)  # every rank has decided before rank 0 writes
+        if start_epoch == 0 and ranks.is_main:
+            run_files.save_epoch(out, 0, **save)  # epoch 0: the initial weights
+        say(
+            f"Training {config.model_name} on the {dataset_label(config.dataset)} "
+            f"({image_count(train_loader)} training images) for {config.epochs} epochs; writing "
+            f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
+        )
+
+        # Fast path and DDP: what steps is the model, wrapped (DDP) and compiled as planned.
+        stepper = distributed.wrap(model, ranks, device)  # DDP averages gradients
+        if plan.compile_mode:
+            stepper = torch.compile(stepper, mode=plan.compile_mode)
+        evaluator = stepper if ranks.world_size == 1 else model  # rank 0 alone: no DDP needed
+
+        epoch = start_epoch
+        try:
+            for epoch in range(start_epoch + 1, config.epochs + 1):
+                seed = epoch_seed(config.seed, epoch)  # this epoch's randomness only: exact resume
+                seed_everything(distributed.rank_seed(seed, ranks))
+                lr = optimizer.param_groups[0]["lr"]
+                train_stats = train_one_epoch(
+                    stepper,
+                    epoch_batches(train_loader, seed, ranks),
+                    optimizer,
+                    scheduler,
+                    device,
+                    precision=plan.precision,
+                    label_smoothing=config.label_smoothing,
+                    clip_grad=config.clip_grad,
+                    mixing=mixing,
+                    progress=run.progress and ranks.is_main,
+                    desc=f"epoch {epoch}/{config.epochs}",
+                )
+                train_stats = distributed.combine_stats(train_stats, ranks, device)
+                if ranks.is_main:
+                    test_stats = evaluate(evaluator, test_loader, device, plan.precision)
+                    run_files.check_finite(model, test_stats)  # never save inf or nan weights
+                    record = epoch_record(
+                        epoch, lr, train_stats, test_stats, config=config, plan=plan
+                    )
+                    # Metrics first: a resume drops a line whose checkpoint never came.
+                    append_metrics(out / METRICS_NAME, record)
+                    run_files.save_epoch(out, epoch, **save)
+                    say(epoch_line(record, config.epochs))
+                distributed.barrier(ranks)
+        except TrainingDivergedError as error:
+            message = run_files.diverged_message(error, epoch, config, out)
+            raise TrainingDivergedError(message) from None
+        except KeyboardInterrupt:
+            if ranks.is_main:
+                tqdm.write(run_files.interrupted_message(epoch, out))
+            raise
     say(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
     history = read_metrics(out)
     return TrainResult(out, out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME, model.eval(), history)
-
-
-def _make_data(config: TrainConfig, run: RunOptions, plan, device, ranks):
-    """`(train_loader, test_loader, mixing)` on the data path the plan chose.
-
-    `mixing` is the CutMix/MixUp the loop applies to each batch: None on the device path, where
-    the loader mixes whole global batches itself.
-    """
-    distributed.local_batch_size(config.batch_size, ranks)  # an error before any work
-    common = dict(
-        root=run.data_root,
-        augment=config.augment,
-        train_images=config.train_images,
-        test_images=config.test_images,
-    )
-    with distributed.main_first(ranks):  # one process downloads or generates the data set
-        if plan.data_path == "device":
-            train_loader, test_loader = device_loaders(
-                config.dataset, config.batch_size, device=device, mixing=config.mixing,
-                mixing_prob=config.mixing_prob, **common,
-            )  # fmt: skip
-            return train_loader, test_loader, None
-        train_loader, test_loader = make_loaders(
-            config.dataset, config.batch_size, num_workers=plan.workers, **common
-        )
-    classes = len(dataset_classes(config.dataset))
-    mixing = batch_mixing(config.mixing, classes, prob=config.mixing_prob)
-    return distributed.shard_per_image(train_loader, ranks), test_loader, mixing
-
-
-def _epoch_batches(train_loader, seed: int, ranks):
-    """What one epoch iterates: the device loader's batches from `seed`, or the DataLoader
-    (its order and its workers' seeds come from torch's global generator, seeded just before,
-    or, on several ranks, from `seed`, shared by all ranks)."""
-    if isinstance(train_loader, DeviceLoader):
-        return train_loader.epoch(seed, ranks.rank, ranks.world_size)
-    if isinstance(train_loader.batch_sampler, distributed.RankBatches):
-        train_loader.batch_sampler.set_seed(seed)
-    return train_loader
-
-
-def _image_count(loader) -> int:
-    return loader.num_images if isinstance(loader, DeviceLoader) else len(loader.dataset)
-
-
-def _start_or_resume(
-    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks, data_path: str
-) -> int:
-    """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
-
-    Every rank reads the checkpoint; only rank 0 deletes an old run's files.
-    """
-    path = out / ckpt.CHECKPOINT_NAME
-    if path.exists() and run.resume:
-        saved = ckpt.load_resumable(path)
-        _check_resumable(saved, config, path)
-        ckpt.load_weights(model, saved["model"], str(path))
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        ckpt.set_rng_state(saved["rng"])
-        keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
-        say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
-        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
-            say(
-                f"note: this run started on the {started} data path and continues on the "
-                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
-                f"--data-path {started} (data_path={started!r}) to continue it exactly."
-            )
-        return saved["epoch"]
-    if path.exists() and not run.overwrite:
-        epoch = ckpt.load_checkpoint(path)["epoch"]
-        raise FileExistsError(
-            f"{out} already holds a training run (finished epoch {epoch}); pass resume=True "
-            "(--resume) to continue it, overwrite=True (--overwrite) to start again, or choose "
-            "another out folder."
-        )
-    if run.resume:
-        say(f"No checkpoint in {out} yet: starting a new run.")
-    if ranks.is_main:
-        for old in [path, out / METRICS_NAME, *ckpt.list_snapshots(out)]:
-            old.unlink(missing_ok=True)
-    return 0
-
-
-def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> None:
-    """The snapshot of `epoch` (the weights) and the checkpoint (everything to continue)."""
-    snapshot = {
-        "model_name": config.model_name,
-        "model_config": ckpt.encode_config(config.model_kwargs()),
-        "model": ckpt.model_state(model),
-        "epoch": epoch,
-        "dataset": config.dataset,
-        "dataset_label": dataset_label(config.dataset),
-        "classes": list(dataset_classes(config.dataset)),
-    }
-    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch))
-    full = {
-        **snapshot,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": ckpt.rng_state(),
-        "train_config": asdict(config),
-        "precision": plan.precision,
-        "data_path": plan.data_path,
-    }
-    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
-
-
-def _check_finite(model: nn.Module, test_stats: dict) -> None:
-    """Raise `TrainingDivergedError` if a weight or the test loss is inf or nan."""
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
-        raise TrainingDivergedError("the weights became inf or nan in the last step")
-    if not torch.isfinite(torch.tensor(test_stats["loss"])):
-        raise TrainingDivergedError(f"the test loss became {test_stats['loss']}")
-
-
-def _diverged_message(error: TrainingDivergedError, epoch: int, config, out: Path) -> str:
-    lower = min(config.lr / 10, TrainConfig.lr)  # a tenth, and never above the default
-    return (
-        f"training diverged in epoch {epoch}: {error}. The learning rate ({config.lr:g}) is "
-        f"probably too high: try --lr {lower:.2g} (lr={lower:.2g}), and start again with "
-        f"--overwrite. {out / ckpt.CHECKPOINT_NAME} still holds epoch {epoch - 1}, the last "
-        "finite weights; nothing of this epoch was saved."
-    )
-
-
-def _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device) -> dict:
-    """One line of `metrics.jsonl`."""
-    return {
-        "epoch": epoch,
-        "train_loss": train_stats["loss"],
-        "train_acc": train_stats["acc"],
-        "test_loss": test_stats["loss"],
-        "test_acc": test_stats["acc"],
-        "lr": lr,
-        "grad_norm": train_stats["grad_norm"],
-        "images_per_sec": train_stats["images_per_sec"],
-        "dataset": dataset_label(config.dataset),
-        "model": config.model_name,
-        "precision": plan.precision,
-        "device": device.type,
-        "data_path": plan.data_path,
-    }
-
-
-def _check_resumable(state: dict, config: TrainConfig, path: Path) -> None:
-    """A checkpoint continues only the same model and the same recipe (except `epochs`)."""
-    ckpt.check_same_model(state, config.model_name, config.model_kwargs(), path)
-    saved = dict(state.get("train_config", {}))
-    asked = asdict(config)
-    saved.pop("epochs", None), asked.pop("epochs")  # a run may be extended or shortened
-    if saved != asked:
-        difference = ckpt.describe_difference(saved, asked)
-        raise ValueError(
-            f"{path} was trained with another recipe ({difference}); resuming it with different "
-            "settings would not continue the same run. Pass the checkpoint's settings (on the "
-            "command line, --resume alone reuses them), or choose another --out folder."
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,37 +292,10 @@ def _check_resumable(state: dict, config: TrainConfig, path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """`--fast`, then one option per field of `TrainConfig` and `RunOptions`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mixer_edu.train",
-        description="Train an MLP-Mixer on CIFAR-10 or the synthetic stand-in.",
-        epilog="Unset options come from the recipe of the data set (or from the checkpoint "
-        "with --resume). Example: python -m mixer_edu.train --dataset standin --epochs 5 "
-        "--out runs/standin",
-    )
-    parser.add_argument("--fast", action="store_true", help="fast-mode recipe: a tiny model")
-    add_arguments(parser.add_argument_group("recipe"), TrainConfig)
-    add_arguments(parser.add_argument_group("run"), RunOptions)
-    return parser
-
-
-def config_from_command_line(changes: dict, options: dict, fast: bool = False) -> TrainConfig:
-    """The recipe of the data set (or, with `resume`, the checkpoint's), with `changes` applied."""
-    config = recipe(changes.get("dataset", "cifar10"), fast=fast)
-    if options.get("resume"):
-        options.setdefault("out", default_out(replace(config, **changes)))
-        path = Path(options["out"]) / ckpt.CHECKPOINT_NAME
-        if path.exists():  # the checkpoint's recipe fills the gaps
-            config = TrainConfig(**ckpt.load_resumable(path)["train_config"])
-    return replace(config, **changes)
-
-
 @command_line  # bad input, a missing data set, a diverged run: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    changes, options = split_arguments(args)
-    result = train(config_from_command_line(changes, options, args.fast), **options)
+    config, options = from_command_line(argv)
+    result = train(config, **options)
     if not distributed.is_main_process():
         return 0
     print(

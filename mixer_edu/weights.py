@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .validation import check_image_batch, check_tensor
+from .support.validation import check_image_batch, check_tensor
 
 DEFAULT_MAX_COSINE = -0.5
 
@@ -71,7 +71,7 @@ def _blocks(model: nn.Module) -> nn.Sequential:
         raise TypeError(
             f"expected a Mixer (e.g. mixer_edu.create_model('mixer_cifar_small')), "
             f"got {type(model).__name__}; a model loaded with timm converts with "
-            "mixer_edu.pretrained.from_timm(model)."
+            "mixer_edu.support.pretrained.from_timm(model)."
         )
     return blocks
 

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from mixer_edu import standin
+from mixer_edu.support import standin
 
 # On a GPU machine (tools/gpu_check.py), cuBLAS gives bit-identical results run to run only with
 # a fixed workspace, which must be set before CUDA starts; tests that compare runs bit for bit

@@ -3,8 +3,8 @@ import torch
 
 from mixer_edu import create_model
 from mixer_edu.baselines import SmallViT, count_parameters, create_baseline
-from mixer_edu.compare import ImageData, accuracy, format_runs, train_briefly
 from mixer_edu.permutation import ImagePermutation, permute_mixer
+from mixer_edu.support.compare import ImageData, accuracy, format_runs, train_briefly
 
 
 @pytest.mark.parametrize("name", ["cnn_cifar_tiny", "vit_cifar_tiny"])

@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from mixer_edu import bench, bench_loop
+from mixer_edu.support import bench, bench_loop
 
 
 def test_forward_flops_match_the_formula_for_a_mixer():
@@ -56,7 +56,7 @@ def test_quick_benchmark_reports_every_row(tmp_path, capsys, one_thread):
     assert {(r["kind"], r["precision"]) for r in rows} == {
         (kind, precision) for kind in ("train", "infer") for precision in ("fp32", "bf16")
     }
-    assert all(r["ours_images_per_sec"] > 0 and r["timm_images_per_sec"] > 0 for r in rows)
+    assert all(r["ours_images_per_second"] > 0 and r["timm_images_per_second"] > 0 for r in rows)
     quick = result["results"][0]
     assert quick["infer_flops_per_image"] < quick["train_flops_per_image"]
     ratios = [
@@ -80,8 +80,8 @@ def test_cpu_time_clock_is_reported_and_counts_only_this_process(capsys, one_thr
 def test_percent_of_peak_compares_each_precision_with_its_own_matmul_peak():
     machine = {"fp32_matmul_gflops": 100.0, "bf16_matmul_gflops": 400.0}
     rows = [
-        {"kind": "train", "precision": precision, "ours_images_per_sec": 1000.0}
-        | {"timm_images_per_sec": 500.0}
+        {"kind": "train", "precision": precision, "ours_images_per_second": 1000.0}
+        | {"timm_images_per_second": 500.0}
         for precision in ("fp32", "bf16")
     ]
     result = {
@@ -112,13 +112,13 @@ def test_data_mode_measures_both_input_paths_next_to_the_model_step(tmp_path, ca
     assert "ceiling, fp32 step" in printed
     data = json.loads((tmp_path / "b.json").read_text())["results"][0]["data"]
     assert [row["path"] for row in data["rows"]] == ["device batches", "per-image, 0 workers"]
-    assert all(row["images_per_sec"] > 0 for row in data["rows"])
+    assert all(row["images_per_second"] > 0 for row in data["rows"])
 
 
 def test_loop_ceiling_is_data_over_data_plus_model():
     data = {"config": "quick", "images": 64, "batch_size": 16, "device": "cpu"}
-    data["rows"] = [{"path": "device batches", "images_per_sec": 300.0}]
-    result = {"rows": [{"kind": "train", "precision": "fp32", "ours_images_per_sec": 100.0}]}
+    data["rows"] = [{"path": "device batches", "images_per_second": 300.0}]
+    result = {"rows": [{"kind": "train", "precision": "fp32", "ours_images_per_second": 100.0}]}
     line = bench.report_data(data, result).splitlines()[-1]
     assert line.split()[-2:] == ["300", "75.0%"]  # 300 / (300 + 100)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
 from mixer_edu import create_model, model_config
 from mixer_edu.mixer import MixerBlock
+from mixer_edu.support import checkpoint as ckpt
 
 from .helpers import randomize_
 
@@ -90,8 +90,8 @@ def test_classes_in_the_config_are_stored_by_name_and_resolved_from_the_allow_li
     [
         "os.system",
         "builtins.eval",
-        "mixer_edu.checkpoint.save_atomic",  # a function inside mixer_edu is not a layer either
-        "mixer_edu.checkpoint.os",  # nor a module that mixer_edu imports
+        "mixer_edu.support.checkpoint.save_atomic",  # a function in mixer_edu is not a layer either
+        "mixer_edu.support.checkpoint.os",  # nor a module that mixer_edu imports
         "torch.nn.modules.module.Module",  # not defined in an allowed module
     ],
 )
@@ -122,7 +122,7 @@ def _die_during_save(path):
     """In a child process: `save_atomic(path)` killed (as by kill -9) just before its rename."""
     code = (
         "import os, sys, torch\n"
-        "from mixer_edu import checkpoint as ckpt\n"
+        "from mixer_edu.support import checkpoint as ckpt\n"
         "os.replace = lambda *args: os._exit(9)  # no except, no finally: as kill -9\n"
         "ckpt.save_atomic({'weights': torch.zeros(3)}, sys.argv[1])\n"
     )

@@ -1,4 +1,4 @@
-"""Reading CIFAR-format pickles never runs code from the data folder (`mixer_edu.cifar_files`)."""
+"""Reading CIFAR-format pickles never runs code from the data folder (`support.cifar_files`)."""
 
 import io
 import json
@@ -7,8 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from mixer_edu import cifar_files, data, standin
-from mixer_edu.errors import DatasetUnavailableError
+from mixer_edu import data
+from mixer_edu.support import cifar_files, standin
+from mixer_edu.support.errors import DatasetUnavailableError
 
 
 class WritesMarker:

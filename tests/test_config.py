@@ -4,7 +4,7 @@ from dataclasses import fields
 import pytest
 
 from mixer_edu.config import RunOptions, TrainConfig, add_arguments, recipe, split_arguments
-from mixer_edu.validation import check_choice
+from mixer_edu.support.validation import check_choice
 
 
 @pytest.mark.parametrize(

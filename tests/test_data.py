@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
-from mixer_edu import data, standin
+from mixer_edu import data
+from mixer_edu.support import standin
 
 
 def test_standin_is_read_by_torchvisions_cifar10_class(data_root):
@@ -112,7 +113,7 @@ def test_missing_standin_file_gives_a_clear_error(data_root, tmp_path):
 
 
 def test_missing_standin_is_generated_on_request_only(tmp_path):
-    with pytest.raises(data.DatasetUnavailableError, match="python -m mixer_edu.standin"):
+    with pytest.raises(data.DatasetUnavailableError, match="python -m mixer_edu.support.standin"):
         data.load_dataset("standin", root=tmp_path, download=False)
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 
 from mixer_edu import data
-from mixer_edu.device_data import DeviceLoader, crop_and_flip, device_loaders, draw_crops
+from mixer_edu.support.device_data import DeviceLoader, crop_and_flip, device_loaders, draw_crops
 
 
 def random_set(n=40, size=32, classes=10, seed=0):

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
-from mixer_edu import data, distributed
+from mixer_edu import data
 from mixer_edu import train as training
-from mixer_edu.device_data import DeviceLoader
+from mixer_edu.config import config_from_command_line
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support import distributed
+from mixer_edu.support.device_data import DeviceLoader
+from mixer_edu.support.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +84,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     snapshots = [f"snapshots/epoch_00{e}.pt" for e in range(3)]
     assert written == ["checkpoint.pt", "metrics.jsonl", "snapshots", *snapshots]
 
-    config = training.config_from_command_line(
+    config = config_from_command_line(
         {"model_name": "mixer_cifar_tiny", "batch_size": 32, "train_images": 256,
          "test_images": 64, "epochs": 2, "mixing": "cutmix", "seed": 2, "dataset": "standin"},
         {},
@@ -94,7 +97,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     assert saved["epoch"] == 2
     for name, tensor in one.model.state_dict().items():
         torch.testing.assert_close(two.state_dict()[name], tensor, rtol=0, atol=1e-4)
-    two_history = training.read_metrics(tmp_path / "two")
+    two_history = read_metrics(tmp_path / "two")
     for mine, theirs in zip(one.history, two_history, strict=True):
         assert theirs["train_loss"] == pytest.approx(mine["train_loss"], rel=1e-4)
         assert theirs["test_loss"] == pytest.approx(mine["test_loss"], rel=1e-4)

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
-from mixer_edu import data, standin
+from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig
-from mixer_edu.errors import TrainingDivergedError, command_line
-from mixer_edu.metrics import METRICS_NAME, keep_metrics_up_to, read_metrics
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support import standin
+from mixer_edu.support.errors import TrainingDivergedError, command_line
+from mixer_edu.support.metrics import METRICS_NAME, keep_metrics_up_to, read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny run of the command line: the fast recipe's model, 64 images, one epoch.
@@ -204,9 +205,9 @@ def test_viz_of_a_checkpoint_naming_os_system_is_refused(finished_run, data_root
     [
         ("mlm", ["--fast", "--steps", "0"], "steps must be a positive int, got 0"),
         ("mlm", ["--fast", "--heads", "3"], "num_heads=3 must divide d_model=64"),
-        ("bench", ["--quick", "--calls", "0"], "--calls must be a positive int"),
-        ("bench", ["--quick", "--device", "banana"], "device must be one of"),
-        ("standin", ["--root", "{a_file}"], "is inside {a_file}, which is a file"),
+        ("support.bench", ["--quick", "--calls", "0"], "--calls must be a positive int"),
+        ("support.bench", ["--quick", "--device", "banana"], "device must be one of"),
+        ("support.standin", ["--root", "{a_file}"], "is inside {a_file}, which is a file"),
     ],
 )
 def test_other_commands_end_bad_input_in_one_error_line(tmp_path, module, args, fragment):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mixer_edu import mlm
-from mixer_edu.errors import TrainingDivergedError
 from mixer_edu.mlm import IGNORE_INDEX, CharVocabulary, MlmConfig, MlmData, mask_tokens
+from mixer_edu.support.errors import TrainingDivergedError
 
 TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40
 TINY = dict(seq_len=16, d_model=32, num_layers=1, num_heads=2, batch_size=16, warmup_steps=5)

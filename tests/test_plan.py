@@ -1,6 +1,6 @@
 import pytest
 
-from mixer_edu.plan import LARGE_GPU_BATCH, DeviceDescription, describe_device, plan_run
+from mixer_edu.support.plan import LARGE_GPU_BATCH, DeviceDescription, describe_device, plan_run
 
 H200 = DeviceDescription("cuda", "NVIDIA H200", bf16=True, cores=16)
 OLD_GPU = DeviceDescription("cuda", "Tesla T4", bf16=False, cores=4)

@@ -12,7 +12,8 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
-from mixer_edu import MlpMixer, model_config, pretrained
+from mixer_edu import MlpMixer, model_config
+from mixer_edu.support import pretrained
 
 from .helpers import randomize_
 

@@ -4,19 +4,32 @@ import numpy as np
 import pytest
 import torch
 
-from mixer_edu import runtime
+from mixer_edu.support import plan, runtime
 
 
 def test_precision_auto_means_bf16_only_where_the_hardware_has_it(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: True)
-    assert runtime.resolve_precision("auto", cpu) == "bf16"
+    assert plan.resolve_precision("auto", cpu, 128) == "bf16"
     monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: False)
-    assert runtime.resolve_precision("auto", cpu) == "fp32"
-    assert runtime.resolve_precision("bf16", cpu) == "bf16"
-    assert runtime.resolve_precision("auto", "mps") == "fp32"
+    assert plan.resolve_precision("auto", cpu, 128) == "fp32"
+    assert plan.resolve_precision("bf16", cpu, 128) == "bf16"
+    assert plan.resolve_precision("auto", "mps", 128) == "fp32"
     with pytest.raises(ValueError, match="precision must be one of 'auto', 'fp32', 'bf16'"):
-        runtime.resolve_precision("fp16", cpu)
+        plan.resolve_precision("fp16", cpu, 128)
+
+
+def test_evaluation_and_training_share_one_auto_precision_rule(monkeypatch):
+    """The GPU rule: bf16 only from LARGE_GPU_BATCH up, for predict as for the trainer."""
+    gpu = plan.DeviceDescription("cuda", "a GPU", bf16=True)
+    small, large = plan.LARGE_GPU_BATCH - 1, plan.LARGE_GPU_BATCH
+    assert plan.auto_precision(gpu, small) == "fp32"
+    assert plan.auto_precision(gpu, large) == "bf16"
+    for batch in (small, large):
+        chosen = plan.plan_run(gpu, batch, precision="auto").precision
+        assert chosen == plan.auto_precision(gpu, batch)
+    monkeypatch.setattr(plan, "describe_device", lambda device: gpu)
+    assert plan.resolve_precision("auto", "cpu", small) == "fp32"  # the GPU rule, not "bf16"
 
 
 def test_autocast_runs_matmuls_in_bf16_only_when_asked():

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mixer_edu import standin
+from mixer_edu.support import standin
 
 
 def test_generator_is_deterministic_and_the_seed_matters():

@@ -13,8 +13,9 @@ from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 from timm.models.mlp_mixer import SpatialGatingBlock as TimmSpatialGatingBlock
 from torch import nn
 
-from mixer_edu import MlpMixer, token_norms
+from mixer_edu import MlpMixer
 from mixer_edu.gmlp import GMlp
+from mixer_edu.viz.token_norms import token_norms
 
 from .helpers import randomize_
 from .timm_equivalence import assert_equivalent_to_timm

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
 from mixer_edu import data
 from mixer_edu import train as training
-from mixer_edu.config import TrainConfig
+from mixer_edu.config import TrainConfig, recipe
+from mixer_edu.evaluation import evaluate, predict
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +59,7 @@ def test_run_writes_checkpoint_metrics_and_snapshots_as_the_contract_says(short_
         assert all(isinstance(r[key], (int, float)) for r in records)
     assert {r["dataset"] for r in records} == {"synthetic stand-in"}
     assert {r["model"] for r in records} == {"mixer_cifar_tiny"}
-    assert all(r["images_per_sec"] > 0 for r in records)
+    assert all(r["images_per_second"] > 0 for r in records)
     snapshots = [p.name for p in ckpt.list_snapshots(out)]
     assert snapshots == [f"epoch_{epoch:03d}.pt" for epoch in range(7)]
     initial, state = ckpt.load_model(out / "snapshots" / "epoch_000.pt")
@@ -77,9 +79,9 @@ def test_evaluate_counts_correct_predictions(short_run, data_root):
     _, test_loader = data.make_loaders(
         "standin", 100, root=data_root, train_images=100, test_images=500
     )
-    logits, labels = training.predict(short_run.model, test_loader)
+    logits, labels = predict(short_run.model, test_loader)
     assert logits.shape == (500, 10) and labels.shape == (500,)
-    stats = training.evaluate(short_run.model, test_loader)
+    stats = evaluate(short_run.model, test_loader)
     assert stats["acc"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
     assert stats["acc"] == pytest.approx(short_run.final["test_acc"])
 
@@ -194,11 +196,11 @@ def test_recipe_fields_given_as_run_options_are_a_type_error_naming_the_fix(tmp_
 
 
 def test_fast_recipe_uses_the_standin():
-    assert training.recipe(fast=True).dataset == "standin"
-    assert training.recipe("cifar10") == TrainConfig()  # the defaults are the CIFAR-10 recipe
-    assert training.recipe("standin", epochs=2).epochs == 2
+    assert recipe(fast=True).dataset == "standin"
+    assert recipe("cifar10") == TrainConfig()  # the defaults are the CIFAR-10 recipe
+    assert recipe("standin", epochs=2).epochs == 2
     with pytest.raises(ValueError, match="dataset must be one of 'cifar10', 'standin'"):
-        training.recipe("imagenet")
+        recipe("imagenet")
 
 
 def _cli(*args, data_root):
@@ -229,7 +231,7 @@ def test_command_line_trains_resumes_and_says_where_it_wrote(
     monkeypatch.setenv(data.DATA_ENV, str(data_root))
     assert training.main(["--resume", "--epochs", "2", "--out", str(tmp_path)]) == 0
     assert "Resuming" in capsys.readouterr().out
-    records = training.read_metrics(tmp_path)
+    records = read_metrics(tmp_path)
     assert [r["epoch"] for r in records] == [1, 2] and records[-1]["test_acc"] >= 0
     assert training.main([*common, "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -244,8 +246,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
     device,
 ):
-    from mixer_edu.device_data import DeviceLoader
     from mixer_edu.models import create_model
+    from mixer_edu.support.device_data import DeviceLoader
 
     model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
@@ -253,8 +255,8 @@ def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_o
     results = []
     for where in dict.fromkeys(["cpu", device]):  # batches made on the CPU, and on the device
         loader = DeviceLoader(images, labels, 8, device=where, train=False)
-        logits, seen = training.predict(model, loader, precision="fp32")
+        logits, seen = predict(model, loader, precision="fp32")
         assert logits.device.type == seen.device.type == "cpu" and torch.equal(seen, labels)
-        results.append(training.evaluate(model, loader, precision="fp32"))
+        results.append(evaluate(model, loader, precision="fp32"))
     # Normalising on the GPU may round the last bit differently from the CPU: close, not equal.
     assert results[-1] == pytest.approx(results[0], rel=1e-4)

@@ -17,7 +17,7 @@ One module per family of pictures, in the order of the course:
 - `channel_mixing`: `plot_channel_mixing`, the channel-mixing MLP's hidden units evaluated at
   every patch of one image (a channel-mixing unit has no picture in its weights).
 - `token_norms`: `plot_token_norms`, the length of every token after every block for one image
-  (`mixer_edu.timm_compat.token_norms`): where the residual stream grows, not what it encodes.
+  (`token_norms`): where the residual stream grows, not what it encodes.
 - `over_training`: `plot_token_mixing_over_training` and `save_token_mixing_animation`, the same
   token-mixing units in every snapshot of a run, as a grid (rows = epochs) or a GIF.
 - `training`: `plot_training_curves`, `plot_confusion_matrix`, `plot_misclassified`.

@@ -2,7 +2,7 @@
 
 import sys
 
-from ..errors import exit_status
+from ..support.errors import exit_status
 from .cli import main
 
 if __name__ == "__main__":

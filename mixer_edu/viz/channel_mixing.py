@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import weights
-from ..validation import check_positive_int, check_tensor
+from ..support.validation import check_positive_int, check_tensor
 from .layout import draw_grid, image_hwc, model_label, no_ticks, set_title, show_rgb, to_numpy
 
 

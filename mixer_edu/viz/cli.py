@@ -11,8 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
-from ..errors import command_line
-from ..paths import check_folder
+from ..support.errors import command_line
+from ..support.paths import check_folder
 from .render import render_checkpoint
 
 

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import data
-from ..validation import check_tensor
+from ..support.validation import check_tensor
 
 WEIGHT_CMAP = "RdBu_r"
 GAP_COLOUR = "0.82"  # light grey between tiles: distinct from white (= weight 0)

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import weights
-from ..checkpoint import list_snapshots, load_model
-from ..validation import check_positive_int
+from ..support.checkpoint import list_snapshots, load_model
+from ..support.validation import check_positive_int
 from .layout import (
     columns_for,
     count_of,

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..patching import patchify
-from ..validation import check_positive_int
+from ..support.validation import check_positive_int
 from .layout import (
     STANDIN_LABEL,
     dataset_title,

@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import data
-from ..checkpoint import list_snapshots, load_model
 from ..evaluation import predict
-from ..metrics import read_metrics
-from ..validation import check_positive_int
+from ..support.checkpoint import list_snapshots, load_model
+from ..support.metrics import read_metrics
+from ..support.validation import check_positive_int
 from .channel_mixing import plot_channel_mixing
 from .over_training import plot_token_mixing_over_training, save_token_mixing_animation
 from .patches import plot_patches

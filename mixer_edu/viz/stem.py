@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import weights
-from ..validation import check_positive_int
+from ..support.validation import check_positive_int
 from .layout import (
     columns_for,
     model_label,

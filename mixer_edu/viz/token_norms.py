@@ -2,7 +2,7 @@
 
 Every Mixer block adds its two MLPs' outputs to the tokens it received (the residual stream), so
 a token's length ||x|| can grow or shrink from block to block, and differently at every patch.
-`mixer_edu.timm_compat.token_norms` reads the tokens after every block through the model's
+`token_norms` reads the tokens after every block through the model's
 `forward_intermediates` (timm's interface) and returns those lengths as `(B, blocks, h, w)`;
 this draws them for one image, one heatmap per block. Each heatmap has its own colour scale (the
 last blocks' tokens are often many times longer than the first ones', and one scale would paint
@@ -20,11 +20,34 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
+from torch import Tensor, nn
 
-from ..timm_compat import token_norms
-from ..validation import check_tensor
+from ..support.validation import check_tensor
 from .layout import draw_grid, image_hwc, model_label, no_ticks, set_title, show_rgb, to_numpy
+
+
+@torch.no_grad()
+def token_norms(model: nn.Module, images: Tensor, norm: bool = False) -> Tensor:
+    """How large each token is after each block: the length of its C-vector, on the patch grid.
+
+    Args:
+        model: an `MlpMixer` (or `GMlp`).
+        images: `(B, in_chans, H, W)`, on any device (moved to the model's).
+        norm: measure the tokens after the model's final LayerNorm (which rescales every token to
+            about the same length, so this mostly shows the LayerNorm's learned weights); by
+            default the raw residual stream.
+
+    Returns:
+        `(B, num_blocks, h, w)` on the CPU, float32: entry `[b, i, r, c]` is the Euclidean norm
+        over the C channels of the token of patch (r, c) of image b after block i. It shows
+        where in the image the residual stream grows; it does not show what the tokens encode
+        (two tokens of equal length can point in any directions).
+    """
+    device = next(model.parameters()).device
+    maps = model.forward_intermediates(
+        images.to(device), norm=norm, output_fmt="NCHW", intermediates_only=True
+    )  # num_blocks x (B, C, h, w)
+    return torch.stack([m.norm(dim=1) for m in maps], dim=1).float().cpu()  # (B, L, h, w)
 
 
 def plot_token_norms(

@@ -12,8 +12,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..metrics import read_metrics
-from ..validation import check_positive_int, check_tensor
+from ..support.metrics import read_metrics
+from ..support.validation import check_positive_int, check_tensor
 from .layout import image_hwc, set_title, show_rgb, to_numpy
 
 

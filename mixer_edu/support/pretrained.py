@@ -28,8 +28,8 @@ from pathlib import Path
 
 from torch import nn
 
-from .mixer import LAYER_NORM_EPS, MlpMixer
-from .models import MODELS
+from ..mixer import LAYER_NORM_EPS, MlpMixer
+from ..models import MODELS
 
 DEFAULT_WEIGHTS = "mixer_b16_224.goog_in21k_ft_in1k"
 HUB_HOST = "huggingface.co"

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from .data import batch_mixing, dataset_classes, load_dataset, normalization
+from ..data import batch_mixing, dataset_classes, load_dataset, normalization
 from .validation import check_positive_int
 
 DEVICE_AUGMENTATIONS = ("none", "crop-flip")
@@ -185,7 +185,7 @@ class DeviceLoader:
         loop that seeds torch per epoch gets a repeatable epoch. The same seed gives the same
         batches; the test split ignores it.
 
-        With `world_size > 1` (several training processes, `mixer_edu.distributed`), every batch
+        With `world_size > 1` (several training processes, `support.distributed`), every batch
         is the same global batch as with one process, and this gives only its part number `rank`:
         images `[rank * B / world_size, (rank + 1) * B / world_size)` of it.
         """

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import DATASETS
+from ..data import DATASETS
 from .paths import project_folder
 from .runtime import seed_everything
 from .validation import check_choice

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mixer_edu import create_model
-from mixer_edu.optim import lr_factor, parameter_groups, warmup_cosine
+from mixer_edu.train import lr_factor, parameter_groups, warmup_cosine
 
 
 def test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_zero():

@@ -12,9 +12,9 @@ one. `train_briefly` does that in memory, without writing anything:
     print(run.test_acc, run.params, run.images_per_second)
 
 It is built from the trainer's own pieces, so a comparison trains the way the course's main run
-does: the batches come from `mixer_edu.device_data.DeviceLoader` (random crop after 4 pixels of
+does: the batches come from `support.device_data.DeviceLoader` (random crop after 4 pixels of
 padding, then a horizontal flip, as the recipe), each epoch is `mixer_edu.train.train_one_epoch`
-(label smoothing, gradient clipping), the optimiser and schedule come from `mixer_edu.optim`
+(label smoothing, gradient clipping), the optimiser and schedule come from `mixer_edu.train`
 (AdamW without decay on biases and norms, linear warmup then cosine) and the accuracies from
 `mixer_edu.evaluation.predict`. Everything runs on the model's device.
 
@@ -36,12 +36,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .data import dataset_classes, load_dataset
+from ..data import dataset_classes, load_dataset
+from ..evaluation import predict
+from ..train import parameter_groups, train_one_epoch, warmup_cosine
 from .device_data import DeviceLoader
-from .evaluation import predict
-from .optim import parameter_groups, warmup_cosine
 from .runtime import epoch_seed
-from .train import train_one_epoch
 
 
 @dataclass
@@ -118,15 +117,21 @@ def train_briefly(
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
     steps = len(loader)
     scheduler = warmup_cosine(optimizer, max(1, round(warmup_epochs * steps)), epochs * steps)
-    hook = None if transform is None else (lambda images, labels: (transform(images), labels))
     test_acc_per_epoch, per_class, seconds = [], [], 0.0
     for epoch in range(1, epochs + 1):
         with _seeded(epoch_seed(seed, epoch), device):  # DropPath's draws, for this epoch only
             start = time.perf_counter()
+            batches = _Transformed(loader.epoch(epoch_seed(seed, epoch)), transform)
             train_one_epoch(
-                model, loader.epoch(epoch_seed(seed, epoch)), optimizer, scheduler, device,
-                precision, label_smoothing, clip_grad, mixing=hook,
-            )  # fmt: skip
+                model,
+                batches,
+                optimizer,
+                scheduler,
+                device,
+                precision=precision,
+                label_smoothing=label_smoothing,
+                clip_grad=clip_grad,
+            )
             seconds += time.perf_counter() - start
         test_acc, per_class = accuracy(model, test, transform, precision=precision)
         test_acc_per_epoch.append(test_acc)
@@ -140,6 +145,20 @@ def train_briefly(
         test_acc_per_epoch=test_acc_per_epoch,
         model=model.eval(),
     )
+
+
+class _Transformed:
+    """An epoch's batches with `transform` applied to the images (None: unchanged)."""
+
+    def __init__(self, batches, transform: Callable[[Tensor], Tensor] | None):
+        self.batches, self.transform = batches, transform
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for images, labels in self.batches:
+            yield (images if self.transform is None else self.transform(images)), labels
 
 
 @contextmanager

@@ -121,14 +121,6 @@ def supports_bf16(device: torch.device) -> bool:
     return False  # MPS: bf16 support depends on the macOS version; float32 is the safe choice
 
 
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """'auto' -> 'bf16' where `device` computes in bfloat16 natively, else 'fp32'."""
-    check_choice(precision, PRECISIONS, "precision")
-    if precision != "auto":
-        return precision
-    return "bf16" if supports_bf16(torch.device(device)) else "fp32"
-
-
 def autocast(device: str | torch.device, precision: str):
     """The context under which forward passes run: bf16 autocast, or nothing for fp32.
 
@@ -171,7 +163,7 @@ def keep_freed_memory() -> bool:
     and again. By default glibc serves big blocks with fresh `mmap`s and hands freed memory back
     to the system, so every step pays a page fault for each 4 KB page it touches again. Raising
     the mmap threshold to its maximum (32 MB) and the trim threshold to 2 GB keeps those pages
-    in the process (`python -m mixer_edu.bench --default-malloc` measures the difference).
+    in the process (`python -m mixer_edu.support.bench --default-malloc` measures the difference).
     Process-wide and harmless: the memory stays with the process until it exits.
 
     Returns False (and changes nothing) where the C library is not glibc.

@@ -12,13 +12,13 @@ What each method is for:
 - `forward_intermediates(images, indices=...)`: the token table after chosen blocks, as
   `(B, C, h, w)` feature maps (`output_fmt="NCHW"`) or `(B, N, C)` tables (`"NLC"`); for
   detection/segmentation heads, or to look at how the tokens change from block to block
-  (`mixer_edu.token_norms`).
+  (`mixer_edu.viz.token_norms.token_norms`).
 - `prune_intermediate_layers(indices)`: drop the blocks after the last one needed (and the head),
   so a feature extractor does no wasted work.
 - `set_grad_checkpointing(True)`: keep only each block's input during the forward pass and
   recompute the block's insides during the backward pass. Training then stores far fewer
   activations (less memory) and runs each block's forward twice (more time); the numbers are the
-  same. `python -m mixer_edu.bench --grad-checkpointing` measures the saving.
+  same. `python -m mixer_edu.support.bench --grad-checkpointing` measures the saving.
 - `group_matcher()`: regular expressions that group the parameters by depth (stem, block i, final
   norm), for optimisers that give each depth its own learning rate.
 - `get_classifier()`: the head, to replace or inspect it.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -158,27 +157,3 @@ class TimmCompatMixin:
         if prune_head:
             self.reset_classifier(0, "")
         return taken
-
-
-@torch.no_grad()
-def token_norms(model: nn.Module, images: Tensor, norm: bool = False) -> Tensor:
-    """How large each token is after each block: the length of its C-vector, on the patch grid.
-
-    Args:
-        model: an `MlpMixer` (or `GMlp`).
-        images: `(B, in_chans, H, W)`, on any device (moved to the model's).
-        norm: measure the tokens after the model's final LayerNorm (which rescales every token to
-            about the same length, so this mostly shows the LayerNorm's learned weights); by
-            default the raw residual stream.
-
-    Returns:
-        `(B, num_blocks, h, w)` on the CPU, float32: entry `[b, i, r, c]` is the Euclidean norm
-        over the C channels of the token of patch (r, c) of image b after block i. It shows
-        where in the image the residual stream grows; it does not show what the tokens encode
-        (two tokens of equal length can point in any directions).
-    """
-    device = next(model.parameters()).device
-    maps = model.forward_intermediates(
-        images.to(device), norm=norm, output_fmt="NCHW", intermediates_only=True
-    )  # num_blocks x (B, C, h, w)
-    return torch.stack([m.norm(dim=1) for m in maps], dim=1).float().cpu()  # (B, L, h, w)

@@ -1,8 +1,9 @@
 """The benchmark's loop rows: the whole training loop next to the model-only step.
 
-`python -m mixer_edu.bench --loop` measures, for each precision, on one model and one device:
+`python -m mixer_edu.support.bench --loop` measures, for each precision, on one model and one
+device:
 
-    model-only   the bench's training step (`mixer_edu.bench.training_step`) on one fixed batch,
+    model-only   the bench's training step (`support.bench.training_step`) on one fixed batch,
                  `batches` times: forward, loss, backward, clipping, AdamW; no data at all;
                  and, for the evaluation, forward passes (`inference_step`) on a fixed batch
                  over as many test images
@@ -18,7 +19,7 @@ without the evaluation that follows every epoch (loop against model-only trainin
 with it (loop and evaluation against the model-only steps and forward passes of the same work).
 timm's model-only step runs in the same measurement, so the loop can be compared with the
 reference implementation's bare step.
-All of them take turns (`mixer_edu.bench.time_alternating`), so a shared machine's drift
+All of them take turns (`mixer_edu.support.bench.time_alternating`), so a shared machine's drift
 touches them alike. The images are random uint8 pictures: cropping costs the same whatever
 they show.
 """
@@ -30,6 +31,8 @@ import time
 
 import torch
 
+from ..evaluation import evaluate
+from ..train import warmup_cosine
 from .bench import (
     CONFIGS,
     build_pair,
@@ -39,8 +42,6 @@ from .bench import (
     training_step,
 )
 from .device_data import DeviceLoader
-from .evaluation import evaluate
-from .optim import warmup_cosine
 
 
 def loop_benchmark(
@@ -53,7 +54,7 @@ def loop_benchmark(
     clock=time.perf_counter,
 ) -> dict:
     """Seconds per epoch of the model-only step, the loop and the evaluation, per precision."""
-    from .train import train_one_epoch  # the trainer's own code path, not a copy of it
+    from ..train import train_one_epoch  # the trainer's own code path, not a copy of it
 
     device = torch.device(device)
     spec = CONFIGS[config]
@@ -107,7 +108,7 @@ def _loop_epoch(train_one_epoch, model, loader: DeviceLoader, precision: str):
 
     def epoch():
         batches = loader.epoch(seed=0)
-        train_one_epoch(model, batches, optimizer, scheduler, loader.device, precision, 0.1, 1.0)
+        train_one_epoch(model, batches, optimizer, scheduler, loader.device, precision=precision)
 
     return epoch
 

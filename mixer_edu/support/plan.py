@@ -5,8 +5,8 @@ draw other, equally distributed crops); they decide how fast it goes. `plan_run`
 the run options (`'auto'` where the user did not choose) and a description of the device, by the
 rules in its docstring, and the trainer prints them at the start of a run (`RunPlan.summary`).
 
-The rules come from measurements (`python -m mixer_edu.bench`), cited with the machine they were
-made on. A rule is a default, never a restriction: every choice can be made by hand
+The rules come from measurements (`python -m mixer_edu.support.bench`), cited with the machine
+they were made on. A rule is a default, never a restriction: every choice can be made by hand
 (`precision=`, `data_path=`, `compile=`, `num_workers=`).
 """
 
@@ -32,7 +32,7 @@ class DeviceDescription:
 
     type: str  # 'cpu', 'cuda' or 'mps'
     name: str  # e.g. 'NVIDIA H200' or 'AMD EPYC', for the printed summary
-    bf16: bool  # computes in bfloat16 natively (see mixer_edu.runtime.supports_bf16)
+    bf16: bool  # computes in bfloat16 natively (see mixer_edu.support.runtime.supports_bf16)
     cores: int = 1  # CPU cores this process may use (for loader workers)
 
 
@@ -54,7 +54,7 @@ class RunPlan:
 
     device: DeviceDescription
     precision: str  # 'fp32' or 'bf16'
-    data_path: str  # 'device' (mixer_edu.device_data) or 'per-image' (mixer_edu.data)
+    data_path: str  # 'device' (mixer_edu.support.device_data) or 'per-image' (mixer_edu.data)
     step: str  # 'eager', 'compile' or 'cuda-graphs' (torch.compile, mode="reduce-overhead")
     workers: int  # DataLoader worker processes (0 on the device path: there is no DataLoader)
 
@@ -75,6 +75,21 @@ class RunPlan:
             "cuda-graphs": "torch.compile with CUDA graphs (reduce-overhead)",
         }[self.step]
         return f"{self.device.type} ({self.device.name}): {self.precision}, data {data}, {step}"
+
+
+def auto_precision(device: DeviceDescription, batch_size: int) -> str:
+    """The one `'auto'` precision rule (see the table in `plan_run`): bf16 where the device
+    computes in it natively, except on a GPU at batches below `LARGE_GPU_BATCH`."""
+    small_gpu_batch = device.type == "cuda" and batch_size < LARGE_GPU_BATCH
+    return "bf16" if device.bf16 and not small_gpu_batch else "fp32"
+
+
+def resolve_precision(precision: str, device, batch_size: int) -> str:
+    """`precision` itself, or for `'auto'` what `auto_precision` picks on `device` and batch."""
+    check_choice(precision, PRECISIONS, "precision")
+    if precision != "auto":
+        return precision
+    return auto_precision(describe_device(torch.device(device)), batch_size)
 
 
 def plan_run(
@@ -121,7 +136,7 @@ def plan_run(
     small_gpu_batch = device.type == "cuda" and batch_size < LARGE_GPU_BATCH
 
     if precision == "auto":
-        precision = "bf16" if device.bf16 and not small_gpu_batch else "fp32"
+        precision = auto_precision(device, batch_size)
     if not compile:
         step = "eager"
     else:

@@ -111,7 +111,7 @@ def read_cifar_pickle(path: str | Path) -> dict:
         raise DatasetUnavailableError(
             f"{path} is not a plain CIFAR-10 data file ({error}); it was not read, and nothing "
             f"in it was run. Delete the folder {path.parent} and download or regenerate the data "
-            "set (the stand-in: python -m mixer_edu.standin)."
+            "set (the stand-in: python -m mixer_edu.support.standin)."
         ) from None
     if not isinstance(value, dict):
         raise DatasetUnavailableError(

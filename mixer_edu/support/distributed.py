@@ -130,12 +130,12 @@ def combine_stats(stats: dict, ranks: Ranks, device: torch.device) -> dict:
     """
     if ranks.world_size == 1:
         return stats
-    values = [stats["loss"], stats["acc"], stats["images_per_sec"]]
+    values = [stats["loss"], stats["acc"], stats["images_per_second"]]
     values = torch.tensor(values, dtype=torch.float64, device=device)  # NCCL: on the GPU
     dist.all_reduce(values)
     loss, acc, speed = values.tolist()
     world = ranks.world_size
-    return {**stats, "loss": loss / world, "acc": acc / world, "images_per_sec": speed}
+    return {**stats, "loss": loss / world, "acc": acc / world, "images_per_second": speed}
 
 
 def barrier(ranks: Ranks) -> None:

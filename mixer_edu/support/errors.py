@@ -6,7 +6,7 @@ in one line that says what went wrong and what to do, not in a traceback. A bug 
 should still show its traceback, so that it can be found and fixed.
 
 - `MixerEduError` is the base of the package's own expected errors; a `ValueError` /
-  `TypeError` (bad input, see `mixer_edu.validation`) and an `OSError` (a file or folder that
+  `TypeError` (bad input, see `support.validation`) and an `OSError` (a file or folder that
   is missing, is a file where a folder is needed, or is not writable) are expected too.
 - `command_line` wraps the `main(argv)` of every command (`python -m mixer_edu.train`, `viz`,
   `mlm`, `bench`, `standin`): an expected error becomes `error: ...` on stderr and exit status

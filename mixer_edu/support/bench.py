@@ -1,7 +1,7 @@
 """Benchmark: how fast our Mixer trains and infers, next to timm's, on this machine.
 
-`python -m mixer_edu.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with the same
-configuration and the same weights, and measures, in one process:
+`python -m mixer_edu.support.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with
+the same configuration and the same weights, and measures, in one process:
 
 - **training steps** per second (forward, backward and an AdamW step on a fixed batch), and
 - **inference** (a forward pass without gradients, eval mode),
@@ -20,20 +20,20 @@ times faster than fp32 ones on GPUs and on CPUs with bf16 units, so a bf16 row m
 the fp32 peak could read far above 100%, which says nothing.)
 
 `--data` also measures the input pipeline alone, in images per second, next to the model-only
-training step: the batch path of `mixer_edu.device_data` (the data set on the device, augmented
+training step: the batch path of `support.device_data` (the data set on the device, augmented
 a batch at a time) and, for 32x32 images, the per-image torchvision path of
 `mixer_edu.data.make_loaders` in this process (0 workers). A loop that prepares a batch and then
 trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
 `--loop` also measures the whole training loop, data, step and evaluation, through the
 trainer's own `train_one_epoch`, next to the model-only step, and reports the fraction of
-model-only speed the loop reaches (`mixer_edu.bench_loop`).
+model-only speed the loop reaches (`mixer_edu.support.bench_loop`).
 
 `--grad-checkpointing` measures instead what `set_grad_checkpointing(True)` trades: peak memory
-and time of a training pass with it off and on (`mixer_edu.bench_memory`).
+and time of a training pass with it off and on (`mixer_edu.support.bench_memory`).
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
-allocator (`mixer_edu.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
+allocator (`support.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
 leaves glibc's defaults). On a shared machine, check that nothing else is running (`uptime`):
 two threads that wait for each other slow down many times over when another process takes a core.
 There, `--threads 1 --cpu-time` gives robust ratios: one thread waits for no one, and the clock
@@ -54,14 +54,14 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import ImageTensors, NormalizeBatch, augmentation
+from ..data import ImageTensors, NormalizeBatch, augmentation
+from ..mixer import MlpMixer
+from ..train import train_step
 from .device_data import DeviceLoader
 from .errors import command_line, exit_status
-from .mixer import MlpMixer
 from .paths import check_folder
 from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
 from .validation import check_positive_int
@@ -137,19 +137,13 @@ def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
 
 
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
-    """A function doing one full training step (as `mixer_edu.train` does) on a fixed batch:
+    """A function doing the trainer's own step (`mixer_edu.train.train_step`) on a fixed batch:
     forward, label-smoothed loss, backward, gradient clipping, AdamW."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
         model.train()  # (cheap) the loop benchmark evaluates the same model in between
-        with autocast(images.device, precision):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        train_step(model, images, labels, optimizer, precision=precision)
 
     return step
 
@@ -249,7 +243,7 @@ def benchmark(
             times = time_alternating(steps, calls or spec["calls"], repeats, device, clock=clock)
             row = {"kind": kind, "precision": precision}
             for name, seconds in times.items():
-                row[f"{name}_images_per_sec"] = batch / statistics.median(seconds)
+                row[f"{name}_images_per_second"] = batch / statistics.median(seconds)
                 row[f"{name}_spread"] = (max(seconds) - min(seconds)) / statistics.median(seconds)
             result["rows"].append(row)
     return result
@@ -301,7 +295,7 @@ def data_benchmark(
         epochs["per-image, 0 workers"] = per_image_epoch
     times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
     rows = [
-        {"path": name, "images_per_sec": n / statistics.median(seconds)}
+        {"path": name, "images_per_second": n / statistics.median(seconds)}
         for name, seconds in times.items()
     ]
     return {"config": config, "batch_size": batch, "images": n, "device": str(device), "rows": rows}
@@ -342,7 +336,7 @@ def peak_gflops(machine: dict, precision: str) -> float:
 
 
 def report(machine: dict, result: dict) -> str:
-    """The table `python -m mixer_edu.bench` prints for one configuration."""
+    """The table `python -m mixer_edu.support.bench` prints for one configuration."""
     m, batch = result["model"], result["batch_size"]
     train_flops, infer_flops = result["train_flops_per_image"], result["infer_flops_per_image"]
     precisions = dict.fromkeys(row["precision"] for row in result["rows"])
@@ -357,7 +351,7 @@ def report(machine: dict, result: dict) -> str:
         f"{'ours, % of peak':>17s}{'timm, %':>9s}",
     ]
     for row in result["rows"]:
-        ours, theirs = row["ours_images_per_sec"], row.get("timm_images_per_sec")
+        ours, theirs = row["ours_images_per_second"], row.get("timm_images_per_second")
         flops = train_flops if row["kind"] == "train" else infer_flops
         peak = peak_gflops(machine, row["precision"]) * 1e9
         line = f"{row['kind'] + ' ' + row['precision']:12s}{ours:12.1f}"
@@ -369,8 +363,8 @@ def report(machine: dict, result: dict) -> str:
         lines.append(line)
     by_key = {(r["kind"], r["precision"]): r for r in result["rows"]}
     bf16, fp32 = by_key.get(("train", "bf16")), by_key.get(("train", "fp32"))
-    if bf16 and fp32 and "timm_images_per_sec" in fp32:
-        ratio = bf16["ours_images_per_sec"] / fp32["timm_images_per_sec"]
+    if bf16 and fp32 and "timm_images_per_second" in fp32:
+        ratio = bf16["ours_images_per_second"] / fp32["timm_images_per_second"]
         lines.append(f"training, ours in bf16 autocast / timm in fp32: {ratio:.2f}x")
     return "\n".join(lines)
 
@@ -378,7 +372,7 @@ def report(machine: dict, result: dict) -> str:
 def report_data(data: dict, result: dict) -> str:
     """The input pipeline's rows next to our model-only training steps (`--data`)."""
     steps = {
-        r["precision"]: r["ours_images_per_sec"] for r in result["rows"] if r["kind"] == "train"
+        r["precision"]: r["ours_images_per_second"] for r in result["rows"] if r["kind"] == "train"
     }
     lines = [
         f"data, {data['config']}: {data['images']} random uint8 images (crop-flip, normalise), "
@@ -388,7 +382,7 @@ def report_data(data: dict, result: dict) -> str:
         f"{'':22s}{'img/s':>12s}" + "".join(f"{'ceiling, ' + p + ' step':>22s}" for p in steps),
     ]
     for row in data["rows"]:
-        rate = row["images_per_sec"]
+        rate = row["images_per_second"]
         line = f"{row['path']:22s}{rate:12.0f}"
         line += "".join(f"{rate / (rate + model):22.1%}" for model in steps.values())
         lines.append(line)
@@ -411,7 +405,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 @command_line  # bad input ends in one `error:` line and exit status 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mixer_edu.bench",
+        prog="python -m mixer_edu.support.bench",
         description="Training and inference throughput of mixer_edu's MlpMixer next to timm's.",
     )
     add = parser.add_argument
@@ -444,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "--loop",
         action="store_true",
         help="also measure the whole training loop (data, step, evaluation, through the "
-        "trainer's train_one_epoch) next to the model-only step (mixer_edu.bench_loop)",
+        "trainer's train_one_epoch) next to the model-only step (mixer_edu.support.bench_loop)",
     )
     add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")

@@ -39,10 +39,10 @@ images (up to the last bit of an occasional floating-point rounding), in a few s
 file as written; `mixer_edu.data` checks the files against it (in place of CIFAR-10's published
 checksums, which the stand-in cannot match) and regenerates a copy written by an older version.
 The checksums catch damaged files only: whoever can plant a file can rewrite the manifest too.
-What keeps a planted file from running code is the plain-data reader, `mixer_edu.cifar_files`.
+What keeps a planted file from running code is the plain-data reader, `support.cifar_files`.
 
 `write_standin()` writes it into `data/standin/` (`mixer_edu.data.load_dataset("standin", ...)`
-calls it on first use); `python -m mixer_edu.standin` rewrites it by hand.
+calls it on first use); `python -m mixer_edu.support.standin` rewrites it by hand.
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def write_standin(
 @command_line  # a data folder that is a file, or not writable: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m mixer_edu.standin",
+        prog="python -m mixer_edu.support.standin",
         description="Write the synthetic stand-in for CIFAR-10 in CIFAR-10's on-disk format.",
     )
     parser.add_argument(

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..data import dataset_label
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -63,5 +65,26 @@ def epoch_line(record: dict, epochs: int) -> str:
         f"epoch {record['epoch']:3d}/{epochs} | train loss {record['train_loss']:.3f} "
         f"acc {record['train_acc']:6.1%} | test loss {record['test_loss']:.3f} "
         f"acc {record['test_acc']:6.1%} | lr {record['lr']:.2e} | "
-        f"{record['images_per_sec']:6.0f} img/s | {record['dataset']}"
+        f"{record['images_per_second']:6.0f} img/s | {record['dataset']}"
     )
+
+
+def epoch_record(
+    epoch: int, lr: float, train_stats: dict, test_stats: dict, *, config, plan
+) -> dict:
+    """One line of `metrics.jsonl`: the epoch's training and test numbers, and how it ran."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_stats["loss"],
+        "train_acc": train_stats["acc"],
+        "test_loss": test_stats["loss"],
+        "test_acc": test_stats["acc"],
+        "lr": lr,
+        "grad_norm": train_stats["grad_norm"],
+        "images_per_second": train_stats["images_per_second"],
+        "dataset": dataset_label(config.dataset),
+        "model": config.model_name,
+        "precision": plan.precision,
+        "device": plan.device.type,
+        "data_path": plan.data_path,
+    }

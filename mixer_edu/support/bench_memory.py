@@ -1,12 +1,12 @@
 """Gradient checkpointing: how much memory it saves and how much time it costs.
 
-`model.set_grad_checkpointing(True)` (`mixer_edu.timm_compat`) keeps only each block's input
+`model.set_grad_checkpointing(True)` (`mixer_edu.support.timm_compat`) keeps only each block's input
 during the forward pass and recomputes the block's activations during the backward pass: less
 memory held at the peak, one more forward pass of work. This module measures both for one
 training pass (forward, loss, backward), off and on, on the same model and batch:
 
-    python -m mixer_edu.bench --grad-checkpointing              # Mixer-S/16, batch 16
-    python -m mixer_edu.bench --grad-checkpointing --config cifar
+    python -m mixer_edu.support.bench --grad-checkpointing              # Mixer-S/16, batch 16
+    python -m mixer_edu.support.bench --grad-checkpointing --config cifar
 
 Peak memory counts tensors only: on CUDA torch's allocator statistics; on a CPU, where there
 are none, torch's profiler records every allocation and free of the pass.
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..mixer import MlpMixer
 from .bench import CONFIGS, random_batch, time_alternating
-from .mixer import MlpMixer
 
 
 def _train_pass(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -111,7 +111,7 @@ def report_checkpointing(machine: str, result: dict) -> str:
 
 
 def checkpointing_main(args: argparse.Namespace, cpu_name: str) -> int:
-    """`python -m mixer_edu.bench --grad-checkpointing`: measure, print, and write `--json`."""
+    """`python -m mixer_edu.support.bench --grad-checkpointing`: measure, print, write `--json`."""
     config = "quick" if args.quick else ("s16" if args.config == "all" else args.config)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import create_model
+from ..models import create_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_DIR = "snapshots"
@@ -253,7 +253,7 @@ def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoi
         raise ValueError(
             f"{source} was saved from a model with another configuration: {'; '.join(problems)}. "
             "Build the model with the checkpoint's own configuration: "
-            "mixer_edu.checkpoint.load_model(path) does that for you."
+            "mixer_edu.support.checkpoint.load_model(path) does that for you."
         )
     model.load_state_dict(state_dict, strict=True)
 

@@ -1,0 +1,16 @@
+"""The machinery behind the lessons: students need not read anything in this folder.
+
+The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train`, `data`,
+`viz`, ...) call into these modules for what every real run needs but no lesson teaches:
+
+- how a run runs: `plan` (precision, data path, compile, workers, printed at the start),
+  `runtime` (device, seeds, allocator settings), `distributed` (torchrun / DDP),
+  `device_data` (the data set kept on the accelerator);
+- files: `checkpoint` (atomic writes, safe loading, exact resume), `metrics` (`metrics.jsonl`),
+  `paths`, `cifar_files` (reading CIFAR-10 without unpickling code), `standin` (the offline
+  stand-in data set);
+- errors and checks: `errors` (one `error:` line per command), `validation`;
+- timm: `timm_compat` (timm's extra model methods), `pretrained` (the paper's weights);
+- the classroom: `course` (the notebooks' run modes and `cmp`), `compare` (short comparison
+  runs), `bench`, `bench_loop`, `bench_memory` (speed next to timm).
+"""

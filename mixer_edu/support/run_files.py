@@ -1,0 +1,154 @@
+"""What a training run keeps on disk: start or resume, the per-epoch save, divergence messages.
+
+`mixer_edu.train` calls these at marked places; the files themselves (atomic writes, safe
+loading) are `checkpoint`'s and `metrics`' business. docs/training.md tells the whole story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import dataset_classes, dataset_label
+from . import checkpoint as ckpt
+from .errors import TrainingDivergedError
+from .metrics import METRICS_NAME, keep_metrics_up_to
+
+
+def start_or_resume(
+    out: Path, *, run, say, ranks, config, model, optimizer, scheduler, plan
+) -> int:
+    """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
+
+    Args:
+        out: the run folder. config, run: `TrainConfig` and `RunOptions`.
+        model, optimizer, scheduler: loaded in place from the checkpoint when resuming.
+        say: prints a line (or nothing). ranks: every rank reads; only rank 0 deletes.
+        plan: its data path is compared with the one the run started on.
+    """
+    data_path = plan.data_path
+    path = out / ckpt.CHECKPOINT_NAME
+    if path.exists() and run.resume:
+        saved = ckpt.load_resumable(path)
+        check_resumable(saved, config, path)
+        ckpt.load_weights(model, saved["model"], str(path))
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        ckpt.set_rng_state(saved["rng"])
+        keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
+        say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
+        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
+            say(
+                f"note: this run started on the {started} data path and continues on the "
+                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
+                f"--data-path {started} (data_path={started!r}) to continue it exactly."
+            )
+        return saved["epoch"]
+    if path.exists() and not run.overwrite:
+        epoch = ckpt.load_checkpoint(path)["epoch"]
+        raise FileExistsError(
+            f"{out} already holds a training run (finished epoch {epoch}); pass resume=True "
+            "(--resume) to continue it, overwrite=True (--overwrite) to start again, or choose "
+            "another out folder."
+        )
+    if run.resume:
+        say(f"No checkpoint in {out} yet: starting a new run.")
+    if ranks.is_main:
+        for old in [path, out / METRICS_NAME, *ckpt.list_snapshots(out)]:
+            old.unlink(missing_ok=True)
+    return 0
+
+
+def save_epoch(out: Path, epoch: int, *, config, model, optimizer, scheduler, plan) -> None:
+    """The snapshot of `epoch` (the weights) and the checkpoint (everything to continue)."""
+    snapshot = {
+        "model_name": config.model_name,
+        "model_config": ckpt.encode_config(config.model_kwargs()),
+        "model": ckpt.model_state(model),
+        "epoch": epoch,
+        "dataset": config.dataset,
+        "dataset_label": dataset_label(config.dataset),
+        "classes": list(dataset_classes(config.dataset)),
+    }
+    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch))
+    full = {
+        **snapshot,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": ckpt.rng_state(),
+        "train_config": asdict(config),
+        "precision": plan.precision,
+        "data_path": plan.data_path,
+    }
+    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
+
+
+def check_resumable(state: dict, config, path: Path) -> None:
+    """A checkpoint continues only the same model and the same recipe (except `epochs`)."""
+    ckpt.check_same_model(state, config.model_name, config.model_kwargs(), path)
+    saved = dict(state.get("train_config", {}))
+    asked = asdict(config)
+    saved.pop("epochs", None), asked.pop("epochs")  # a run may be extended or shortened
+    if saved != asked:
+        difference = ckpt.describe_difference(saved, asked)
+        raise ValueError(
+            f"{path} was trained with another recipe ({difference}); resuming it with different "
+            "settings would not continue the same run. Pass the checkpoint's settings (on the "
+            "command line, --resume alone reuses them), or choose another --out folder."
+        )
+
+
+def checkpoint_recipe(out: Path):
+    """The `TrainConfig` stored in `out`'s checkpoint, or None when there is none yet."""
+    from ..config import TrainConfig
+
+    path = Path(out) / ckpt.CHECKPOINT_NAME
+    return TrainConfig(**ckpt.load_resumable(path)["train_config"]) if path.exists() else None
+
+
+# Divergence: a loss or a weight that is inf or nan stops the run before anything is written.
+
+
+def note_nonfinite(loss: torch.Tensor, step: int, first_bad_step: torch.Tensor) -> torch.Tensor:
+    """`step` if `loss` is the first inf or nan of the epoch, else `first_bad_step` unchanged.
+
+    Computed on the device (no waiting for it), read by `stop_if_diverged`."""
+    is_first = (first_bad_step < 0) & ~torch.isfinite(loss.detach())
+    return torch.where(is_first, step, first_bad_step)
+
+
+def stop_if_diverged(first_bad_step: torch.Tensor, total_loss: torch.Tensor, steps: int) -> None:
+    """Raise `TrainingDivergedError` once a loss was not finite: nothing learns after that."""
+    if (step := int(first_bad_step.item())) >= 0:
+        raise TrainingDivergedError(
+            f"the training loss became {total_loss.item()} at step {step + 1} of {steps}"
+        )
+
+
+def check_finite(model: nn.Module, test_stats: dict) -> None:
+    """Raise `TrainingDivergedError` if a weight or the test loss is inf or nan."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingDivergedError("the weights became inf or nan in the last step")
+    if not torch.isfinite(torch.tensor(test_stats["loss"])):
+        raise TrainingDivergedError(f"the test loss became {test_stats['loss']}")
+
+
+def diverged_message(error: TrainingDivergedError, epoch: int, config, out: Path) -> str:
+    """The error a diverged run ends with: what happened, what to try, what `out` holds."""
+    lower = min(config.lr / 10, type(config).lr)  # a tenth, and never above the default
+    return (
+        f"training diverged in epoch {epoch}: {error}. The learning rate ({config.lr:g}) is "
+        f"probably too high: try --lr {lower:.2g} (lr={lower:.2g}), and start again with "
+        f"--overwrite. {out / ckpt.CHECKPOINT_NAME} still holds epoch {epoch - 1}, the last "
+        "finite weights; nothing of this epoch was saved."
+    )
+
+
+def interrupted_message(epoch: int, out: Path) -> str:
+    return (
+        f"\nInterrupted during epoch {epoch}. {out / ckpt.CHECKPOINT_NAME} holds epoch "
+        f"{epoch - 1}; continue with --resume (resume=True), which repeats epoch {epoch}."
+    )
