@@ -80,6 +80,8 @@ from .optim import lr_factor, parameter_groups, warmup_cosine
 from .paths import check_folder, writable_folder
 from .plan import describe_device, plan_run
 from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
+from .support.resume_changes import check_resumable, run_changes
+from .support.run_lock import run_lock
 
 # Importable from here as before: the notebooks and the pictures use them with `train`.
 __all__ = [
@@ -221,7 +223,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
             precision=run.precision, data_path=run.data_path, compile=run.compile,
             num_workers=run.num_workers,
         )  # fmt: skip
-        return _train(config, run, out, plan, ranks, device)
+        with run_lock(out, enabled=ranks.is_main):  # [w24] refuses a second run into `out`
+            return _train(config, run, out, plan, ranks, device)
 
 
 def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResult:
@@ -242,11 +245,11 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
         writable_folder(out, "the output folder (out, --out)")
         ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote a checkpoint
     start_epoch = _start_or_resume(
-        out, run, config, model, optimizer, scheduler, say, ranks, plan.data_path
+        out, run, config, model, optimizer, scheduler, say, ranks, plan, device
     )
     distributed.barrier(ranks)  # every rank has decided before rank 0 writes
     if start_epoch == 0 and ranks.is_main:
-        _save(out, 0, config, model, optimizer, scheduler, plan)
+        _save(out, 0, config, model, optimizer, scheduler, plan, device)
     say(
         f"Training {config.model_name} on the {dataset_label(config.dataset)} "
         f"({_image_count(train_loader)} training images) for {config.epochs} epochs; writing "
@@ -275,7 +278,7 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
                 record = _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device)
                 # Metrics before the checkpoint: a resume drops a line whose checkpoint never came.
                 append_metrics(out / METRICS_NAME, record)
-                _save(out, epoch, config, model, optimizer, scheduler, plan)
+                _save(out, epoch, config, model, optimizer, scheduler, plan, device)
                 say(epoch_line(record, config.epochs))
             distributed.barrier(ranks)
     except TrainingDivergedError as error:
@@ -336,7 +339,7 @@ def _image_count(loader) -> int:
 
 
 def _start_or_resume(
-    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks, data_path: str
+    out: Path, run: RunOptions, config, model, optimizer, scheduler, say, ranks, plan, device
 ) -> int:
     """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
 
@@ -345,19 +348,16 @@ def _start_or_resume(
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
         saved = ckpt.load_resumable(path)
-        _check_resumable(saved, config, path)
+        notes = check_resumable(saved, config, path)  # [w24] refuses, or says what changed
+        notes += run_changes(saved, plan.precision, plan.data_path, device.type)  # [w24]
         ckpt.load_weights(model, saved["model"], str(path))
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         ckpt.set_rng_state(saved["rng"])
         keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
         say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
-        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
-            say(
-                f"note: this run started on the {started} data path and continues on the "
-                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
-                f"--data-path {started} (data_path={started!r}) to continue it exactly."
-            )
+        for note in notes:  # [w24]
+            say(note)
         return saved["epoch"]
     if path.exists() and not run.overwrite:
         epoch = ckpt.load_checkpoint(path)["epoch"]
@@ -374,7 +374,7 @@ def _start_or_resume(
     return 0
 
 
-def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> None:
+def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan, device) -> None:
     """The snapshot of `epoch` (the weights) and the checkpoint (everything to continue)."""
     snapshot = {
         "model_name": config.model_name,
@@ -385,7 +385,7 @@ def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> N
         "dataset_label": dataset_label(config.dataset),
         "classes": list(dataset_classes(config.dataset)),
     }
-    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch))
+    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch), f"the snapshot of epoch {epoch}")
     full = {
         **snapshot,
         "optimizer": optimizer.state_dict(),
@@ -394,8 +394,9 @@ def _save(out: Path, epoch: int, config, model, optimizer, scheduler, plan) -> N
         "train_config": asdict(config),
         "precision": plan.precision,
         "data_path": plan.data_path,
+        "device": device.type,  # [w24] a resume on another device says so
     }
-    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
+    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
 
 
 def _check_finite(model: nn.Module, test_stats: dict) -> None:
@@ -433,21 +434,6 @@ def _epoch_record(epoch, lr, train_stats, test_stats, config, plan, device) -> d
         "device": device.type,
         "data_path": plan.data_path,
     }
-
-
-def _check_resumable(state: dict, config: TrainConfig, path: Path) -> None:
-    """A checkpoint continues only the same model and the same recipe (except `epochs`)."""
-    ckpt.check_same_model(state, config.model_name, config.model_kwargs(), path)
-    saved = dict(state.get("train_config", {}))
-    asked = asdict(config)
-    saved.pop("epochs", None), asked.pop("epochs")  # a run may be extended or shortened
-    if saved != asked:
-        difference = ckpt.describe_difference(saved, asked)
-        raise ValueError(
-            f"{path} was trained with another recipe ({difference}); resuming it with different "
-            "settings would not continue the same run. Pass the checkpoint's settings (on the "
-            "command line, --resume alone reuses them), or choose another --out folder."
-        )
 
 
 # --------------------------------------------------------------------------------------------
