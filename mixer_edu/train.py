@@ -35,6 +35,9 @@ Around the loop, `train` keeps the run safe and reproducible:
   anything of that epoch is written: the checkpoint keeps the last finite weights.
 - A run killed outright (`kill -9`) can leave a checkpoint's temporary file behind; the next run
   in the folder removes it, and `--resume` drops metrics lines whose checkpoint never came.
+- **One run per folder** (`mixer_edu.support.run_lock`): a second run into a folder that a live
+  run writes is refused, naming it. A full disk stops the run with the size it needed and the
+  last checkpoint intact (`mixer_edu.support.disk`).
 
 How it runs is decided, and printed, at the start (`mixer_edu.plan.plan_run`, rules backed by
 measurements): the precision; the data path (crop-flip and no augmentation run on the data set

@@ -499,7 +499,7 @@ def _token_mixing_inputs():
 @pytest.mark.parametrize(
     "answer, hint",
     [
-        (lambda mlp, x: (y for y in [mixing(mlp, x)]), "returned a generator"),
+        (lambda mlp, x: (y for y in [mixing(mlp, x)]), "a `yield` anywhere in a function"),
         (lambda mlp, x: mixing(mlp, x).detach().numpy(), "returned a NumPy array of shape"),
         (lambda mlp, x: mixing(mlp, x).squeeze(), "a batch of one image), the result lost"),
     ],
