@@ -35,6 +35,7 @@ from .support.loaders import epoch_batches, image_count, run_loaders
 from .support.metrics import METRICS_NAME, append_metrics, epoch_line, epoch_record, read_metrics
 from .support.paths import check_folder, writable_folder
 from .support.plan import describe_device, plan_run
+from .support.run_lock import run_lock
 from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +198,11 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     out = Path(run.out) if run.out is not None else default_out(config)
     check_folder(out, "the output folder (out, --out)")  # before any data is read
     # DDP: under torchrun, every process trains its share of each batch.
-    with distributed.processes(resolve_device(run.device)) as (ranks, device):
+    # One live run per folder: a second run into `out` is refused, naming the first.
+    with (
+        distributed.processes(resolve_device(run.device)) as (ranks, device),
+        run_lock(out, enabled=ranks.is_main),
+    ):
         plan = plan_run(
             describe_device(device),
             config.batch_size,

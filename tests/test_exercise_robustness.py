@@ -90,14 +90,6 @@ def test_sys_exit_in_student_code_becomes_feedback(exit_, capsys):
     assert_rejected(check_patchify, exits, "called sys.exit(), exit() or quit()", capsys)
 
 
-def test_keyboard_interrupt_still_stops_the_checker():
-    def interrupted(images, patch_size):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        check_patchify(interrupted)
-
-
 def test_a_flood_of_prints_shows_only_a_few_lines_before_the_verdict(capsys):
     def chatty(mlp, x):
         for i in range(10_000):
@@ -415,3 +407,124 @@ def with_targets(make_targets, dim=1, reduce=torch.sum):
 def test_label_smoothing_checker_names_each_mistake(answer, hint, capsys):
     out = assert_rejected(check_smoothed_cross_entropy, answer, hint, capsys)
     assert "compare your target q" not in out
+
+
+# --- Global state, interrupts, floods and unusual results (issue 24) -------------------------
+
+
+def _changes_everything(mlp, x):
+    """Student code that changes every global setting a checker or the notebook relies on."""
+    result = mixing(mlp, x)  # a right answer, then the damage
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(3)
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    torch.matmul = lambda a, b: a  # a monkeypatch of torch
+    nn.functional.gelu = lambda x, approximate="none": x
+    np.mean = lambda *args, **kwargs: 0.0
+    torch.Tensor.sum = lambda self, *args, **kwargs: self
+    return result
+
+
+def test_global_state_changed_by_student_code_is_put_back(capsys):
+    import random
+
+    random.seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    before = (
+        torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(),
+        np.random.get_state()[1].copy(), random.getstate(),  # noqa: NPY002
+        torch.matmul, nn.functional.gelu, np.mean, torch.Tensor.sum,
+    )  # fmt: skip
+    verdict, out = run(check_token_mixing, _changes_everything, capsys)
+    after = (
+        torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(),
+        np.random.get_state()[1].copy(), random.getstate(),  # noqa: NPY002
+        torch.matmul, nn.functional.gelu, np.mean, torch.Tensor.sum,
+    )  # fmt: skip
+    for old, new in zip(before, after, strict=True):
+        assert old is new or (
+            np.array_equal(old, new)
+            if isinstance(old, np.ndarray)
+            else torch.equal(old, new)
+            if isinstance(old, torch.Tensor)
+            else old == new
+        ), (old, new)
+    assert "the checker put it back" in out and "torch.get_default_dtype()" in out
+    assert verdict is True, out  # the checker's own reference was not broken by the patches
+
+
+def test_keyboard_interrupt_raised_by_student_code_gets_a_verdict(capsys):
+    def interrupted(images, patch_size):
+        raise KeyboardInterrupt
+
+    assert_rejected(check_patchify, interrupted, "raised KeyboardInterrupt itself", capsys)
+
+
+def test_a_real_ctrl_c_during_student_code_still_stops_the_checker():
+    import os
+    import signal
+
+    def pressed_stop(images, patch_size):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        check_patchify(pressed_stop)
+
+
+def test_megabytes_of_prints_are_counted_not_kept(capsys):
+    def floods(mlp, x):
+        for _ in range(20_000):
+            print("x" * 250)  # 5 MB
+        return mixing(mlp, x)
+
+    outcome = sandbox.run_student_code(floods, *_token_mixing_inputs())
+    assert outcome.ok and len(outcome.output) <= sandbox.OUTPUT_KEPT
+    assert outcome.output_size > 5_000_000 and outcome.output_lines == 20_000
+    out = assert_accepted(check_token_mixing, floods, 5, capsys)
+    assert "printed 20,000 lines, 5.0 MB" in out and len(out.splitlines()) < 15
+
+
+def _token_mixing_inputs():
+    from mixer_edu.mlp import Mlp
+
+    return Mlp(4, 8), torch.randn(2, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (lambda mlp, x: (y for y in [mixing(mlp, x)]), "a `yield` anywhere in a function"),
+        (lambda mlp, x: mixing(mlp, x).detach().numpy(), "returned a NumPy array of shape"),
+        (lambda mlp, x: mixing(mlp, x).squeeze(), "a batch of one image), the result lost"),
+    ],
+)
+def test_a_generator_an_array_or_a_squeezed_batch_of_one_gets_a_verdict(answer, hint, capsys):
+    assert_rejected(check_token_mixing, answer, hint, capsys)
+
+
+class Lying(torch.Tensor):
+    """A tensor subclass that claims every comparison succeeds and breaks every other op."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal):
+            return True
+        raise RuntimeError("this subclass breaks every operation")
+
+
+def test_a_tensor_subclass_is_judged_by_its_numbers(capsys):
+    def wrong_but_lying(mlp, x):
+        return (mixing(mlp, x) * 2).as_subclass(Lying)
+
+    def right_as_parameter_subclass(mlp, x):
+        return mixing(mlp, x).as_subclass(Lying)
+
+    assert_rejected(check_token_mixing, wrong_but_lying, "token mixing", capsys)
+    verdict, out = run(check_token_mixing, right_as_parameter_subclass, capsys)
+    assert verdict is True, out

@@ -106,6 +106,12 @@ def check_output(
         )
     if out.shape != expected.shape:
         why = shape_hint(out) if shape_hint is not None else None
+        if 1 in expected.shape and out.shape == tuple(n for n in expected.shape if n != 1):
+            why = (
+                "for an input with an axis of size 1 (a batch of one image), the result lost "
+                "that axis: .squeeze() with no argument removes every axis of size 1; name the "
+                "axis (.squeeze(1)) or use .reshape / .flatten with explicit sizes"
+            )
         message = f"{what}: output shape {shape(out)}, expected {shape(expected)}"
         return feedback.fail(f"{message}; {why}." if why else f"{message}.")
     bad = ~torch.isfinite(out.detach()) & torch.isfinite(expected)

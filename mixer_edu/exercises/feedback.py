@@ -23,8 +23,11 @@ code that fixes it.
 from __future__ import annotations
 
 import contextlib
+import random
+import types
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from . import sandbox
@@ -50,6 +53,7 @@ class Feedback:
         self.passed = 0
         self.failed = 0
         self.output_shown = False
+        self.restored_shown = False
 
     def ok(self, message: str) -> bool:
         """Record and print a passed check; returns True."""
@@ -83,15 +87,28 @@ class Feedback:
         `(False, None)`. The first time the student's code prints, show a few of its lines.
         """
         outcome = sandbox.run_student_code(function, *args, **kwargs)
-        self._show_output(outcome.output)
+        self._show_output(outcome)
+        if outcome.restored and not self.restored_shown:
+            self.restored_shown = True
+            names = ", ".join(outcome.restored[:4]) + (", ..." if len(outcome.restored) > 4 else "")
+            print(
+                f"  (your code changed {names}, which the rest of the notebook relies on; the "
+                "checker put it back. Change global settings outside your function, if at all.)"
+            )
         if outcome.ok:
-            return True, outcome.value
+            return _plain_tensor(self, what, outcome.value)
         if outcome.timed_out:
             self.fail(_timeout_message(what, outcome.abandoned))
         elif outcome.exited:
             self.fail(
                 f"{what} called sys.exit(), exit() or quit() (exit code {outcome.exit_code!r}): "
                 "that would end the whole program; a function hands back its result with `return`."
+            )
+        elif isinstance(outcome.error, KeyboardInterrupt):
+            self.fail(
+                f"{what} raised KeyboardInterrupt itself: that exception means 'the stop button "
+                "was pressed', so it would stop the whole notebook; raise a ValueError (or "
+                "another Exception) to report a problem."
             )
         elif isinstance(outcome.error, NotImplementedError):
             self.fail(
@@ -105,15 +122,18 @@ class Feedback:
             self.fail(f"{message}. {extra}." if extra else message)
         return False, None
 
-    def _show_output(self, text: str) -> None:
+    def _show_output(self, outcome: sandbox.Outcome) -> None:
         """Show the first few lines the student's code printed, once per checker."""
+        text = outcome.output
         if not text.strip() or self.output_shown:
             return
         self.output_shown = True
-        count = len(text.rstrip("\n").splitlines())
-        lines = f"{count} line{'s' if count != 1 else ''}"
+        count = max(outcome.output_lines, len(text.rstrip("\n").splitlines()))
+        lines = f"{count:,} line{'s' if count != 1 else ''}"
+        if outcome.output_size > sandbox.OUTPUT_KEPT:
+            lines += f", {outcome.output_size / 1e6:.1f} MB"
         print(f"  (your code printed {lines} while it was checked; the first of them:)")
-        for line in sandbox.summarize_output(text):
+        for line in sandbox.summarize_output(text, total=count):
             print(f"  | {line}")
 
     def stop(self) -> bool:
@@ -132,21 +152,27 @@ class Feedback:
 
 @contextlib.contextmanager
 def isolated(seed: int = 0) -> Iterator[None]:
-    """Run a checker's block with torch seeded and on one thread, then restore both.
+    """Run a checker's block with torch seeded and on one thread, then restore everything.
 
     Seeded: the same student code always gets the same feedback, and running a checker does not
-    change the random numbers the rest of the notebook draws. One thread: a checker's tensors
-    are tiny, and on a busy 2-core machine waking a second thread for every small op made the
-    Mixer-block checker 40x slower (1.2 s instead of 0.03 s, measured on the 2-core VM).
+    change the random numbers the rest of the notebook draws: the states of torch's (CPU and
+    CUDA), NumPy's and Python's generators are put back afterwards, even if student code
+    reseeded them, as is every global setting `sandbox.GlobalState` knows. One thread: a
+    checker's tensors are tiny, and on a busy 2-core machine waking a second thread for every
+    small op made the Mixer-block checker 40x slower (1.2 s instead of 0.03 s, measured on the
+    2-core VM).
     """
-    threads = torch.get_num_threads()
+    state = sandbox.GlobalState()
+    generators = random.getstate(), np.random.get_state()  # noqa: NPY002 - the notebook's own
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             torch.manual_seed(seed)
             yield
     finally:
-        torch.set_num_threads(threads)
+        state.restore()
+        random.setstate(generators[0])
+        np.random.set_state(generators[1])  # noqa: NPY002
 
 
 @torch.no_grad()
@@ -206,10 +232,39 @@ def check_is_tensor(feedback: Feedback, value, what: str) -> bool:
     """Fail with a clear line unless the student's `value` is a tensor."""
     if isinstance(value, torch.Tensor):
         return True
+    if isinstance(value, types.GeneratorType):
+        return feedback.fail(
+            f"{what} returned a generator, not a torch.Tensor: a `yield` anywhere in a function "
+            "makes it a generator, whose code does not even run; use `return` to hand back the "
+            "result."
+        )
+    if isinstance(value, np.ndarray):
+        return feedback.fail(
+            f"{what} returned a NumPy array of shape {value.shape}, not a torch.Tensor: a round "
+            "trip through NumPy (.numpy(), np.*) leaves the device and cuts the autograd graph, "
+            "so nothing before it could learn; stay with torch operations."
+        )
     return feedback.fail(
         f"{what} returned {shape(value)}, not a torch.Tensor: return the tensor itself "
         "(check for a missing `return`, or a conversion to NumPy or a list)."
     )
+
+
+def _plain_tensor(feedback: Feedback, what: str, value):
+    """`(True, value)`, with a tensor subclass turned into a plain tensor: `(False, None)` if
+    that fails. A subclass may override every operation, so the checker would not be checking
+    the numbers (or could itself crash); its values and gradient are the same as a tensor."""
+    if not isinstance(value, torch.Tensor) or type(value) in (torch.Tensor, torch.nn.Parameter):
+        return True, value
+    try:
+        with torch._C.DisableTorchFunctionSubclass():
+            return True, torch.Tensor.as_subclass(value, torch.Tensor)
+    except Exception as error:  # noqa: BLE001 - a subclass can break anything
+        feedback.fail(
+            f"{what} returned a {type(value).__name__} (a subclass of torch.Tensor) that cannot "
+            f"be read as a plain tensor ({type(error).__name__}); return an ordinary tensor."
+        )
+        return False, None
 
 
 def close(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -9,7 +9,17 @@ finish and print its feedback, so every call goes through `run_student_code`, wh
 - captures what it prints (stdout and stderr, warnings included), so that a flood of prints does
   not bury the feedback and nothing reaches stderr, which nbgrader scores as a failed test.
 
-`KeyboardInterrupt` is the one thing it lets through: the student pressed stop, and means it.
+- caps what it keeps of that output (`OUTPUT_KEPT` characters), so that printing megabytes
+  costs neither the memory nor the time to show it: the count of lines and bytes is kept;
+- puts back, after every call, the global state that student code may change and the checker
+  relies on (`GlobalState`): the default dtype, the grad mode, the deterministic-algorithm
+  flags, the thread count, and any attribute of `torch`, `torch.nn`, `torch.nn.functional`,
+  `torch.Tensor` or `numpy` it replaced (a monkeypatched `torch.matmul`). What it changed is
+  named in `Outcome.restored`. The random generators are put back once per checker
+  (`feedback.isolated`), not per call: a DropPath must draw new coins on every call.
+
+A real Ctrl-C (SIGINT: the student pressed stop) is let through, and means it. A
+`KeyboardInterrupt` that the student's code raises itself is reported like any exception.
 
 **How the time limit works, and why.** In Jupyter (ipykernel) and in a script, cells run in the
 process's main thread. There, on Linux and macOS, a POSIX interval timer (`signal.setitimer`)
@@ -33,9 +43,10 @@ import io
 import signal
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Seconds one call of student code may take. The checkers' inputs are tiny: correct code,
 # even a Python loop over every pixel, takes milliseconds; tests lower this to stay fast.
@@ -44,6 +55,107 @@ TIME_LIMIT = 5.0
 
 class TimeLimitExceeded(BaseException):
     """Raised inside student code when its time is up (a BaseException: hard to swallow)."""
+
+
+# Characters of printed output kept for the feedback; the rest is only counted.
+OUTPUT_KEPT = 20_000
+
+
+class CappedOutput(io.TextIOBase):
+    """A text stream that keeps the first `OUTPUT_KEPT` characters and counts all of them."""
+
+    def __init__(self):
+        self.kept = io.StringIO()
+        self.characters = 0
+        self.lines = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text) -> int:
+        text = str(text)
+        room = OUTPUT_KEPT - self.kept.tell()
+        if room > 0:
+            self.kept.write(text[:room])
+        self.characters += len(text)
+        self.lines += text.count("\n")
+        return len(text)
+
+
+# The modules whose attributes student code must not leave replaced.
+PATCHABLE = ("torch", "torch.nn", "torch.nn.functional", "torch.Tensor", "numpy")
+
+
+class GlobalState:
+    """torch's and NumPy's global settings now; `restore()` puts them back, naming what changed."""
+
+    def __init__(self):
+        import numpy
+        import torch
+
+        self.targets = {
+            "torch": torch, "torch.nn": torch.nn, "torch.nn.functional": torch.nn.functional,
+            "torch.Tensor": torch.Tensor, "numpy": numpy,
+        }  # fmt: skip
+        self.attributes = {name: dict(vars(target)) for name, target in self.targets.items()}
+        self.settings = {name: get() for name, (get, _) in _settings().items()}
+
+    def restore(self) -> list[str]:
+        """Put everything back; returns what student code had changed (e.g. `torch.matmul`)."""
+        changed = []
+        for name, (get, put) in _settings().items():
+            if get() != self.settings[name]:
+                put(self.settings[name])
+                changed.append(name)
+        for name, target in self.targets.items():
+            before, now = self.attributes[name], dict(vars(target))
+            for key, value in before.items():
+                if now.get(key, _MISSING) is not value:
+                    setattr(target, key, value)
+                    changed.append(f"{name}.{key}")
+            for key in now.keys() - before.keys():
+                if not isinstance(now[key], types.ModuleType):  # torch imports submodules lazily
+                    delattr(target, key)
+                    changed.append(f"{name}.{key}")
+        return changed
+
+
+_MISSING = object()
+
+
+def _settings() -> dict:
+    """name -> (read it, set it) for each global setting of torch that student code may change."""
+    import torch
+
+    def set_deterministic(value):
+        torch.use_deterministic_algorithms(value[0], warn_only=value[1])
+
+    return {
+        "torch.get_default_dtype()": (torch.get_default_dtype, torch.set_default_dtype),
+        "the grad mode (torch.is_grad_enabled())": (
+            torch.is_grad_enabled, torch.set_grad_enabled
+        ),
+        "torch.are_deterministic_algorithms_enabled()": (
+            lambda: (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+            ),
+            set_deterministic,
+        ),
+        "torch.backends.cudnn.deterministic": (
+            lambda: torch.backends.cudnn.deterministic,
+            lambda value: setattr(torch.backends.cudnn, "deterministic", value),
+        ),
+        "torch.backends.cudnn.benchmark": (
+            lambda: torch.backends.cudnn.benchmark,
+            lambda value: setattr(torch.backends.cudnn, "benchmark", value),
+        ),
+        "torch.get_num_threads()": (torch.get_num_threads, torch.set_num_threads),
+        "torch.get_float32_matmul_precision()": (
+            torch.get_float32_matmul_precision, torch.set_float32_matmul_precision
+        ),
+        "torch.is_anomaly_enabled()": (torch.is_anomaly_enabled, torch.set_anomaly_enabled),
+    }  # fmt: skip
 
 
 @dataclass
@@ -56,7 +168,10 @@ class Outcome:
     exit_code: object = None
     timed_out: bool = False
     abandoned: bool = False  # timed out in a thread that is still running
-    output: str = ""
+    output: str = ""  # the first OUTPUT_KEPT characters of what it printed
+    output_size: int = 0  # characters it printed in all
+    output_lines: int = 0
+    restored: list = field(default_factory=list)  # global state it changed, now put back
 
     @property
     def ok(self) -> bool:
@@ -75,10 +190,35 @@ def _run(function: Callable, args, kwargs, outcome: Outcome) -> None:
         outcome.timed_out = True
     except SystemExit as exit_:
         outcome.exited, outcome.exit_code = True, exit_.code
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as error:
+        if _pressed_stop:  # a real Ctrl-C: the student means it
+            raise
+        outcome.error = error  # raised by the student's code itself: feedback
     except Exception as error:  # noqa: BLE001 - any bug in student code becomes feedback
         outcome.error = error
+
+
+# Set by the SIGINT handler while student code runs in the main thread: a real Ctrl-C.
+_pressed_stop: list = []
+
+
+@contextlib.contextmanager
+def _note_ctrl_c():
+    """While the block runs, a SIGINT is noted (then raises KeyboardInterrupt, as always)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def pressed(signum, frame):
+        _pressed_stop.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, pressed)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _pressed_stop.clear()
 
 
 def _raise_on_every_line(frame) -> list:
@@ -142,27 +282,39 @@ def run_student_code(function: Callable, *args, seconds: float | None = None, **
     """Run `function(*args, **kwargs)` with a time limit, shielded from exits, output captured."""
     seconds = TIME_LIMIT if seconds is None else seconds
     outcome = Outcome()
-    buffer = io.StringIO()
-    with (
-        contextlib.redirect_stdout(buffer),
-        contextlib.redirect_stderr(buffer),
-        warnings.catch_warnings(record=True) as caught,
-    ):
-        warnings.simplefilter("always")  # every warning is recorded, not only the first
-        if _can_use_alarm():
-            _with_alarm(function, args, kwargs, outcome, seconds)
-        else:
-            _in_thread(function, args, kwargs, outcome, seconds)
-    warned = "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
-    outcome.output = buffer.getvalue() + warned
+    buffer = CappedOutput()
+    state = GlobalState()
+    try:
+        with (
+            contextlib.redirect_stdout(buffer),
+            contextlib.redirect_stderr(buffer),
+            warnings.catch_warnings(record=True) as caught,
+            _note_ctrl_c(),
+        ):
+            warnings.simplefilter("always")  # every warning is recorded, not only the first
+            if _can_use_alarm():
+                _with_alarm(function, args, kwargs, outcome, seconds)
+            else:
+                _in_thread(function, args, kwargs, outcome, seconds)
+    finally:
+        if not outcome.abandoned:  # a thread still running could change it again anyway
+            outcome.restored = state.restore()
+    for w in caught[:100]:
+        buffer.write(f"{w.category.__name__}: {w.message}\n")
+    outcome.output = buffer.kept.getvalue()
+    outcome.output_size, outcome.output_lines = buffer.characters, buffer.lines
     return outcome
 
 
-def summarize_output(text: str, lines: int = 3, width: int = 100) -> list[str]:
-    """At most `lines` lines of `text`, each cut to `width` characters, and a count of the rest."""
+def summarize_output(
+    text: str, lines: int = 3, width: int = 100, total: int | None = None
+) -> list[str]:
+    """At most `lines` lines of `text`, each cut to `width` characters, and a count of the rest
+    (of `total` lines, when `text` is only the start of what was printed)."""
     all_lines = text.rstrip("\n").splitlines()
     shown = [line if len(line) <= width else line[: width - 3] + "..." for line in all_lines]
     shown = shown[:lines]
-    if len(all_lines) > lines:
-        shown.append(f"... and {len(all_lines) - lines} more lines")
+    total = max(total or 0, len(all_lines))
+    if total > lines:
+        shown.append(f"... and {total - lines:,} more lines")
     return shown

@@ -7,7 +7,8 @@ The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train
   `runtime` (device, seeds, allocator settings), `distributed` (torchrun / DDP),
   `device_data` (the data set kept on the accelerator);
 - files: `checkpoint` (atomic writes, safe loading, exact resume), `metrics` (`metrics.jsonl`),
-  `paths`, `cifar_files` (reading CIFAR-10 without unpickling code), `standin` (the offline
+  `paths`, `disk` (writes that survive a full disk), `run_lock` (one live run per folder),
+  `resume_changes`, `cifar_files` (reading CIFAR-10 without unpickling code), `standin` (the offline
   stand-in data set);
 - errors and checks: `errors` (one `error:` line per command), `validation`;
 - timm: `timm_compat` (timm's extra model methods), `pretrained` (the paper's weights);

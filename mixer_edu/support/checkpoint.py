@@ -19,7 +19,13 @@ renamed over the old one (`os.replace`). A rename within one file system is atom
 happens (Ctrl-C, a full disk, a power cut), `checkpoint.pt` is either the old complete file or
 the new complete file, never half of each. Only a hard kill (`kill -9`, a power cut) can leave
 the temporary file itself behind (`.checkpoint.pt.XXXXXXXX.tmp`); the next run in that folder
-removes such leftovers (`remove_stale_temporaries`).
+removes such leftovers (`remove_stale_temporaries`). The bytes are made in memory first, so a
+full disk is reported with the size it needed (`mixer_edu.support.disk`).
+
+**Versions.** Every file also records `format` (the layout, `FORMAT`) and `mixer_edu_version`.
+Files from before these fields are format 1 and load as before; a file of a newer format, or
+one whose recipe has settings this version does not know, is refused with a
+`CheckpointVersionError` naming both versions, instead of a `KeyError` deep inside.
 
 **Loading safely.** `torch.load(..., weights_only=True)` only rebuilds tensors and plain Python
 values, so a checkpoint from someone else cannot run code on your machine. That promise needs
@@ -33,11 +39,12 @@ function inside mixer_edu) is refused before anything is called.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import os
+import importlib.metadata
+import io
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +52,8 @@ import torch
 from torch import nn
 
 from ..models import create_model
+from . import disk
+from .errors import MixerEduError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_DIR = "snapshots"
@@ -52,6 +61,10 @@ REQUIRED_KEYS = ("model_name", "model_config", "model", "epoch", "dataset", "cla
 RESUME_KEYS = ("optimizer", "scheduler", "rng", "train_config")  # only in DIR/checkpoint.pt
 # The temporary files `save_atomic` writes: `.checkpoint.pt.k2j4_x9q.tmp` (mkstemp's 8 letters).
 TEMPORARY_NAME = re.compile(r"^\.(checkpoint\.pt|epoch_\d+\.pt|metrics\.jsonl)\.[a-z0-9_]{8}\.tmp$")
+
+
+class CheckpointVersionError(MixerEduError, ValueError):
+    """A checkpoint written by a mixer_edu version whose files this version cannot read."""
 
 
 def snapshot_path(out: str | Path, epoch: int) -> Path:
@@ -69,22 +82,54 @@ def list_snapshots(out: str | Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------
 
 
-def save_atomic(obj: dict, path: str | Path) -> Path:
-    """`torch.save(obj, path)` through a temporary file and a rename, so `path` is never partial."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def save_atomic(obj: dict, path: str | Path, what: str = "a checkpoint") -> Path:
+    """`torch.save(obj, path)` through a temporary file and a rename, so `path` is never partial.
+
+    The dict is stamped with `FORMAT` and the package version, and serialized in memory first,
+    so a full disk is reported with the size needed (`mixer_edu.support.disk.DiskFullError`).
+    """
+    buffer = io.BytesIO()
+    torch.save({**obj, **version_stamp()}, buffer)
+    return disk.write_atomic(buffer.getvalue(), path, what)
+
+
+# --------------------------------------------------------------------------------------------
+# Versions: what wrote a checkpoint, and whether this version can read it.
+# --------------------------------------------------------------------------------------------
+
+# The layout of the dict described in the module docstring. Raise it when a change means that
+# an older mixer_edu could not use the file; files without the field are format 1.
+FORMAT = 1
+
+
+def package_version() -> str:
     try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is shared
-        os.replace(tmp, path)
-    except BaseException:  # also on Ctrl-C: remove the partial temporary file, keep the old one
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return importlib.metadata.version("mixer-edu")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def version_stamp() -> dict:
+    """`{"format": FORMAT, "mixer_edu_version": "0.1.0"}`: stored in every file we write."""
+    return {"format": FORMAT, "mixer_edu_version": package_version()}
+
+
+def _written_by(checkpoint: dict) -> str:
+    return (
+        f"mixer_edu {checkpoint.get('mixer_edu_version', 'before 0.1.0')} (checkpoint format "
+        f"{checkpoint.get('format', 1)})"
+    )
+
+
+def check_format(checkpoint: dict, path: Path) -> None:
+    """Refuse, naming both versions, a checkpoint from a newer mixer_edu than this one."""
+    written = checkpoint.get("format", 1)
+    if not isinstance(written, int) or written > FORMAT:
+        raise CheckpointVersionError(
+            f"{path} was written by {_written_by(checkpoint)}, a newer layout than this "
+            f"mixer_edu {package_version()} reads (formats up to {FORMAT}). Upgrade mixer_edu "
+            "(pip install -U mixer-edu, or git pull in the course folder) to use it."
+        )
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -105,10 +150,17 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
             f"{_first_sentence(error)}); it may be truncated or not written by mixer_edu. "
             "Delete it and train again, or use another run's checkpoint."
         ) from None
-    missing = [
-        key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint
-    ]
-    if missing:
+    if not isinstance(checkpoint, dict):
+        kind = type(checkpoint).__name__
+        raise ValueError(f"{path} is not a mixer_edu checkpoint: it holds a {kind}.")
+    check_format(checkpoint, path)
+    if missing := [key for key in REQUIRED_KEYS if key not in checkpoint]:
+        if "mixer_edu_version" in checkpoint:  # ours, but a layout this version does not know
+            raise CheckpointVersionError(
+                f"{path} was written by {_written_by(checkpoint)}, which this mixer_edu "
+                f"{package_version()} cannot read: it has no {', '.join(missing)}. Use the "
+                "mixer_edu version that wrote it, or train again."
+            )
         raise ValueError(f"{path} is not a mixer_edu checkpoint: it has no {', '.join(missing)}.")
     return checkpoint
 
@@ -116,6 +168,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def load_resumable(path: str | Path) -> dict:
     """`load_checkpoint`, for a checkpoint that training can continue from (not a snapshot)."""
     checkpoint = load_checkpoint(path)
+    check_recipe_fields(checkpoint, path)
     if missing := [key for key in RESUME_KEYS if key not in checkpoint]:
         raise ValueError(
             f"{path} holds only a model's weights (a snapshot: no {', '.join(missing)}), so "
@@ -123,6 +176,20 @@ def load_resumable(path: str | Path) -> dict:
             "start a new run with --overwrite."
         )
     return checkpoint
+
+
+def check_recipe_fields(checkpoint: dict, path: Path) -> None:
+    """Refuse a recipe with fields this version's `TrainConfig` does not have (a newer one)."""
+    from .config import TrainConfig  # here: config imports the models, as this module does
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown := sorted(set(checkpoint.get("train_config", {})) - known):
+        raise CheckpointVersionError(
+            f"{path} was written by {_written_by(checkpoint)}, whose recipe has settings this "
+            f"mixer_edu {package_version()} does not know ({', '.join(unknown)}), so the run "
+            "cannot be continued exactly. Upgrade mixer_edu to resume it; its weights still "
+            "load with mixer_edu.checkpoint.load_model."
+        )
 
 
 def _first_sentence(error: Exception, limit: int = 120) -> str:

@@ -3,17 +3,18 @@
 JSON lines are plain text: a crash can cost at most the line being written, any tool can read
 them, and `read_metrics` gives them back as a list of dicts for the pictures of training. A line
 cut short by a hard kill (`kill -9`, a power cut) can only be the last one; `read_metrics` skips
-it, and a resumed run rewrites the file without it.
+it, and a resumed run rewrites the file without it. Each line is flushed to the disk before the
+checkpoint of its epoch is written (`mixer_edu.support.disk.append_line`), and a write that
+fails (a full disk) leaves no half line.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..data import dataset_label
+from . import disk
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -36,9 +37,9 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def append_metrics(path: str | Path, record: dict) -> None:
-    """Add one epoch's record as a line at the end of the file."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Add one epoch's record as a line at the end of the file, whole and on disk, or not at all."""
+    what = f"the metrics line of epoch {record.get('epoch')}"
+    disk.append_line(path, json.dumps(record), what)
 
 
 def keep_metrics_up_to(path: str | Path, epoch: int) -> None:
@@ -48,15 +49,7 @@ def keep_metrics_up_to(path: str | Path, epoch: int) -> None:
         return
     kept = "".join(json.dumps(r) + "\n" for r in read_metrics(path) if r["epoch"] <= epoch)
     # A new file renamed over the old one (as for checkpoints): a crash now loses nothing.
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(kept)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    disk.write_atomic(kept.encode("utf-8"), path, "the metrics file")
 
 
 def epoch_line(record: dict, epochs: int) -> str:

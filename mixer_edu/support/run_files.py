@@ -16,6 +16,7 @@ from ..data import dataset_classes, dataset_label
 from . import checkpoint as ckpt
 from .errors import TrainingDivergedError
 from .metrics import METRICS_NAME, keep_metrics_up_to
+from .resume_changes import check_resumable, run_changes
 
 
 def start_or_resume(
@@ -27,25 +28,21 @@ def start_or_resume(
         out: the run folder. config, run: `TrainConfig` and `RunOptions`.
         model, optimizer, scheduler: loaded in place from the checkpoint when resuming.
         say: prints a line (or nothing). ranks: every rank reads; only rank 0 deletes.
-        plan: its data path is compared with the one the run started on.
+        plan: its precision, data path and device are compared with the run's start.
     """
-    data_path = plan.data_path
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
         saved = ckpt.load_resumable(path)
-        check_resumable(saved, config, path)
+        notes = check_resumable(saved, config, path)  # refuses, or says what changed
+        notes += run_changes(saved, plan.precision, plan.data_path, plan.device.type)
         ckpt.load_weights(model, saved["model"], str(path))
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         ckpt.set_rng_state(saved["rng"])
         keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
         say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
-        if (started := saved.get("data_path", "per-image")) != data_path:  # older runs: per-image
-            say(
-                f"note: this run started on the {started} data path and continues on the "
-                f"{data_path} one, whose augmentations are drawn with other random numbers; pass "
-                f"--data-path {started} (data_path={started!r}) to continue it exactly."
-            )
+        for note in notes:
+            say(note)
         return saved["epoch"]
     if path.exists() and not run.overwrite:
         epoch = ckpt.load_checkpoint(path)["epoch"]
@@ -73,7 +70,7 @@ def save_epoch(out: Path, epoch: int, *, config, model, optimizer, scheduler, pl
         "dataset_label": dataset_label(config.dataset),
         "classes": list(dataset_classes(config.dataset)),
     }
-    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch))
+    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch), f"the snapshot of epoch {epoch}")
     full = {
         **snapshot,
         "optimizer": optimizer.state_dict(),
@@ -82,23 +79,9 @@ def save_epoch(out: Path, epoch: int, *, config, model, optimizer, scheduler, pl
         "train_config": asdict(config),
         "precision": plan.precision,
         "data_path": plan.data_path,
+        "device": plan.device.type,  # a resume on another device says so
     }
-    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME)
-
-
-def check_resumable(state: dict, config, path: Path) -> None:
-    """A checkpoint continues only the same model and the same recipe (except `epochs`)."""
-    ckpt.check_same_model(state, config.model_name, config.model_kwargs(), path)
-    saved = dict(state.get("train_config", {}))
-    asked = asdict(config)
-    saved.pop("epochs", None), asked.pop("epochs")  # a run may be extended or shortened
-    if saved != asked:
-        difference = ckpt.describe_difference(saved, asked)
-        raise ValueError(
-            f"{path} was trained with another recipe ({difference}); resuming it with different "
-            "settings would not continue the same run. Pass the checkpoint's settings (on the "
-            "command line, --resume alone reuses them), or choose another --out folder."
-        )
+    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
 
 
 def checkpoint_recipe(out: Path):

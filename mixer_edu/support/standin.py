@@ -314,12 +314,19 @@ def write_cifar_files(
     """
     root = Path(root)
     folder = root / BASE_FOLDER
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".standin-"))
+    except OSError as error:  # a read-only folder, or one of another user's
+        raise PermissionError(
+            f"cannot write the synthetic stand-in into the data folder {root} "
+            f"({error.strerror or error}); pass a data folder you can write to (--data-root, "
+            "data_root=, or $MIXER_EDU_DATA), or one that holds the stand-in already."
+        ) from None
     # Different seeds for the training and the test images, so the two never share an image.
     train_images, train_labels = generate(5 * train_per_batch, seed)
     test_images, test_labels = generate(test_size, seed + 1)
 
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".standin-"))
     tmp.chmod(0o755)  # mkdtemp makes a private folder; the data set is for everyone
     try:
         for i, name in enumerate(TRAIN_FILES):

@@ -1,0 +1,100 @@
+"""Killed at any moment: a run SIGKILLed again and again, resumed each time, ends exactly like
+an uninterrupted one, with one metrics line per epoch.
+
+The training runs in a forked child (no new interpreter to start: a kill every ~0.1 s stays
+cheap), the test kills it after a delay drawn from a seeded generator, and resumes. The delays
+spread the kills over loading, training, evaluating and the three writes of each epoch.
+"""
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+
+import torch
+
+from mixer_edu import checkpoint as ckpt
+from mixer_edu import train as training
+from mixer_edu.config import TrainConfig
+from mixer_edu.metrics import METRICS_NAME, read_metrics
+
+KILLS = 25
+# Many short epochs: 2 steps of 16 images each, a model of one block.
+CONFIG = dict(
+    model_name="mixer_cifar_tiny",
+    dataset="standin",
+    batch_size=16,
+    train_images=32,
+    test_images=16,
+    epochs=60,
+    warmup_epochs=0.5,
+    model_overrides={"num_blocks": 1, "embed_dim": 16},
+)
+
+
+def _train(out, data_root, resume):
+    try:
+        torch.set_num_threads(1)
+        training.train(
+            TrainConfig(**CONFIG), out=out, data_root=data_root, resume=resume,
+            progress=False, num_workers=0, precision="fp32",
+        )  # fmt: skip
+    except BaseException:  # noqa: BLE001 - any failure shows as the exit status
+        os._exit(1)
+    os._exit(0)  # never run pytest's clean-up in the child
+
+
+def _run_until(out, data_root, resume, delay):
+    """Train in a child; kill it after `delay` s. True if it was killed, False if it finished."""
+    child = multiprocessing.get_context("fork").Process(
+        target=_train, args=(out, data_root, resume)
+    )
+    child.start()
+    child.join(delay)
+    if child.exitcode is None:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    assert child.exitcode in (0, -signal.SIGKILL), f"the run failed: exit {child.exitcode}"
+    return child.exitcode == -signal.SIGKILL
+
+
+def _timed(function, *args, **kwargs) -> float:
+    begin = time.perf_counter()
+    assert not function(*args, **kwargs)  # finished, not killed
+    return time.perf_counter() - begin
+
+
+def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_one(
+    data_root, tmp_path
+):
+    reference = tmp_path / "reference"
+    whole = _timed(_run_until, reference, data_root, resume=False, delay=120)
+    start = _timed(_run_until, reference, data_root, resume=True, delay=120)  # finished: loads
+    epoch = max(whole - start, 0.01) / CONFIG["epochs"]
+    out = tmp_path / "killed"
+    # Kill times in units of this machine's speed: after the start-up, anywhere in the next two
+    # epochs (so about one epoch per kill: the run cannot finish first). Seeded: the same kills
+    # on every run of the test.
+    draws = random.Random(24)
+    kills, moments = 0, []
+    while kills < KILLS:
+        moments.append(draws.uniform(0.5 * start, start + 2 * epoch))
+        kills += _run_until(out, data_root, resume=True, delay=moments[-1])
+    assert not _run_until(out, data_root, resume=True, delay=120)  # to the end, unhurried
+
+    final, expected = (ckpt.load_checkpoint(p / ckpt.CHECKPOINT_NAME) for p in (out, reference))
+    assert final["epoch"] == CONFIG["epochs"]
+    for key in expected["model"]:
+        assert torch.equal(final["model"][key], expected["model"][key]), key
+    lines = (out / METRICS_NAME).read_text().splitlines()
+    assert len(lines) == CONFIG["epochs"]
+    records, reference_records = read_metrics(out), read_metrics(reference)
+    assert [r["epoch"] for r in records] == list(range(1, CONFIG["epochs"] + 1))
+    for record, same in zip(records, reference_records, strict=True):
+        assert (record["train_loss"], record["test_loss"]) == (
+            same["train_loss"],
+            same["test_loss"],
+        )
+    assert len(ckpt.list_snapshots(out)) == CONFIG["epochs"] + 1
+    assert not [p for p in out.rglob("*.tmp")]
