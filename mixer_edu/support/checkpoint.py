@@ -180,7 +180,7 @@ def load_resumable(path: str | Path) -> dict:
 
 def check_recipe_fields(checkpoint: dict, path: Path) -> None:
     """Refuse a recipe with fields this version's `TrainConfig` does not have (a newer one)."""
-    from .config import TrainConfig  # here: config imports the models, as this module does
+    from ..config import TrainConfig  # here: config imports the models, as this module does
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown := sorted(set(checkpoint.get("train_config", {})) - known):
