@@ -80,6 +80,7 @@ from .optim import lr_factor, parameter_groups, warmup_cosine
 from .paths import check_folder, writable_folder
 from .plan import describe_device, plan_run
 from .runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
+from .support import fast_step
 
 # Importable from here as before: the notebooks and the pictures use them with `train`.
 __all__ = [
@@ -87,7 +88,9 @@ __all__ = [
     "RunOptions",
     "TrainConfig",
     "TrainResult",
+    "clip_and_update",
     "evaluate",
+    "forward_loss",
     "lr_factor",
     "main",
     "predict",
@@ -109,8 +112,14 @@ def train_one_epoch(
     clip_grad: float | None = 1.0,
     mixing=None,
     progress: str | None = None,
+    fast=None,
 ) -> dict:
-    """One pass over `loader`. Returns mean `loss`, `acc`, `grad_norm` and `images_per_sec`."""
+    """One pass over `loader`. Returns mean `loss`, `acc`, `grad_norm` and `images_per_sec`.
+
+    `fast`: the step's two halves compiled (`mixer_edu.support.fast_step.build`), or None: the
+    plain functions below.
+    """
+    forward, update = (fast.forward_loss, fast.update) if fast else (forward_loss, clip_and_update)
     model.train()
     # Sums stay on the device: calling .item() every step would make a GPU wait for each step.
     total_loss, correct, grad_norm_sum = (torch.zeros((), device=device) for _ in range(3))
@@ -122,17 +131,14 @@ def train_one_epoch(
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         images, targets = mixing(images, labels) if mixing is not None else (images, labels)
 
-        with autocast(device, precision):
-            logits = model(images)  # (B, 3, H, W) -> (B, classes)
-        # targets: class indices (B,), or soft labels (B, classes) after CutMix / Mixup
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+        loss, logits = forward(model, images, targets, precision, label_smoothing)
         first_bad_step = _note_nonfinite(loss, step, first_bad_step)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norm = update(model, optimizer, clip_grad)
         if clip_grad:
-            grad_norm_sum += nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
+            grad_norm_sum += grad_norm
         scheduler.step()
 
         hard = targets.argmax(1) if targets.ndim == 2 else targets  # (B,) class indices
@@ -152,6 +158,25 @@ def train_one_epoch(
         "grad_norm": grad_norm_sum.item() / len(loader) if clip_grad else None,
         "images_per_sec": seen / seconds,
     }
+
+
+def forward_loss(model, images, targets, precision="fp32", label_smoothing=0.1):
+    """The step's first half: `(loss, logits)` of a batch, logits (B, classes).
+
+    `targets`: class indices (B,), or soft labels (B, classes) after CutMix / Mixup. The loss is
+    computed in float32 even when the forward pass runs in bf16."""
+    with autocast(images.device, precision):
+        logits = model(images)  # (B, 3, H, W) -> (B, classes)
+    loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+def clip_and_update(model, optimizer, clip_grad):
+    """The step's second half, after `loss.backward()`: clip the norm of all gradients together
+    to `clip_grad` (None: no clipping), then one AdamW step. Returns the norm before clipping."""
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_grad) if clip_grad else None
+    optimizer.step()
+    return grad_norm
 
 
 def _note_nonfinite(loss: torch.Tensor, step: int, first_bad_step: torch.Tensor) -> torch.Tensor:
@@ -221,7 +246,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
             precision=run.precision, data_path=run.data_path, compile=run.compile,
             num_workers=run.num_workers,
         )  # fmt: skip
-        return _train(config, run, out, plan, ranks, device)
+        with fast_step.run_settings(plan):  # TF32 and the compile cache, as the plan says
+            return _train(config, run, out, plan, ranks, device)
 
 
 def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResult:
@@ -253,9 +279,12 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
         f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
     )
     stepper = distributed.wrap(model, ranks, device)  # DDP averages gradients over processes
+    fast = None  # the fast path: the same two halves of the step, compiled
     if plan.compile_mode:
-        stepper = torch.compile(stepper, mode=plan.compile_mode)
-    evaluator = stepper if ranks.world_size == 1 else model  # rank 0 alone: no DDP needed
+        fast = fast_step.build(
+            forward_loss, clip_and_update, stepper, optimizer, plan.compile_mode, say
+        )
+    evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -266,7 +295,7 @@ def _train(config, run: RunOptions, out: Path, plan, ranks, device) -> TrainResu
             bar = f"epoch {epoch}/{config.epochs}" if run.progress and ranks.is_main else None
             train_stats = train_one_epoch(
                 stepper, batches, optimizer, scheduler, device, plan.precision,
-                config.label_smoothing, config.clip_grad, mixing, progress=bar,
+                config.label_smoothing, config.clip_grad, mixing, progress=bar, fast=fast,
             )  # fmt: skip
             train_stats = distributed.combine_stats(train_stats, ranks, device)
             if ranks.is_main:

@@ -1,0 +1,1 @@
+"""Machinery behind the lessons: students need not read it."""
