@@ -80,7 +80,16 @@ def build(
     if name == "inductor" and mode not in (None, "default"):
         options["mode"] = mode  # modes are inductor's; other backends take none
     graphs = options.get("mode") == "reduce-overhead"
-    compiled_forward = torch.compile(forward_loss, **options)
+    notes = []
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        # DDP's forward (its hooks and logging) cannot be traced into a graph: the model inside
+        # it is compiled instead (PyTorch's DDP(compiled model) pattern), the loss runs eagerly.
+        model.module.compile(**options)
+        compiled_forward = forward_loss
+        notes.append("under DistributedDataParallel the model is compiled, the loss runs eagerly")
+        say(f"note: {notes[-1]}")
+    else:
+        compiled_forward = torch.compile(forward_loss, **options)
 
     def fast_forward_loss(*args, **kwargs):
         if graphs:  # a new step: outputs of the last replay may now be overwritten
@@ -88,11 +97,13 @@ def build(
         return compiled_forward(*args, **kwargs)
 
     fast_update = _CompiledUpdate(update, optimizer, torch.compile(update, **options), say)
+    fast_update.notes = notes
     # Evaluation without CUDA graphs: a replay overwrites the outputs of the last one, and the
     # evaluation keeps every batch's logits; the test set's 40 batches launch little anyway.
     plain = {key: value for key, value in options.items() if key != "mode"}
-    evaluator = torch.compile(getattr(model, "module", model), dynamic=False, **plain)
-    return CompiledStep(fast_forward_loss, fast_update, evaluator, fast_update.notes)
+    inner = getattr(model, "module", model)  # rank 0 evaluates alone: not through DDP
+    evaluator = inner if notes else torch.compile(inner, dynamic=False, **plain)
+    return CompiledStep(fast_forward_loss, fast_update, evaluator, notes)
 
 
 class _CompiledUpdate:
