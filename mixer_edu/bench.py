@@ -64,6 +64,8 @@ from .errors import command_line, exit_status
 from .mixer import MlpMixer
 from .paths import check_folder
 from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
+from .support import fast_step
+from .support.peaks import datasheet_peak, describe_machine, matmul_size
 from .validation import check_positive_int
 
 CONFIGS = {
@@ -323,21 +325,34 @@ class _ArrayDataset:
 def machine_summary(
     device: str | torch.device = "cpu", quick: bool = False, clock=time.perf_counter
 ) -> dict:
-    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s)."""
+    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s); on a
+    CUDA GPU also in TF32 (fp32 matmuls on tensor cores, as the trainer runs them there)."""
     device = torch.device(device)
-    size, repeats = (256, 2) if quick else (1024, 5)
+    size, repeats = matmul_size(device, quick), 2 if quick else 5
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {
+    machine = {
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "matmul_size": size,
         "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device, clock),
         "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
     }
+    if device.type == "cuda":
+        with fast_step.tf32_matmuls(True):
+            tf32 = matmul_gflops(torch.float32, size, repeats, device, clock)
+        machine["tf32_matmul_gflops"] = tf32
+    if (known := datasheet_peak(name)) is not None:
+        machine["datasheet"], machine["datasheet_tflops"] = known
+    return machine
 
 
 def peak_gflops(machine: dict, precision: str) -> float:
-    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows."""
+    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows.
+
+    fp32 on a CUDA GPU is the TF32 matmul: the trainer runs fp32 matmuls in TF32 there."""
+    if precision == "fp32" and "tf32_matmul_gflops" in machine:
+        return machine["tf32_matmul_gflops"]
     return machine[f"{precision}_matmul_gflops"]
 
 
@@ -447,6 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         "trainer's train_one_epoch) next to the model-only step (mixer_edu.bench_loop)",
     )
     add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
+    add(
+        "--compile",
+        action="store_true",
+        help="with --loop: also time the trainer's fast path (mixer_edu.support.fast_step: the "
+        "step compiled, CUDA graphs on a GPU), its compile time included in the projection",
+    )
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
     add(
         "--grad-checkpointing",
@@ -476,12 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_summary(args.device, quick=args.quick, clock=clock)
     machine["malloc"] = "keeps freed memory (both models)" if kept else "default"
     machine["clock"] = "process CPU time" if args.cpu_time else "wall time"
-    print(
-        f"{machine['device']}, {machine['threads']} threads, torch {machine['torch']}, "
-        f"malloc {machine['malloc']}, {machine['clock']}; measured matmul: "
-        f"{machine['fp32_matmul_gflops']:.0f} "
-        f"GFLOP/s fp32, {machine['bf16_matmul_gflops']:.0f} GFLOP/s bf16"
-    )
+    print(describe_machine(machine))
     results = []
     for config in configs:
         result = benchmark(
@@ -497,14 +513,15 @@ def main(argv: list[str] | None = None) -> int:
             result["data"] = data
             print(report_data(data, result), flush=True)
         if args.loop:
-            from .bench_loop import loop_benchmark, report_loop  # it builds on this module
+            from .bench_loop import loop_benchmark, report_epoch, report_loop  # builds on this
 
             batches = 3 if args.quick else args.loop_batches
             loop = loop_benchmark(
-                config, precisions, args.batch_size, batches, repeats, args.device, clock=clock
-            )
+                config, precisions, args.batch_size, batches, repeats, args.device, clock=clock,
+                compiled=args.compile,
+            )  # fmt: skip
             result["loop"] = loop
-            print(report_loop(loop), flush=True)
+            print(report_loop(loop), report_epoch(loop), sep="\n", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
