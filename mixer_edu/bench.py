@@ -17,7 +17,10 @@ ratio of a row's FLOP/s to the matmul peak *of its own precision* says how much 
 hardware can do in that precision a step achieves: everything that is not a matmul (GELU,
 LayerNorm, copies, memory allocation, the optimizer) eats into it. (bf16 matmuls run several
 times faster than fp32 ones on GPUs and on CPUs with bf16 units, so a bf16 row measured against
-the fp32 peak could read far above 100%, which says nothing.)
+the fp32 peak could read far above 100%, which says nothing.) The matmul is large enough to
+reach the hardware's rate (`mixer_edu.support.peaks.matmul_size`: 8192^3 on a GPU); on CUDA the
+fp32 rows and their matmul run in TF32, as the trainer runs them there, and for GPUs whose
+figures NVIDIA publishes the datasheet's peaks are printed beside the measured ones.
 
 `--data` also measures the input pipeline alone, in images per second, next to the model-only
 training step: the batch path of `mixer_edu.device_data` (the data set on the device, augmented
@@ -248,7 +251,10 @@ def benchmark(
                 else inference_step(model, images, precision)
                 for name, model in models.items()
             }
-            times = time_alternating(steps, calls or spec["calls"], repeats, device, clock=clock)
+            with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32
+                times = time_alternating(
+                    steps, calls or spec["calls"], repeats, device, clock=clock
+                )
             row = {"kind": kind, "precision": precision}
             for name, seconds in times.items():
                 row[f"{name}_images_per_sec"] = batch / statistics.median(seconds)
@@ -356,6 +362,11 @@ def peak_gflops(machine: dict, precision: str) -> float:
     return machine[f"{precision}_matmul_gflops"]
 
 
+def _matmul_label(machine: dict, precision: str) -> str:
+    """'fp32', or 'TF32' where fp32 matmuls run in TF32 (on CUDA, as the trainer runs them)."""
+    return "TF32" if precision == "fp32" and "tf32_matmul_gflops" in machine else precision
+
+
 def report(machine: dict, result: dict) -> str:
     """The table `python -m mixer_edu.bench` prints for one configuration."""
     m, batch = result["model"], result["batch_size"]
@@ -367,7 +378,10 @@ def report(machine: dict, result: dict) -> str:
         f"{train_flops / 1e6:.0f} MFLOP per image per training step "
         f"({infer_flops / 1e6:.0f} forward)",
         "% of peak: each row's FLOP/s as "
-        + ", ".join(f"% of {p} matmul ({peak_gflops(machine, p):.0f} GFLOP/s)" for p in precisions),
+        + ", ".join(
+            f"% of {_matmul_label(machine, p)} matmul ({peak_gflops(machine, p):.0f} GFLOP/s)"
+            for p in precisions
+        ),
         f"{'':12s}{'ours img/s':>12s}{'timm img/s':>12s}{'ours/timm':>11s}"
         f"{'ours, % of peak':>17s}{'timm, %':>9s}",
     ]
