@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS
 from .models import list_models, model_config
-from .support.plan import DATA_PATHS
+from .support.plan import COMPILE_CHOICES, DATA_PATHS
 from .support.runtime import PRECISIONS
 from .support.validation import check_choice, check_positive_int, check_range
 
@@ -109,8 +109,10 @@ class RunOptions:
     overwrite: bool = option(False, "delete a previous run in --out first")
     precision: str = option("auto", f"{', '.join(PRECISIONS)} (auto: bf16 where native)")
     device: str | None = option(None, "cuda, mps or cpu (default: the fastest available)")
-    compile: bool = option(
-        False, "torch.compile the model (pays off on GPUs; CUDA graphs at small batches)"
+    compile: bool | str = option(
+        "auto",
+        "--compile / --no-compile: the training step compiled, or eager (auto: compiled on "
+        "CUDA GPUs, eager elsewhere; CUDA graphs at small batches)",
     )
     data_path: str = option(
         "auto",
@@ -126,6 +128,7 @@ class RunOptions:
     def __post_init__(self):
         check_choice(self.precision, PRECISIONS, "precision")
         check_choice(self.data_path, DATA_PATHS, "data_path")
+        check_choice(self.compile, COMPILE_CHOICES, "compile")
         if self.num_workers is not None:
             check_range(self.num_workers, "num_workers", 0)
         if self.resume and self.overwrite:
@@ -197,6 +200,12 @@ def add_arguments(parser: argparse.ArgumentParser, config_class) -> None:
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
+        if f.type == "bool | str":  # True, False or 'auto' (unset): --flag / --no-flag
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS, help=meta["help"],
+            )  # fmt: skip
+            continue
         if f.type == "bool":
             action = "store_false" if default else "store_true"
             parser.add_argument(

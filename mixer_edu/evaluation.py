@@ -14,7 +14,6 @@ from .support.plan import resolve_precision
 from .support.runtime import autocast
 
 
-@torch.no_grad()
 def predict(
     model: nn.Module, loader, device=None, precision: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,6 +23,13 @@ def predict(
     the loader made them; `precision="auto"` follows the trainer's rule
     (`mixer_edu.support.plan.auto_precision`).
     """
+    logits, labels = _predict_on_device(model, loader, device, precision)
+    return logits.cpu(), labels.cpu()
+
+
+@torch.no_grad()
+def _predict_on_device(model, loader, device, precision):
+    """`predict`, leaving the results on the device: a GPU never waits for a copy mid-way."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     all_logits, all_labels = [], []
@@ -31,15 +37,17 @@ def predict(
         if precision == "auto":  # the rule looks at the batch size
             precision = resolve_precision(precision, device, len(images))
         with autocast(device, precision):
-            all_logits.append(model(images.to(device)).float().cpu())
-        all_labels.append(labels.cpu())  # a loader on the device gives labels there
+            all_logits.append(model(images.to(device)).float())
+        all_labels.append(labels.to(device))
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
 def evaluate(
     model: nn.Module, loader, device=None, precision: str = "auto", label_smoothing: float = 0.0
 ) -> dict:
-    """Mean cross-entropy `loss` and accuracy `acc` of `model` on `loader` (in eval mode)."""
-    logits, labels = predict(model, loader, device, precision)
+    """Mean cross-entropy `loss` and accuracy `acc` of `model` on `loader` (in eval mode).
+
+    Computed on the device; the two numbers are read once, at the end."""
+    logits, labels = _predict_on_device(model, loader, device, precision)
     loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     return {"loss": loss.item(), "acc": (logits.argmax(1) == labels).float().mean().item()}

@@ -13,6 +13,7 @@ the recipe, exact resume and what a run writes; `python -m mixer_edu.train --hel
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -29,7 +30,7 @@ from .data import dataset_label
 from .evaluation import evaluate
 from .models import create_model
 from .support import checkpoint as ckpt
-from .support import distributed, run_files
+from .support import distributed, fast_step, run_files
 from .support.errors import TrainingDivergedError, command_line, exit_status
 from .support.loaders import epoch_batches, image_count, run_loaders
 from .support.metrics import METRICS_NAME, append_metrics, epoch_line, epoch_record, read_metrics
@@ -43,23 +44,51 @@ from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed
 # --------------------------------------------------------------------------------------------
 
 
-def train_step(
-    model, images, targets, optimizer, *, precision="fp32", label_smoothing=0.1, clip_grad=1.0
-):
-    """Forward, loss, backward, clipping, AdamW: one step. Returns `(loss, logits, grad_norm)`.
+def forward_loss(model, images, targets, precision="fp32", label_smoothing=0.1):
+    """The step's first half: `(loss, logits)` of a batch.
 
     Args:
         images: `(B, 3, H, W)`; targets: class indices `(B,)`, or soft labels `(B, classes)`
-            after CutMix / Mixup. precision: `'fp32'` or `'bf16'` (autocast of the forward).
-        label_smoothing: of the cross-entropy. clip_grad: the largest gradient norm (0: off).
+            after CutMix / Mixup. precision: `'fp32'` or `'bf16'` (autocast of the forward; the
+            loss is computed in float32 either way). label_smoothing: of the cross-entropy.
     """
     with autocast(images.device, precision):
         logits = model(images)  # (B, 3, H, W) -> (B, classes)
     loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    return loss, logits
+
+
+def clip_and_update(model, optimizer, clip_grad):
+    """The step's second half, after `loss.backward()`: clip the norm of all gradients together
+    to `clip_grad` (0 or None: no clipping), then one AdamW step. Returns the norm before."""
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_grad) if clip_grad else None
     optimizer.step()
+    return grad_norm
+
+
+def train_step(
+    model,
+    images,
+    targets,
+    optimizer,
+    *,
+    precision="fp32",
+    label_smoothing=0.1,
+    clip_grad=1.0,
+    fast=None,
+):
+    """Forward, loss, backward, clipping, AdamW: one step. Returns `(loss, logits, grad_norm)`.
+
+    Args:
+        precision, label_smoothing: `forward_loss`'s. clip_grad: `clip_and_update`'s.
+        fast: the fast path, these same two halves compiled (`support.fast_step.build`), or
+            None: the plain functions above.
+    """
+    forward, update = (fast.forward_loss, fast.update) if fast else (forward_loss, clip_and_update)
+    loss, logits = forward(model, images, targets, precision, label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = update(model, optimizer, clip_grad)
     return loss, logits, grad_norm
 
 
@@ -80,7 +109,7 @@ def train_one_epoch(
     Args:
         mixing: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
         progress: show a progress bar, titled `desc`.
-        **step_options: `train_step`'s `precision`, `label_smoothing` and `clip_grad`.
+        **step_options: `train_step`'s `precision`, `label_smoothing`, `clip_grad` and `fast`.
 
     Returns:
         Mean `loss`, `acc` and `grad_norm` of the epoch, and `images_per_second`.
@@ -202,6 +231,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     with (
         distributed.processes(resolve_device(run.device)) as (ranks, device),
         run_lock(out, enabled=ranks.is_main),
+        contextlib.ExitStack() as machine_settings,
     ):
         plan = plan_run(
             describe_device(device),
@@ -213,6 +243,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
             num_workers=run.num_workers,
         )
         prepare(device)
+        machine_settings.enter_context(fast_step.run_settings(plan))  # TF32, compile cache
         say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
 
         # Data first: a missing data set should stop the run before anything is written.
@@ -243,11 +274,15 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
             f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
         )
 
-        # Fast path and DDP: what steps is the model, wrapped (DDP) and compiled as planned.
-        stepper = distributed.wrap(model, ranks, device)  # DDP averages gradients
+        # DDP and the fast path: the model wrapped (DDP averages gradients), and the step's two
+        # halves compiled as planned.
+        stepper = distributed.wrap(model, ranks, device)
+        fast = None
         if plan.compile_mode:
-            stepper = torch.compile(stepper, mode=plan.compile_mode)
-        evaluator = stepper if ranks.world_size == 1 else model  # rank 0 alone: no DDP needed
+            fast = fast_step.build(
+                forward_loss, clip_and_update, stepper, optimizer, plan.compile_mode, say
+            )
+        evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
 
         epoch = start_epoch
         try:
@@ -264,6 +299,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                     precision=plan.precision,
                     label_smoothing=config.label_smoothing,
                     clip_grad=config.clip_grad,
+                    fast=fast,
                     mixing=mixing,
                     progress=run.progress and ranks.is_main,
                     desc=f"epoch {epoch}/{config.epochs}",

@@ -126,13 +126,15 @@ def test_loop_ceiling_is_data_over_data_plus_model():
 def test_loop_mode_runs_the_trainers_epoch_next_to_the_model_step(tmp_path, capsys, one_thread):
     argv = ["--quick", "--threads", "1", "--precision", "fp32", "--loop"]
     assert bench.main([*argv, "--json", str(tmp_path / "b.json")]) == 0
-    assert "through train_one_epoch" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "through train_one_epoch" in printed
     loop = json.loads((tmp_path / "b.json").read_text())["results"][0]["loop"]
     (row,) = loop["rows"]
     assert set(row["seconds"]) == {
         "ours model-only", "ours loop", "ours evaluation", "ours model-only evaluation",
-        "timm model-only",
+        "ours data", "ours checkpoint", "timm model-only",
     }  # fmt: skip
+    assert "epoch parts, quick" in printed and "30 epochs s" in printed
     assert all(seconds > 0 for seconds in row["seconds"].values())
 
 
@@ -145,3 +147,30 @@ def test_loop_fractions_are_loop_and_loop_plus_evaluation_over_model_only():
     # model-only 100 img/s; loop 80 (80%); with evaluation 100 / 2 s = 50 img/s, against the
     # model-only steps and forward passes of the same work, 100 / 1.25 s = 80 (62.5%); timm 50
     assert line == ["fp32", "100.0", "80.0", "80.0%", "50.0", "62.5%", "50.0", "1.60"]
+
+
+def test_epoch_parts_are_fractions_of_the_epoch_and_project_to_cifar_size():
+    seconds = {"ours model-only": 0.5, "ours loop": 0.75, "ours evaluation": 0.2}
+    seconds |= {"ours data": 0.125, "ours checkpoint": 0.05}
+    seconds |= {"ours fast model-only": 0.25, "ours fast loop": 0.4, "ours fast evaluation": 0.1}
+    loop = {"config": "quick", "train_images": 1000, "test_images": 200, "batch_size": 100}
+    loop |= {"rows": [{"precision": "fp32", "seconds": seconds, "compile": 20.0}]}
+    eager, fast = (line.split() for line in bench_loop.report_epoch(loop).splitlines()[-2:])
+    # eager epoch 1 s: data 12.5%, step 50%, the rest of the loop 12.5%, eval 20%, ckpt 5%
+    assert eager[:7] == ["fp32", "eager", "12.5%", "50.0%", "12.5%", "20.0%", "5.0%"]
+    # CIFAR-10 size: the loop x 50 (50,000 / 1,000 images), the evaluation x 50 (10,000 / 200),
+    # one checkpoint; 30 such epochs, plus the compile on the fast path
+    assert eager[7:] == ["47.55", "0.0", f"{30 * (37.5 + 10 + 0.05):.0f}"]
+    assert fast[1] == "fast" and fast[7:] == ["25.05", "20.0", f"{30 * 25.05 + 20:.0f}"]
+
+
+def test_datasheet_peaks_are_given_only_for_devices_with_cited_figures():
+    assert bench.datasheet_peak("NVIDIA H200")[1] == {"fp32": 67.0, "tf32": 494.0, "bf16": 989.0}
+    assert bench.datasheet_peak("NVIDIA H100 80GB HBM3")[0] == "H100/H200 SXM"
+    assert bench.datasheet_peak("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+    assert bench.datasheet_peak("NVIDIA A100-SXM4-80GB")[0] == "A100"
+    assert bench.datasheet_peak("NVIDIA H200 NVL") is None
+    assert bench.datasheet_peak("Tesla T4") is None and bench.datasheet_peak("Intel Xeon") is None
+    assert bench.matmul_size(torch.device("cuda")) == 8192  # big enough for the tensor cores
+    machine = {"fp32_matmul_gflops": 50.0, "tf32_matmul_gflops": 400.0, "bf16_matmul_gflops": 800.0}
+    assert bench.peak_gflops(machine, "fp32") == 400.0  # the trainer's fp32 on CUDA is TF32

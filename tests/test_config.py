@@ -83,3 +83,14 @@ def test_choice_checker_suggests_the_closest_choice():
         ValueError, match=r"letter must be one of 'alpha', 'beta'; got 'alpah'\. Did"
     ):
         check_choice("alpah", ("alpha", "beta"), "letter")
+
+
+def test_compile_is_auto_unless_asked_for_or_refused_on_the_command_line():
+    from mixer_edu.config import RunOptions, build_parser, split_arguments
+
+    def options(*argv):
+        return split_arguments(build_parser().parse_args(list(argv)))[1]
+
+    assert options("--compile") == {"compile": True}  # the spelling from before 'auto'
+    assert options("--no-compile") == {"compile": False}
+    assert options() == {} and RunOptions().compile == "auto"

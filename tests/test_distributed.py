@@ -10,7 +10,7 @@ from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import config_from_command_line
 from mixer_edu.support import checkpoint as ckpt
-from mixer_edu.support import distributed
+from mixer_edu.support import distributed, fast_step
 from mixer_edu.support.device_data import DeviceLoader
 from mixer_edu.support.metrics import read_metrics
 
@@ -53,19 +53,24 @@ def test_a_global_batch_that_does_not_split_evenly_is_an_error_naming_the_fix():
     assert distributed.rank_seed(5, distributed.Ranks(0, 2)) == 5  # rank 0 = one process
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_global_batch(
-    data_root, tmp_path
+    compiled, data_root, tmp_path
 ):
     """2 processes on gloo, each 16 of the 32 images per step, against 1 process on all 32.
 
     Not bit for bit: DDP averages the two halves' gradients, so the sums run in another order
     (float rounding, about 1e-6 here after 16 steps); DropPath is off, whose masks are drawn per
     rank. CutMix and crop-flip are on: the device path mixes the whole global batch on every rank.
+    `compiled`: the two processes run the fast path (`mixer_edu.support.fast_step`; graphs
+    captured with aot_eager, as in tests/test_fast_step.py), the one process the eager step.
     """
     args = ["--model", "mixer_cifar_tiny", "--batch-size", "32", "--train-images", "256"]
     args += ["--test-images", "64", "--epochs", "2", "--mixing", "cutmix", "--seed", "2"]
     args += ["--precision", "fp32", "--device", "cpu", "--dataset", "standin"]
+    args += ["--compile"] if compiled else []
     env = {**os.environ, data.DATA_ENV: str(data_root), "OMP_NUM_THREADS": "1"}
+    env[fast_step.BACKEND_ENV] = "aot_eager"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", "2", "-m", "mixer_edu.train", *args]
@@ -77,9 +82,12 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     # Only rank 0 printed and wrote: one start line, one line per epoch, one set of files.
     assert ran.stdout.count("Training mixer_cifar_tiny") == 1, ran.stdout
     assert "2 processes (gloo), 16 images each per step" in ran.stdout
+    assert ("under DistributedDataParallel the model is compiled" in ran.stdout) == compiled
     assert ran.stdout.count("Wrote ") == 1 and ran.stdout.count("epoch   2/2 | train") == 1
-    written = sorted(
-        p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*")
+    written = sorted(  # (the hidden .run.lock is the folder's lock, empty once the run ends)
+        p.relative_to(tmp_path / "two").as_posix()
+        for p in (tmp_path / "two").rglob("*")
+        if not p.name.startswith(".")
     )
     snapshots = [f"snapshots/epoch_00{e}.pt" for e in range(3)]
     assert written == ["checkpoint.pt", "metrics.jsonl", "snapshots", *snapshots]

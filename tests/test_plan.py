@@ -29,13 +29,33 @@ def test_a_precision_chosen_by_hand_is_kept():
     assert plan_run(AMX_CPU, 128, precision="fp32").precision == "fp32"
 
 
+def test_gpus_compile_by_default_and_cpus_stay_eager_unless_asked():
+    # Issue 22, one H200: 25 s of compiling, then 15k-18.5k img/s against 7.4k-8.7k eager.
+    assert plan_run(H200, 128).step == "cuda-graphs"
+    assert "pays the compile back" in plan_run(H200, 128).why
+    assert plan_run(H200, 128, compile=False).step == "eager"
+    assert plan_run(AMX_CPU, 128).step == "eager"  # the CPU default stays the plain step
+    assert plan_run(MAC, 128).step == "eager"
+    assert plan_run(AMX_CPU, 128, compile=True).why == ""  # asked for: no reason to give
+    with pytest.raises(ValueError, match="compile must be one of"):
+        plan_run(H200, 128, compile="yes")
+
+
+def test_tf32_only_on_cuda_where_the_plan_chose_fp32():
+    assert plan_run(H200, 128).tf32 and "TF32" in plan_run(H200, 128).summary()
+    assert not plan_run(H200, 128, precision="fp32").tf32  # asked for fp32: full fp32
+    assert not plan_run(H200, 1024).tf32  # bf16 autocast
+    assert not plan_run(AMX_CPU, 128, precision="fp32").tf32
+    assert not plan_run(PLAIN_CPU, 128).tf32
+
+
 def test_compile_uses_cuda_graphs_only_for_small_gpu_batches():
-    assert plan_run(H200, 128).step == "eager"  # compiling is asked for, never assumed
     small, large = plan_run(H200, 128, compile=True), plan_run(H200, 1024, compile=True)
     assert (small.step, small.compile_mode) == ("cuda-graphs", "reduce-overhead")
     assert (large.step, large.compile_mode) == ("compile", "default")
     assert plan_run(AMX_CPU, 128, compile=True).step == "compile"
     assert plan_run(AMX_CPU, 128).compile_mode is None
+    assert plan_run(H200, 1024, compile=False).compile_mode is None
 
 
 def test_crop_flip_runs_on_the_device_and_policies_per_image_with_workers_by_core_count():
@@ -62,7 +82,7 @@ def test_impossible_or_unknown_choices_get_errors_naming_the_fix():
 
 def test_summary_names_device_precision_data_path_step_and_workers():
     line = plan_run(H200, 128, "randaugment", compile=True).summary()
-    for part in ("cuda", "NVIDIA H200", "fp32", "per-image", "8 worker", "CUDA graphs"):
+    for part in ("cuda", "NVIDIA H200", "fp32", "per-image", "8 worker", "CUDA graphs", "TF32"):
         assert part in line
     assert "on the device" in plan_run(AMX_CPU, 128).summary()
 

@@ -4,7 +4,8 @@ The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train
 `viz`, ...) call into these modules for what every real run needs but no lesson teaches:
 
 - how a run runs: `plan` (precision, data path, compile, workers, printed at the start),
-  `runtime` (device, seeds, allocator settings), `distributed` (torchrun / DDP),
+  `runtime` (device, seeds, allocator settings), `distributed` (torchrun / DDP), `fast_step`
+  (the compiled step and its GPU settings), `peaks` (datasheet peaks for the bench),
   `device_data` (the data set kept on the accelerator);
 - files: `checkpoint` (atomic writes, safe loading, exact resume), `metrics` (`metrics.jsonl`),
   `paths`, `disk` (writes that survive a full disk), `run_lock` (one live run per folder),

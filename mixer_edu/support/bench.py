@@ -17,7 +17,10 @@ ratio of a row's FLOP/s to the matmul peak *of its own precision* says how much 
 hardware can do in that precision a step achieves: everything that is not a matmul (GELU,
 LayerNorm, copies, memory allocation, the optimizer) eats into it. (bf16 matmuls run several
 times faster than fp32 ones on GPUs and on CPUs with bf16 units, so a bf16 row measured against
-the fp32 peak could read far above 100%, which says nothing.)
+the fp32 peak could read far above 100%, which says nothing.) The matmul is large enough to
+reach the hardware's rate (`mixer_edu.support.peaks.matmul_size`: 8192^3 on a GPU); on CUDA the
+fp32 rows and their matmul run in TF32, as the trainer runs them there, and for GPUs whose
+figures NVIDIA publishes the datasheet's peaks are printed beside the measured ones.
 
 `--data` also measures the input pipeline alone, in images per second, next to the model-only
 training step: the batch path of `support.device_data` (the data set on the device, augmented
@@ -60,9 +63,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..data import ImageTensors, NormalizeBatch, augmentation
 from ..mixer import MlpMixer
 from ..train import train_step
+from . import fast_step
 from .device_data import DeviceLoader
 from .errors import command_line, exit_status
 from .paths import check_folder
+from .peaks import datasheet_peak, describe_machine, matmul_size
 from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
 from .validation import check_positive_int
 
@@ -240,7 +245,10 @@ def benchmark(
                 else inference_step(model, images, precision)
                 for name, model in models.items()
             }
-            times = time_alternating(steps, calls or spec["calls"], repeats, device, clock=clock)
+            with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32
+                times = time_alternating(
+                    steps, calls or spec["calls"], repeats, device, clock=clock
+                )
             row = {"kind": kind, "precision": precision}
             for name, seconds in times.items():
                 row[f"{name}_images_per_second"] = batch / statistics.median(seconds)
@@ -317,22 +325,40 @@ class _ArrayDataset:
 def machine_summary(
     device: str | torch.device = "cpu", quick: bool = False, clock=time.perf_counter
 ) -> dict:
-    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s)."""
+    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s); on a
+    CUDA GPU also in TF32 (fp32 matmuls on tensor cores, as the trainer runs them there)."""
     device = torch.device(device)
-    size, repeats = (256, 2) if quick else (1024, 5)
+    size, repeats = matmul_size(device, quick), 2 if quick else 5
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {
+    machine = {
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "matmul_size": size,
         "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device, clock),
         "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
     }
+    if device.type == "cuda":
+        with fast_step.tf32_matmuls(True):
+            tf32 = matmul_gflops(torch.float32, size, repeats, device, clock)
+        machine["tf32_matmul_gflops"] = tf32
+    if (known := datasheet_peak(name)) is not None:
+        machine["datasheet"], machine["datasheet_tflops"] = known
+    return machine
 
 
 def peak_gflops(machine: dict, precision: str) -> float:
-    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows."""
+    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows.
+
+    fp32 on a CUDA GPU is the TF32 matmul: the trainer runs fp32 matmuls in TF32 there."""
+    if precision == "fp32" and "tf32_matmul_gflops" in machine:
+        return machine["tf32_matmul_gflops"]
     return machine[f"{precision}_matmul_gflops"]
+
+
+def _matmul_label(machine: dict, precision: str) -> str:
+    """'fp32', or 'TF32' where fp32 matmuls run in TF32 (on CUDA, as the trainer runs them)."""
+    return "TF32" if precision == "fp32" and "tf32_matmul_gflops" in machine else precision
 
 
 def report(machine: dict, result: dict) -> str:
@@ -346,7 +372,10 @@ def report(machine: dict, result: dict) -> str:
         f"{train_flops / 1e6:.0f} MFLOP per image per training step "
         f"({infer_flops / 1e6:.0f} forward)",
         "% of peak: each row's FLOP/s as "
-        + ", ".join(f"% of {p} matmul ({peak_gflops(machine, p):.0f} GFLOP/s)" for p in precisions),
+        + ", ".join(
+            f"% of {_matmul_label(machine, p)} matmul ({peak_gflops(machine, p):.0f} GFLOP/s)"
+            for p in precisions
+        ),
         f"{'':12s}{'ours img/s':>12s}{'timm img/s':>12s}{'ours/timm':>11s}"
         f"{'ours, % of peak':>17s}{'timm, %':>9s}",
     ]
@@ -441,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         "trainer's train_one_epoch) next to the model-only step (mixer_edu.support.bench_loop)",
     )
     add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
+    add(
+        "--compile",
+        action="store_true",
+        help="with --loop: also time the trainer's fast path (mixer_edu.support.fast_step: the "
+        "step compiled, CUDA graphs on a GPU), its compile time included in the projection",
+    )
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
     add(
         "--grad-checkpointing",
@@ -470,12 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_summary(args.device, quick=args.quick, clock=clock)
     machine["malloc"] = "keeps freed memory (both models)" if kept else "default"
     machine["clock"] = "process CPU time" if args.cpu_time else "wall time"
-    print(
-        f"{machine['device']}, {machine['threads']} threads, torch {machine['torch']}, "
-        f"malloc {machine['malloc']}, {machine['clock']}; measured matmul: "
-        f"{machine['fp32_matmul_gflops']:.0f} "
-        f"GFLOP/s fp32, {machine['bf16_matmul_gflops']:.0f} GFLOP/s bf16"
-    )
+    print(describe_machine(machine))
     results = []
     for config in configs:
         result = benchmark(
@@ -491,14 +521,15 @@ def main(argv: list[str] | None = None) -> int:
             result["data"] = data
             print(report_data(data, result), flush=True)
         if args.loop:
-            from .bench_loop import loop_benchmark, report_loop  # it builds on this module
+            from .bench_loop import loop_benchmark, report_epoch, report_loop  # builds on this
 
             batches = 3 if args.quick else args.loop_batches
             loop = loop_benchmark(
-                config, precisions, args.batch_size, batches, repeats, args.device, clock=clock
-            )
+                config, precisions, args.batch_size, batches, repeats, args.device, clock=clock,
+                compiled=args.compile,
+            )  # fmt: skip
             result["loop"] = loop
-            print(report_loop(loop), flush=True)
+            print(report_loop(loop), report_epoch(loop), sep="\n", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))

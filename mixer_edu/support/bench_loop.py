@@ -13,8 +13,14 @@ device:
                  smoothing, clipping, learning-rate schedule and running metrics
     evaluation   `mixer_edu.evaluation.evaluate` on a test split of a fifth as many images
                  (CIFAR-10's 10,000 test images next to its 50,000 training images)
+    data         the loader's epoch alone: its batches, cropped and flipped, no model
+    checkpoint   what the trainer writes after every epoch: the weights' snapshot and the
+                 checkpoint (weights, AdamW's state, scheduler, random generators), atomically
+    fast ...     with `compiled=True` (`--compile`), the model-only step, the loop and the
+                 evaluation again on the trainer's fast path (`mixer_edu.support.fast_step`)
 
-and reports training images per second and the fraction of model-only speed the loop reaches,
+and reports training images per second and the fraction of model-only speed the loop reaches
+(`report_loop`), and where an epoch's time goes, projected to CIFAR-10's size (`report_epoch`),
 without the evaluation that follows every epoch (loop against model-only training steps) and
 with it (loop and evaluation against the model-only steps and forward passes of the same work).
 timm's model-only step runs in the same measurement, so the loop can be compared with the
@@ -27,12 +33,16 @@ they show.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from ..evaluation import evaluate
 from ..train import warmup_cosine
+from . import checkpoint as ckpt
+from . import fast_step
 from .bench import (
     CONFIGS,
     build_pair,
@@ -43,6 +53,8 @@ from .bench import (
 )
 from .device_data import DeviceLoader
 
+CIFAR_TRAIN, CIFAR_TEST, CLASSROOM_EPOCHS = 50_000, 10_000, 30  # the classroom run's size
+
 
 def loop_benchmark(
     config: str = "cifar",
@@ -52,8 +64,10 @@ def loop_benchmark(
     repeats: int = 3,
     device: str | torch.device = "cpu",
     clock=time.perf_counter,
+    compiled: bool = False,
 ) -> dict:
-    """Seconds per epoch of the model-only step, the loop and the evaluation, per precision."""
+    """Seconds per epoch of the model-only step, the loop, the evaluation, the data alone and
+    the checkpoint, per precision; with `compiled`, also of the fast path (and its compile)."""
     from ..train import train_one_epoch  # the trainer's own code path, not a copy of it
 
     device = torch.device(device)
@@ -73,6 +87,7 @@ def loop_benchmark(
     eval_batches = len(test_loader)
     fixed_test_images = torch.randn(2 * batch, 3, size, size, device=device)
     rows = []
+    folder = Path(tempfile.mkdtemp(prefix="mixer-edu-bench-"))
     for precision in precisions:
         epochs = {
             "ours model-only": _repeat(
@@ -84,12 +99,30 @@ def loop_benchmark(
                 inference_step(ours, fixed_test_images, precision), eval_batches
             ),
         }
+        epochs["ours data"] = lambda: [None for _ in train_loader.epoch(seed=0)]
+        epochs["ours checkpoint"] = _checkpoint(ours, folder)
         if theirs is not None:
             step = training_step(theirs, fixed_images, fixed_labels, precision)
             epochs["timm model-only"] = _repeat(step, batches)
-        times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
+        compile_seconds = None
+        if compiled:
+            loop_epoch = _loop_epoch(train_one_epoch, ours, train_loader, precision)
+            loop_epoch.fast = _build_fast(ours, loop_epoch.optimizer)
+            fast_epochs = {
+                "fast model-only": _fast_epoch(
+                    ours, fixed_images, fixed_labels, precision, batches
+                ),
+                "fast loop": loop_epoch,
+                "fast evaluation": lambda p=precision, f=loop_epoch.fast: evaluate(
+                    f.evaluator, test_loader, device, p
+                ),
+            }
+            compile_seconds = _first_call_seconds(fast_epochs, device, clock)
+            epochs |= {f"ours {name}": epoch for name, epoch in fast_epochs.items()}
+        with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32 there
+            times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
         median = {name: statistics.median(seconds) for name, seconds in times.items()}
-        rows.append({"precision": precision, "seconds": median})
+        rows.append({"precision": precision, "seconds": median, "compile": compile_seconds})
     return {
         "config": config,
         "batch_size": batch,
@@ -102,13 +135,83 @@ def loop_benchmark(
 
 def _loop_epoch(train_one_epoch, model, loader: DeviceLoader, precision: str):
     """One epoch as the trainer runs it: its epoch function, AdamW, warmup-cosine schedule,
-    label smoothing 0.1 and clipping at 1 (the recipe's), on the loader's batches of seed 0."""
+    label smoothing 0.1 and clipping at 1 (the recipe's), on the loader's batches of seed 0.
+    Setting `epoch.fast` (a `fast_step.build` result) runs it on the fast path."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scheduler = warmup_cosine(optimizer, 1, 10**9)
 
     def epoch():
         batches = loader.epoch(seed=0)
-        train_one_epoch(model, batches, optimizer, scheduler, loader.device, precision=precision)
+        train_one_epoch(
+            model,
+            batches,
+            optimizer,
+            scheduler,
+            loader.device,
+            precision=precision,
+            fast=epoch.fast,
+        )
+
+    epoch.fast = None
+    epoch.optimizer = optimizer
+    return epoch
+
+
+def _build_fast(model, optimizer):
+    """The trainer's fast path for `model` and `optimizer`: the compiled halves of the step in
+    `mixer_edu.train`, with the plan's mode (CUDA graphs on a GPU at small batches)."""
+    from ..train import clip_and_update, forward_loss
+
+    mode = "reduce-overhead" if next(model.parameters()).is_cuda else None
+    return fast_step.build(forward_loss, clip_and_update, model, optimizer, mode)
+
+
+def _fast_epoch(model, images, labels, precision: str, batches: int):
+    """The trainer's step on the fast path on one fixed batch, `batches` times."""
+    from ..train import train_step
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    fast = _build_fast(model, optimizer)
+
+    def step():
+        model.train()
+        train_step(model, images, labels, optimizer, precision=precision, fast=fast)
+
+    return _repeat(step, batches)
+
+
+def _first_call_seconds(epochs: dict, device, clock) -> float:
+    """Seconds of the first call of each (compiling) epoch function, together."""
+    start = clock()
+    for epoch in epochs.values():
+        epoch()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return clock() - start
+
+
+def _checkpoint(model, folder: Path):
+    """What the trainer writes after an epoch: a snapshot of the weights, then the checkpoint
+    (weights, AdamW's state, the scheduler's and the random generators' states)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for p in model.parameters():  # AdamW's state as after a step: two moments per weight
+        optimizer.state[p] = {
+            "step": torch.tensor(1.0),
+            "exp_avg": torch.zeros_like(p),
+            "exp_avg_sq": torch.zeros_like(p),
+        }
+    scheduler = warmup_cosine(optimizer, 1, 10**9)
+
+    def epoch():
+        snapshot = {"model": ckpt.model_state(model), "epoch": 1}
+        ckpt.save_atomic(snapshot, ckpt.snapshot_path(folder, 1))
+        full = {
+            **snapshot,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
+        ckpt.save_atomic(full, folder / ckpt.CHECKPOINT_NAME)
 
     return epoch
 
@@ -144,4 +247,45 @@ def report_loop(loop: dict) -> str:
             timm = n / seconds["timm model-only"]
             line += f"{timm:12.1f}{loop_rate / timm:11.2f}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def report_epoch(loop: dict) -> str:
+    """Where an epoch's time goes, and the classroom run's time projected from it.
+
+    An epoch is the loop (data and steps), the evaluation and the checkpoint. Its parts: the
+    data alone, the model-only steps, the rest of the loop (the running metrics, the schedule,
+    the hand-over between data and steps), the evaluation and the checkpoint, each a fraction
+    of the epoch. The projection scales the loop and the evaluation to CIFAR-10's 50,000
+    training and 10,000 test images and adds one checkpoint per epoch, for 30 epochs, plus the
+    compile time of the fast path (its first calls).
+    """
+    n, n_test, batch = loop["train_images"], loop["test_images"], loop["batch_size"]
+    train_scale = (CIFAR_TRAIN // batch * batch) / n
+    lines = [
+        f"epoch parts, {loop['config']}: fraction of one epoch (loop + evaluation + checkpoint); "
+        f"{CLASSROOM_EPOCHS} epochs projected to {CIFAR_TRAIN:,} training and {CIFAR_TEST:,} "
+        "test images",
+        f"{'':6s}{'path':>6s}{'data':>8s}{'step':>8s}{'rest':>8s}{'eval':>8s}{'ckpt':>8s}"
+        f"{'epoch s':>10s}{'compile s':>11s}{f'{CLASSROOM_EPOCHS} epochs s':>14s}",
+    ]
+    for row in loop["rows"]:
+        seconds = row["seconds"]
+        paths = [("eager", "ours ")]
+        if "ours fast loop" in seconds:
+            paths.append(("fast", "ours fast "))
+        for path, prefix in paths:
+            loop_s, step_s = seconds[prefix + "loop"], seconds[prefix + "model-only"]
+            data_s, eval_s = seconds["ours data"], seconds[prefix + "evaluation"]
+            ckpt_s = seconds["ours checkpoint"]
+            epoch_s = loop_s + eval_s + ckpt_s
+            parts = [data_s, step_s, loop_s - data_s - step_s, eval_s, ckpt_s]
+            full_epoch = loop_s * train_scale + eval_s * CIFAR_TEST / n_test + ckpt_s
+            compile_s = row.get("compile") if path == "fast" else 0.0
+            total = CLASSROOM_EPOCHS * full_epoch + (compile_s or 0.0)
+            line = f"{row['precision']:6s}{path:>6s}" + "".join(
+                f"{p / epoch_s:8.1%}" for p in parts
+            )
+            line += f"{full_epoch:10.2f}{compile_s or 0.0:11.1f}{total:14.0f}"
+            lines.append(line)
     return "\n".join(lines)
