@@ -12,13 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from mixer_edu.exercises import generate
+from tests.optional import need
 
-pytest.importorskip("nbgrader")
-from nbgrader.api import Gradebook  # noqa: E402
+nbformat = need("nbformat")
+Gradebook = need("nbgrader.api").Gradebook
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISE = generate.SOURCE_DIR / "01-Patchify.ipynb"

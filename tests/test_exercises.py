@@ -9,11 +9,13 @@
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from mixer_edu.exercises import generate
+from tests.optional import need
+
+nbformat = need("nbformat")
+NotebookClient = need("nbclient").NotebookClient
 
 SOURCES = generate.sources()
 STUDENT_NOTEBOOKS = [generate.STUDENT_DIR / path.name for path in SOURCES]
@@ -236,7 +238,7 @@ def _is_graded_test(cell) -> bool:
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_instructor_notebook_is_valid_nbgrader_with_a_graded_check_per_checker(source):
-    validator = pytest.importorskip("nbgrader.nbgraderformat").MetadataValidator()
+    validator = need("nbgrader.nbgraderformat").MetadataValidator()
     notebook = nbformat.read(source, as_version=4)
     validator.validate_nb(notebook)  # raises on metadata nbgrader would refuse
     for cell in notebook.cells:
