@@ -14,9 +14,9 @@ a CPU it just works, so CI cannot see the bug. This guard stands in for a second
 - then, as on a GPU: a module whose parameters are on the device refuses an input that is not
   (and the other way round), and `.numpy()` refuses a tensor on the device.
 
-It is a check, not a simulation of a GPU: the numbers are the CPU's, and zero-dimensional tensors
-may mix, as torch allows. It runs notebooks a few times slower (every torch call goes through
-Python), so only fast-mode notebooks go through it.
+It is a check, not a simulation of a GPU: the numbers are the CPU's, zero-dimensional tensors may
+mix, as torch allows, and only the inputs of the outermost module call are checked (inside a
+model's forward the tracking pauses, which keeps the cost small).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class DeviceGuard(TorchFunctionMode):
 
 
 def _check_inputs(module: nn.Module, args) -> None:
-    """Forward pre-hook: the inputs must be where the module's parameters are, as on a GPU."""
+    """The inputs must be where the module's parameters are, as on a GPU."""
     parameter = next(module.parameters(), None)
     if parameter is None:
         return
@@ -129,22 +129,45 @@ def _check_inputs(module: nn.Module, args) -> None:
             )
 
 
-def guard():
-    """A context manager: inside, the pretend device is tracked and mix-ups raise `DeviceMixup`."""
-    return _Guard()
-
-
 class _Guard:
+    """Checks the inputs of the outermost module calls. Inside a module's forward the tracking is
+    paused (it would only slow every operation down): the outputs are on the device when the
+    inputs were, and a module called inside another gets what the outer one computed."""
+
     def __enter__(self):
-        self._hook = nn.modules.module.register_module_forward_pre_hook(_check_inputs)
-        self._mode = DeviceGuard()
+        self._mode, self._depth, self._inputs_on_device = DeviceGuard(), 0, []
+        self._hooks = [
+            nn.modules.module.register_module_forward_pre_hook(self._before),
+            nn.modules.module.register_module_forward_hook(self._after, always_call=True),
+        ]
         self._mode.__enter__()
         return self
 
     def __exit__(self, *exc):
         self._mode.__exit__(*exc)
-        self._hook.remove()
+        for hook in self._hooks:
+            hook.remove()
         return False
+
+    def _before(self, module, args):
+        if self._depth == 0:
+            _check_inputs(module, args)  # raises before anything is paused
+            self._inputs_on_device.append(any(on_device(t) for t in _tensors(args)))
+            self._mode.__exit__(None, None, None)
+        self._depth += 1
+
+    def _after(self, module, args, output):
+        self._depth -= 1
+        if self._depth == 0:
+            self._mode.__enter__()
+            if self._inputs_on_device.pop():
+                for tensor in _tensors([output]):
+                    _ON_DEVICE[tensor] = True
+
+
+def guard():
+    """A context manager: inside, the pretend device is tracked and mix-ups raise `DeviceMixup`."""
+    return _Guard()
 
 
 def main(argv: list[str]) -> int:
