@@ -25,6 +25,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.jupyter_course import ROOT, running_course  # noqa: E402
 
+pytestmark = pytest.mark.jupyter
+
 NOTEBOOK_01 = "01-Images-To-Patches-To-Tokens.ipynb"
 VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 

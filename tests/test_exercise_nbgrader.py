@@ -18,6 +18,7 @@ from mixer_edu.exercises import generate
 from tests.optional import need
 
 nbformat = need("nbformat")
+pytestmark = pytest.mark.jupyter
 Gradebook = need("nbgrader.api").Gradebook
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -261,6 +261,7 @@ def test_generator_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, 
 
 
 @pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.jupyter
 def test_student_notebook_fails_only_with_not_implemented_error(path, monkeypatch):
     """Run it as a student first sees it: every error is an unwritten exercise, nothing else."""
     monkeypatch.setenv("MIXER_EDU_FAST", "1")

@@ -37,6 +37,7 @@ def _python_version(path) -> str:
     return _read(path).metadata["language_info"]["version"]
 
 
+@pytest.mark.jupyter
 def test_the_metadata_is_what_ipykernel_reports():
     start_new_kernel = need("jupyter_client.manager").start_new_kernel
 
