@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from mixer_edu.exercises import generate
 from tests.optional import need
 
 nbformat = need("nbformat")
 pytestmark = pytest.mark.jupyter
 Gradebook = need("nbgrader.api").Gradebook
+from mixer_edu.exercises import generate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISE = generate.SOURCE_DIR / "01-Patchify.ipynb"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mixer_edu.exercises import generate
 from tests.optional import need
 
-nbformat = need("nbformat")
+nbformat = need("nbformat")  # also what mixer_edu.exercises.generate writes notebooks with
 NotebookClient = need("nbclient").NotebookClient
+from mixer_edu.exercises import generate  # noqa: E402
 
 SOURCES = generate.sources()
 STUDENT_NOTEBOOKS = [generate.STUDENT_DIR / path.name for path in SOURCES]
