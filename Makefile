@@ -69,4 +69,4 @@ test-main: $(STAMP)
 # need a dev dependency (nbval, nbgrader, selenium) skip, each naming what it misses.
 test-floor: $(FLOOR_STAMP)
 	MIXER_EDU_FAST=1 $(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider -m "not jupyter" tests
-	$(FLOOR_BIN)/python tools/gpu_check.py --device-guard --workers 2
+	$(FLOOR_BIN)/python tools/gpu_check.py --device-guard --workers 2 --budget notebooks=1200
