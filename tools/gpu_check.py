@@ -118,6 +118,15 @@ def _text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
 
 
+def report(result: Result) -> None:
+    """One line as a step ends; the end of its output when it failed."""
+    note = f" ({result.note})" if result.note else ""
+    verdict = "passed" if result.passed else "FAILED"
+    print(f"{result.name}: {verdict} in {result.seconds:.0f} s{note}", flush=True)
+    if not result.passed:
+        print("\n".join(result.output.splitlines()[-25:]), flush=True)
+
+
 def run_notebook(path: Path, budget: float, guard: bool = False) -> Result:
     """One notebook as a script, from its folder (under tools/device_guard.py with `guard`)."""
     script = path.with_name(f".gpu_check_{path.stem}.py")
@@ -125,7 +134,9 @@ def run_notebook(path: Path, budget: float, guard: bool = False) -> Result:
     runner = [str(ROOT / "tools" / "device_guard.py")] if guard else []
     try:
         name = str(path.relative_to(ROOT))
-        return run_step(name, [sys.executable, *runner, script.name], path.parent, budget)
+        result = run_step(name, [sys.executable, *runner, script.name], path.parent, budget)
+        report(result)
+        return result
     finally:
         script.unlink()
 
@@ -280,10 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             new = [run_bench(budgets["bench"], device, args.quick_bench)]
         for r in new:
-            print(f"{r.name}: {'passed' if r.passed else 'FAILED'} in {r.seconds:.0f} s"
-                  + (f" ({r.note})" if r.note else ""), flush=True)  # fmt: skip
-            if not r.passed:
-                print("\n".join(r.output.splitlines()[-25:]), flush=True)
+            if step != "notebooks":  # those are reported as each one ends
+                report(r)
             if args.log is not None:
                 args.log.mkdir(parents=True, exist_ok=True)
                 (args.log / f"{r.name.replace('/', '_')}.log").write_text(r.output, "utf-8")
