@@ -96,3 +96,19 @@ def test_train_and_bench_steps_run_on_the_cpu_and_report_their_numbers(tmp_path)
     assert code == 0, text
     assert "| train | pass |" in text and "epoch 1/1 \\| train loss" in text and "img/s" in text
     assert "| bench | pass |" in text and "train fp32: ours" in text and "loop fp32" in text
+
+
+def test_notebooks_run_as_scripts_from_their_folder_and_a_failure_shows(tmp_path, monkeypatch):
+    good = _notebook(tmp_path, "from pathlib import Path", "print(Path.cwd().name)")
+    bad = good.with_name("02-Broken.ipynb")
+    bad.write_text(_notebook(tmp_path / "..", "raise RuntimeError('cell two broke')").read_text())
+    monkeypatch.setattr(gpu_check, "ROOT", tmp_path)
+    monkeypatch.setattr(gpu_check, "NOTEBOOKS", [good, bad])
+    results = gpu_check.run_notebooks(budget=120, workers=2)
+    assert [(r.name, r.passed) for r in results] == [
+        ("01-Example.ipynb", True),
+        ("02-Broken.ipynb", False),
+    ]
+    assert results[0].output.strip() == tmp_path.name  # run from the notebook's folder
+    assert "cell two broke" in results[1].output
+    assert not list(tmp_path.glob(".gpu_check_*"))  # the scripts are removed
