@@ -119,3 +119,14 @@ def test_the_notebooks_that_train_or_predict_are_found():
 @pytest.mark.parametrize("path", TRAINING, ids=lambda path: path.name)
 def test_a_notebook_that_trains_or_predicts_picks_its_device_once(path):
     assert _code(path).count("course_device()") == 1, "call course_device() once, at the top"
+
+
+def test_the_pictures_functions_move_the_images_to_the_model(device):
+    """channel_mixing_responses and token_norms run the model themselves, on its device."""
+    from mixer_edu.timm_compat import token_norms
+    from mixer_edu.weights import channel_mixing_responses
+
+    model = create_model("mixer_cifar_tiny").to(device)
+    images = torch.rand(2, 3, 32, 32)  # on the CPU, as a notebook's loader gives them
+    assert channel_mixing_responses(model, images).shape[0] == 2
+    assert token_norms(model, images).shape[0] == 2
