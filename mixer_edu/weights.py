@@ -142,11 +142,13 @@ def channel_mixing_responses(model: nn.Module, images: Tensor, block: int = 0) -
 
     Args:
         model: a Mixer.
-        images: `(B, C, H, W)`, normalised as the model expects.
+        images: `(B, C, H, W)`, normalised as the model expects, on any device (moved to the
+            model's).
         block: which block.
 
     Returns:
-        `(B, D_C, h, w)`: GELU(fc1(LayerNorm(token))) for each hidden unit, on the patch grid.
+        `(B, D_C, h, w)`: GELU(fc1(LayerNorm(token))) for each hidden unit, on the patch grid,
+        on the CPU.
     """
     layer = _check_block_index(model, block)
     check_image_batch(images)
@@ -158,7 +160,7 @@ def channel_mixing_responses(model: nn.Module, images: Tensor, block: int = 0) -
     was_training = model.training
     try:
         model.eval()
-        model(images)
+        model(images.to(next(model.parameters()).device))
     finally:
         handle.remove()
         model.train(was_training)

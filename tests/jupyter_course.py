@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
+from tests.optional import need
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tools" / "course.py"
@@ -31,7 +31,7 @@ class Course:
     url: str  # the URL the launcher printed, token included
     log: Path
     returncode: int | None = None
-    leftovers: list[psutil.Process] = field(default_factory=list)
+    leftovers: list = field(default_factory=list)  # psutil.Process objects
 
     @property
     def base(self) -> str:
@@ -76,7 +76,10 @@ def running_course(
 
     After the block, `course.returncode` is the launcher's exit code and `course.leftovers` lists
     the processes it started (server, kernels) that were still alive 15 s after it stopped.
+    Needs JupyterLab's server and psutil: skips (or fails under `make test`) without them.
     """
+    need("jupyter_server", "JupyterLab: pip install -e .")
+    psutil = need("psutil")
     folders = {
         "JUPYTER_CONFIG_DIR": "config",
         "JUPYTER_RUNTIME_DIR": "runtime",

@@ -2,31 +2,30 @@
 nothing, and notebook 01 runs with Run All without an error.
 
 It uses headless Chromium driven by selenium (Debian: `apt-get install chromium chromium-driver`;
-`.ci/run` installs them) and is skipped where they are missing. The course starts as `make course`
-starts it (tests/jupyter_course.py), in fast mode, on a copy of the notebooks, so that running
-notebook 01 does not touch the committed one.
+`.ci/run` installs them) and is skipped where they are missing (but fails under `make test`). The
+course starts as `make course` starts it (tests/jupyter_course.py), in fast mode, on a copy of
+the notebooks, so that running notebook 01 does not touch the committed one.
 """
 
 import shutil
 import time
 
-import nbformat
 import pytest
 
-from tests.jupyter_course import ROOT, running_course
+from tests.optional import need, need_program
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency")
+nbformat = need("nbformat")
+webdriver = need("selenium.webdriver")
+CHROMEDRIVER = need_program("chromedriver", "chromium chromium-driver")
+CHROMIUM = shutil.which("chromium") or need_program("chromium-browser", "chromium")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Chromium and its driver (Debian: apt-get install chromium chromium-driver)",
-)
+from tests.jupyter_course import ROOT, running_course  # noqa: E402
+
+pytestmark = pytest.mark.jupyter
 
 NOTEBOOK_01 = "01-Images-To-Patches-To-Tokens.ipynb"
 VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"

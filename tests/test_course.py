@@ -77,3 +77,23 @@ def test_setup_notebook_prints_the_run_mode_only_where_asked(capsys, monkeypatch
     assert "NOT CIFAR-10" in capsys.readouterr().out
     course.setup_notebook(banner=False)
     assert capsys.readouterr().out == ""
+
+
+def test_course_device_is_mixer_edu_device_when_set_else_the_fastest(monkeypatch):
+    from mixer_edu.support.runtime import default_device
+
+    course_device = course.course_device
+    monkeypatch.setenv("MIXER_EDU_DEVICE", "cpu")
+    assert course_device() == torch.device("cpu") == default_device()
+    monkeypatch.setenv("MIXER_EDU_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="device must be one of cuda, mps, cpu"):
+        course_device()
+    monkeypatch.delenv("MIXER_EDU_DEVICE")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else "mps"
+        if torch.backends.mps.is_available()
+        else "cpu"
+    )
+    assert course_device().type == expected

@@ -49,6 +49,7 @@ def test_a_missing_notebook_is_one_error_line(capsys):
     assert error.startswith("error: ") and error.count("\n") == 1
 
 
+@pytest.mark.jupyter
 def test_course_serves_the_index_with_the_repository_settings(tmp_path):
     """Started as `make course` starts it (as root where the tests run as root)."""
     with running_course(tmp_path) as course:
@@ -66,6 +67,7 @@ def test_course_serves_the_index_with_the_repository_settings(tmp_path):
     assert course.leftovers == []
 
 
+@pytest.mark.jupyter
 def test_course_moves_to_another_port_when_the_port_is_taken(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

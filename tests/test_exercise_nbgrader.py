@@ -12,13 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from mixer_edu.exercises import generate
+from tests.optional import need
 
-pytest.importorskip("nbgrader")
-from nbgrader.api import Gradebook  # noqa: E402
+nbformat = need("nbformat")
+pytestmark = pytest.mark.jupyter
+Gradebook = need("nbgrader.api").Gradebook
+from mixer_edu.exercises import generate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISE = generate.SOURCE_DIR / "01-Patchify.ipynb"

@@ -9,11 +9,13 @@
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from mixer_edu.exercises import generate
+from tests.optional import need
+
+nbformat = need("nbformat")  # also what mixer_edu.exercises.generate writes notebooks with
+NotebookClient = need("nbclient").NotebookClient
+from mixer_edu.exercises import generate  # noqa: E402
 
 SOURCES = generate.sources()
 STUDENT_NOTEBOOKS = [generate.STUDENT_DIR / path.name for path in SOURCES]
@@ -236,7 +238,7 @@ def _is_graded_test(cell) -> bool:
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_instructor_notebook_is_valid_nbgrader_with_a_graded_check_per_checker(source):
-    validator = pytest.importorskip("nbgrader.nbgraderformat").MetadataValidator()
+    validator = need("nbgrader.nbgraderformat").MetadataValidator()
     notebook = nbformat.read(source, as_version=4)
     validator.validate_nb(notebook)  # raises on metadata nbgrader would refuse
     for cell in notebook.cells:
@@ -259,6 +261,7 @@ def test_generator_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, 
 
 
 @pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.jupyter
 def test_student_notebook_fails_only_with_not_implemented_error(path, monkeypatch):
     """Run it as a student first sees it: every error is an unwritten exercise, nothing else."""
     monkeypatch.setenv("MIXER_EDU_FAST", "1")

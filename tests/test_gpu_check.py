@@ -1,27 +1,34 @@
-"""tools/gpu_check.py turns notebooks into scripts that run the same cells in the same order."""
+"""tools/gpu_check.py: notebooks as scripts, each step in its time budget, one pasteable summary.
+
+It must run where nbformat and Jupyter are missing (GPU images), so these tests write notebooks as
+plain JSON, as it reads them.
+"""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
 gpu_check = importlib.util.module_from_spec(spec)
+sys.modules["gpu_check"] = gpu_check  # its dataclass looks its module up there
 spec.loader.exec_module(gpu_check)
 
 
 def _notebook(tmp_path, *cells):
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# a title"),
-        *(nbformat.v4.new_code_cell(source) for source in cells),
-    ]
+    code = [{"cell_type": "code", "metadata": {}, "source": s, "outputs": []} for s in cells]
+    notebook = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "# a title"}, *code],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path = tmp_path / "01-Example.ipynb"
-    nbformat.write(notebook, path)
+    path.write_text(json.dumps(notebook))
     return path
 
 
@@ -43,3 +50,65 @@ def test_every_committed_notebook_converts():
     assert gpu_check.NOTEBOOKS, "the course has notebooks"
     for path in gpu_check.NOTEBOOKS:
         assert "# --- cell" in gpu_check.notebook_to_script(path)
+
+
+def test_the_budgets_fit_in_eight_minutes():
+    assert sum(gpu_check.BUDGETS.values()) <= 8 * 60 - 30  # leaves time to start and summarise
+    assert set(gpu_check.BUDGETS) == set(gpu_check.STEPS)
+
+
+def test_a_step_past_its_budget_is_stopped_and_failed():
+    sleeper = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"]
+    result = gpu_check.run_step("sleeper", sleeper, ROOT, budget=2)
+    assert not result.passed and result.seconds < 15
+    assert "budget" in result.note
+
+
+def test_notebooks_that_share_a_training_run_run_one_after_the_other():
+    """Notebook 05 reads the run notebook 04 trains: running both at once would race."""
+    groups = gpu_check.notebook_groups()
+    assert sorted(p for g in groups for p in g) == sorted(gpu_check.NOTEBOOKS)
+    together = [[p.name[:2] for p in g] for g in groups if len(g) > 1]
+    assert together == [["04", "05"]]
+
+
+def test_summary_is_a_markdown_table_with_each_step_and_the_failures_output():
+    results = [
+        gpu_check.Result("tests", True, 12.3, "10 passed"),
+        gpu_check.Result("bench", False, 60.0, "stopped after its 60 s budget", "last line"),
+    ]
+    text = gpu_check.summary("cuda: a GPU", results)
+    assert text.splitlines()[0] == "## tools/gpu_check.py: 1 passed, 1 failed"
+    assert "| tests | pass | 12 s | 10 passed |" in text
+    assert "| bench | FAIL | 60 s | stopped after its 60 s budget |" in text
+    assert "### bench" in text and "last line" in text
+
+
+def test_train_and_bench_steps_run_on_the_cpu_and_report_their_numbers(tmp_path):
+    """The classroom run and the benchmark, made tiny: what a GPU machine runs, end to end."""
+    summary = tmp_path / "summary.md"
+    code = gpu_check.main(
+        ["--steps", "train,bench", "--epochs", "1", "--train-images", "256",
+         "--quick-bench", "--budget", "train=240", "--budget", "bench=240",
+         "--summary", str(summary)]
+    )  # fmt: skip
+    text = summary.read_text()
+    assert code == 0, text
+    assert "| train | pass |" in text and "epoch 1/1 \\| train loss" in text and "img/s" in text
+    assert "| bench | pass |" in text and "train fp32: ours" in text and "loop fp32" in text
+
+
+def test_notebooks_run_as_scripts_from_their_folder_and_a_failure_shows(tmp_path, monkeypatch):
+    good = _notebook(tmp_path, "from pathlib import Path", "print(Path.cwd().name)")
+    bad = good.with_name("02-Broken.ipynb")
+    bad.write_text(_notebook(tmp_path / "..", "raise RuntimeError('cell two broke')").read_text())
+    monkeypatch.setattr(gpu_check, "ROOT", tmp_path)
+    monkeypatch.setattr(gpu_check, "NOTEBOOKS", [good, bad])
+    results = gpu_check.run_notebooks(budget=120, workers=2)
+    assert [(r.name, r.passed) for r in results] == [
+        ("01-Example.ipynb", True),
+        ("02-Broken.ipynb", False),
+    ]
+    assert results[0].output.strip() == tmp_path.name  # run from the notebook's folder
+    assert "cell two broke" in results[1].output
+    assert not list(tmp_path.glob(".gpu_check_*"))  # the scripts are removed

@@ -9,8 +9,11 @@ import importlib.util
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
+
+from tests.optional import need
+
+nbformat = need("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location(
@@ -34,8 +37,9 @@ def _python_version(path) -> str:
     return _read(path).metadata["language_info"]["version"]
 
 
+@pytest.mark.jupyter
 def test_the_metadata_is_what_ipykernel_reports():
-    from jupyter_client.manager import start_new_kernel
+    start_new_kernel = need("jupyter_client.manager").start_new_kernel
 
     manager, client = start_new_kernel(kernel_name=notebook_metadata.KERNEL)
     try:

@@ -8,8 +8,11 @@ that every link between notebooks and documents leads somewhere.
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
+
+from tests.optional import need
+
+nbformat = need("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

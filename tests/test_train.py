@@ -82,8 +82,15 @@ def test_evaluate_counts_correct_predictions(short_run, data_root):
     logits, labels = predict(short_run.model, test_loader)
     assert logits.shape == (500, 10) and labels.shape == (500,)
     stats = evaluate(short_run.model, test_loader)
-    assert stats["acc"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
-    assert stats["acc"] == pytest.approx(short_run.final["test_acc"])
+    correct = (logits.argmax(1) == labels).sum().item()
+    assert stats["acc"] * 500 == pytest.approx(correct)  # the same predictions, counted
+    # The run measured the same images through its own data path, in its own precision (bf16 on
+    # a GPU): only an image whose top two logits nearly tie may come out differently there.
+    recorded = round(short_run.final["test_acc"] * 500)
+    assert short_run.final["test_acc"] * 500 == pytest.approx(recorded)  # a count of images
+    top2 = logits.topk(2, dim=1).values
+    near_ties = (top2[:, 0] - top2[:, 1] < 0.05).sum().item()
+    assert abs(recorded - correct) <= near_ties
 
 
 class _InterruptAfter:

@@ -1,31 +1,55 @@
-"""Run the whole test suite and every notebook on a GPU machine, and print one summary.
+"""The one command for a GPU machine: tests, notebooks, a classroom run and the benchmark.
 
-    python tools/gpu_check.py              # tests, then every notebook, in fast mode
-    python tools/gpu_check.py --notebooks  # only the notebooks
-    python tools/gpu_check.py --log DIR    # also write each step's full output under DIR
+    python tools/gpu_check.py                     # every step, on the fastest device here
+    python tools/gpu_check.py --summary gpu.md    # also write the summary (markdown) to a file
+    python tools/gpu_check.py --notebooks         # only the notebooks, as scripts
+    python tools/gpu_check.py --device-guard      # the notebooks on a CPU, under device_guard.py
+    python tools/gpu_check.py --log DIR           # also keep each step's full output under DIR
 
-Run it whenever you have a CUDA (or Apple MPS) machine: CI has no GPU, so this is how the
-course's device code paths get exercised. It needs torch, torchvision, timm, einops, matplotlib
-and pytest, but not nbval or a Jupyter kernel (GPU images often lack them): each notebook's code
-cells are run in order as one Python script, in fast mode, from the notebook's own folder. That
-checks that every cell runs on the device; it does not compare outputs (nbval does that in CI).
+CI has no GPU, so this is how the course's device code paths get exercised: run it on any CUDA
+(or Apple MPS) machine and paste the summary it prints last into an issue. The steps:
+
+1. `tests`: the whole test suite (`pytest -n` when pytest-xdist is installed);
+2. `notebooks`: every course notebook and exercise solution, its code cells run in order as one
+   Python script in fast mode, from the notebook's folder, several at a time. That checks that
+   every cell runs on the device; it does not compare outputs (nbval does that in CI);
+3. `train`: the classroom recipe (`python -m mixer_edu.train`: mixer_cifar_small, batch 128,
+   crop-flip, label smoothing) for 5 epochs of the synthetic stand-in's 10,000 training images,
+   the work of one CIFAR-10 epoch; its last epoch line gives the training speed (img/s);
+4. `bench`: `python -m mixer_edu.support.bench --loop` on the device (fp32, the CIFAR
+   configuration).
+
+Every step has a time budget (seconds; `--budget STEP=SECONDS` changes one, `--budget-scale`
+all; the notebooks share theirs): a step that runs past it is stopped and counted as failed, so
+the whole check ends within about 8 minutes (the budgets add up to 450 s). It needs torch,
+torchvision, timm, einops, matplotlib and pytest; not Jupyter, nbformat or nbval (GPU images often
+lack them): notebooks are read as JSON, and the tests that need Jupyter skip, naming what is
+missing.
 Exit status: 0 when every step passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]-*.ipynb")) + sorted(
     ROOT.glob("notebooks/exercises/solutions/[0-9][0-9]-*.ipynb")
 )
+STEPS = ("tests", "notebooks", "train", "bench")
+BUDGETS = {"tests": 170, "notebooks": 170, "train": 50, "bench": 60}  # seconds; 450 in all
+CLASSROOM_EPOCHS = 5  # of the stand-in's 10,000 training images: one CIFAR-10 epoch of work
 
 
 def notebook_to_script(path: Path) -> str:
@@ -52,53 +76,233 @@ def device_summary() -> str:
     return f"no GPU found: this run only exercises the CPU (torch {torch.__version__})"
 
 
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+@dataclass
+class Result:
+    name: str
+    passed: bool
+    seconds: float
+    note: str = ""  # the step's key numbers, or why it failed
+    output: str = ""
+
+
 def _environment() -> dict:
     env = dict(os.environ, MIXER_EDU_FAST="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def run_step(name: str, command: list[str], cwd: Path, log_dir: Path | None) -> bool:
+def run_step(name: str, command: list[str], cwd: Path, budget: float) -> Result:
+    """Run `command`; stopped (and failed) after `budget` seconds."""
     start = time.perf_counter()
-    result = subprocess.run(
-        command, cwd=cwd, env=_environment(), capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - start
-    output = result.stdout + result.stderr
-    if log_dir is not None:
-        (log_dir / f"{name.replace('/', '_')}.log").write_text(output, encoding="utf-8")
-    verdict = "passed" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-    print(f"{name}: {verdict} in {seconds:.0f} s", flush=True)
-    if result.returncode != 0:
-        print("\n".join(output.splitlines()[-25:]), flush=True)
-    return result.returncode == 0
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, env=_environment(), capture_output=True, text=True,
+            timeout=budget, check=False,
+        )  # fmt: skip
+        output, passed = done.stdout + done.stderr, done.returncode == 0
+        note = "" if passed else f"exit {done.returncode}"
+    except subprocess.TimeoutExpired as stopped:
+        output = _text(stopped.stdout) + _text(stopped.stderr)
+        passed, note = False, f"stopped after its {budget:.0f} s budget"
+    return Result(name, passed, time.perf_counter() - start, note, output)
 
 
-def run_notebook(path: Path, log_dir: Path | None) -> bool:
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def report(result: Result) -> None:
+    """One line as a step ends; the end of its output when it failed."""
+    note = f" ({result.note})" if result.note else ""
+    verdict = "passed" if result.passed else "FAILED"
+    print(f"{result.name}: {verdict} in {result.seconds:.0f} s{note}", flush=True)
+    if not result.passed:
+        print("\n".join(result.output.splitlines()[-25:]), flush=True)
+
+
+def run_notebook(path: Path, budget: float, guard: bool = False) -> Result:
+    """One notebook as a script, from its folder (under tools/device_guard.py with `guard`)."""
     script = path.with_name(f".gpu_check_{path.stem}.py")
     script.write_text(notebook_to_script(path), encoding="utf-8")
+    runner = [str(ROOT / "tools" / "device_guard.py")] if guard else []
     try:
         name = str(path.relative_to(ROOT))
-        return run_step(name, [sys.executable, script.name], path.parent, log_dir)
+        result = run_step(name, [sys.executable, *runner, script.name], path.parent, budget)
+        report(result)
+        return result
     finally:
         script.unlink()
 
 
-def main(argv: list[str] | None = None) -> int:
+def notebook_groups() -> list[list[Path]]:
+    """The notebooks, grouped so that those sharing a training run (`run_dir("04-training")` in
+    04 and 05) are in one group, in order: groups may run at once, a group's notebooks may not."""
+    groups: dict[str, list[Path]] = {}
+    for path in NOTEBOOKS:
+        shared = re.findall(r'run_dir\((?:\\)?"([^"\\]+)', path.read_text(encoding="utf-8"))
+        groups.setdefault(shared[0] if shared else str(path), []).append(path)
+    return list(groups.values())
+
+
+def run_notebooks(budget: float, workers: int, guard: bool = False) -> list[Result]:
+    """Every notebook, `workers` groups at a time, all within `budget` seconds.
+
+    The stand-in data they all read is written once, before any starts.
+    """
+    deadline = time.perf_counter() + budget
+    write = "from mixer_edu.support.standin import write_standin; write_standin()"
+    subprocess.run([sys.executable, "-c", write], cwd=ROOT, env=_environment(), check=True)
+
+    def run_group(paths: list[Path]) -> list[Result]:
+        return [
+            run_notebook(path, max(1.0, deadline - time.perf_counter()), guard) for path in paths
+        ]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = [r for group in pool.map(run_group, notebook_groups()) for r in group]
+    return sorted(done, key=lambda r: NOTEBOOKS.index(ROOT / r.name))
+
+
+def run_tests(budget: float) -> Result:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    if importlib.util.find_spec("xdist") is not None:
+        command += ["-n", str(min(8, os.cpu_count() or 1))]
+    result = run_step("tests", command, ROOT, budget)
+    summary = re.findall(r"^=*\s*(\d+ (?:passed|failed).*?) in [\d.]+s", result.output, re.M)
+    result.note = "; ".join(filter(None, [result.note, summary[-1] if summary else ""]))
+    return result
+
+
+def run_classroom(budget: float, device: str, epochs: int, train_images: int | None) -> Result:
+    """The classroom recipe on the stand-in, timed; the note gives its last epoch's line."""
+    with tempfile.TemporaryDirectory(prefix="gpu_check-") as folder:
+        write = f"from mixer_edu.support.standin import write_standin; write_standin({folder!r})"
+        made = run_step("train", [sys.executable, "-c", write], ROOT, budget)
+        if not made.passed:
+            return made
+        train = [
+            sys.executable, "-m", "mixer_edu.train", "--dataset", "standin",
+            "--epochs", str(epochs), "--device", device, "--data-root", folder,
+            "--out", str(Path(folder) / "run"), "--overwrite",
+        ] + (["--train-images", str(train_images)] if train_images else [])  # fmt: skip
+        result = run_step("train", train, ROOT, max(1.0, budget - made.seconds))
+    epochs_run = re.findall(r"^epoch\s+\d+/\d+ \|.*$", result.output, re.M)
+    last = " ".join(epochs_run[-1].split()) if epochs_run else ""
+    result.note = "; ".join(filter(None, [result.note, last]))
+    result.note += f" (stand-in written in {made.seconds:.0f} s, not counted)"
+    return result
+
+
+def run_bench(budget: float, device: str, quick: bool = False) -> Result:
+    command = [
+        sys.executable, "-m", "mixer_edu.support.bench", "--device", device, "--loop",
+        "--config", "cifar", "--precision", "fp32",
+    ] + (["--quick"] if quick else [])  # fmt: skip
+    result = run_step("bench", command, ROOT, budget)
+    notes = [result.note]
+    for line in result.output.splitlines():
+        words = line.split()
+        if words[:2] == ["train", "fp32"] and len(words) >= 5:
+            notes.append(f"train fp32: ours {words[2]} img/s, timm {words[3]} ({words[4]}x)")
+        elif words[:1] == ["fp32"] and len(words) >= 4:
+            notes.append(f"loop fp32: {words[2]} img/s, {words[3]} of the model-only step")
+    result.note = "; ".join(filter(None, notes))
+    return result
+
+
+def summary(device: str, results: list[Result]) -> str:
+    """The markdown a reader pastes into an issue."""
+    passed = sum(r.passed for r in results)
+    lines = [
+        f"## tools/gpu_check.py: {passed} passed, {len(results) - passed} failed",
+        "",
+        f"Device: {device}. Python {sys.version.split()[0]}.",
+        "",
+        "| step | result | time | notes |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in results:
+        note = r.note.replace("|", "\\|")
+        verdict = "pass" if r.passed else "FAIL"
+        lines.append(f"| {r.name} | {verdict} | {r.seconds:.0f} s | {note} |")
+    for r in results:
+        if not r.passed:
+            tail = "\n".join(r.output.splitlines()[-15:])
+            lines += ["", f"### {r.name}: the end of its output", "", "```", tail, "```"]
+    return "\n".join(lines)
+
+
+def _budgets(args) -> dict[str, float]:
+    budgets = {step: seconds * args.budget_scale for step, seconds in BUDGETS.items()}
+    for item in args.budget:
+        step, _, seconds = item.partition("=")
+        if step not in budgets or not seconds.replace(".", "", 1).isdigit():
+            raise SystemExit(f"error: --budget takes STEP=SECONDS with STEP one of {STEPS}")
+        budgets[step] = float(seconds)
+    return budgets
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notebooks", action="store_true", help="skip the test suite")
-    parser.add_argument("--log", type=Path, help="folder for each step's full output")
-    args = parser.parse_args(argv)
-    if args.log is not None:
-        args.log.mkdir(parents=True, exist_ok=True)
-    print(device_summary(), flush=True)
-    results = []
-    if not args.notebooks:
-        pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
-        results.append(run_step("tests", pytest, ROOT, args.log))
-    results.extend(run_notebook(path, args.log) for path in NOTEBOOKS)
-    print(f"gpu_check: {sum(results)} passed, {len(results) - sum(results)} failed")
-    return 0 if all(results) else 1
+    add = parser.add_argument
+    add("--notebooks", action="store_true", help="only the notebooks (same as --steps notebooks)")
+    add("--device-guard", action="store_true",
+        help="only the notebooks, on the CPU under tools/device_guard.py (a CPU tensor meeting "
+        "a model on the course device fails, as on a GPU)")  # fmt: skip
+    add("--steps", default=",".join(STEPS), help=f"comma-separated, from {','.join(STEPS)}")
+    add("--budget", action="append", default=[], metavar="STEP=SECONDS")
+    add("--budget-scale", type=float, default=1.0, help="multiply every budget (default 1)")
+    add("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 1) // 4)),
+        help="notebooks run at once (default: a quarter of the cores, 1 to 4)")  # fmt: skip
+    add("--epochs", type=int, default=CLASSROOM_EPOCHS, help="of the classroom run")
+    add("--train-images", type=int, help="of the classroom run (default: all 10,000)")
+    add("--quick-bench", action="store_true", help="bench --quick: a tiny model (for tests)")
+    add("--summary", type=Path, help="also write the markdown summary to this file")
+    add("--log", type=Path, help="folder for each step's full output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    steps = args.steps.split(",")
+    if args.notebooks or args.device_guard:
+        steps = ["notebooks"]
+    if unknown := set(steps) - set(STEPS):
+        raise SystemExit(f"error: unknown step {sorted(unknown)}; steps are {','.join(STEPS)}")
+    budgets = _budgets(args)
+    device = "cpu" if args.device_guard else device_name()
+    described = device_summary() + (", under tools/device_guard.py" if args.device_guard else "")
+    print(described, flush=True)
+    results: list[Result] = []
+    for step in steps:
+        if step == "tests":
+            new = [run_tests(budgets["tests"])]
+        elif step == "notebooks":
+            new = run_notebooks(budgets["notebooks"], args.workers, args.device_guard)
+        elif step == "train":
+            new = [run_classroom(budgets["train"], device, args.epochs, args.train_images)]
+        else:
+            new = [run_bench(budgets["bench"], device, args.quick_bench)]
+        for r in new:
+            if step != "notebooks":  # those are reported as each one ends
+                report(r)
+            if args.log is not None:
+                args.log.mkdir(parents=True, exist_ok=True)
+                (args.log / f"{r.name.replace('/', '_')}.log").write_text(r.output, "utf-8")
+        results += new
+    text = summary(described, results)
+    print("\n" + text)
+    if args.summary is not None:
+        args.summary.write_text(text + "\n", encoding="utf-8")
+    return 0 if all(r.passed for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -164,10 +164,11 @@ class _Transformed:
 @contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Torch's generators start from `seed` inside, and are as they were after."""
-    on_cpu = device.type == "cpu"
-    with torch.random.fork_rng(
-        devices=[] if on_cpu else None, device_type=None if on_cpu else device.type
-    ):
+    if device.type == "cpu":  # the CPU generator only: a CPU run must not start CUDA
+        forked = torch.random.fork_rng(devices=[])
+    else:  # torch 2.6 to 2.11 refuse `device_type=None`, so a type is named only here
+        forked = torch.random.fork_rng(device_type=device.type)
+    with forked:
         torch.manual_seed(seed)
         yield
 

@@ -1,13 +1,16 @@
 """Small helpers the notebooks share: the run mode, reproducible set-up, and one-line checks.
 
-Two environment variables choose how much a notebook does:
+Three environment variables choose how much a notebook does, and where:
 
 - `MIXER_EDU_FAST=1`: fast mode, as in CI. Training uses the synthetic stand-in data and runs
   only briefly; every output that depends on it says so.
 - `MIXER_EDU_DATASET=standin`: use the synthetic stand-in instead of CIFAR-10 (for a classroom
   without internet), with the full training budget.
 
-By default (neither set) the notebooks download and use the real CIFAR-10.
+- `MIXER_EDU_DEVICE=cpu` (or `cuda`, `mps`): the device the notebooks (and the package's
+  commands) train and predict on, instead of the fastest one this machine has.
+
+By default (none set) the notebooks download and use the real CIFAR-10, on the fastest device.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from PIL import Image
 
 from ..data import DATASETS
 from .paths import project_folder
-from .runtime import seed_everything
+from .runtime import resolve_device, seed_everything
 from .validation import check_choice
 
 FAST_ENV = "MIXER_EDU_FAST"
@@ -40,6 +43,18 @@ def course_dataset() -> str:
         return "standin"
     name = os.environ.get(DATASET_ENV, "cifar10").strip().lower() or "cifar10"
     return check_choice(name, DATASETS, DATASET_ENV)
+
+
+def course_device() -> torch.device:
+    """The one device a notebook trains and predicts on: `MIXER_EDU_DEVICE`, else the fastest.
+
+    The same device `mixer_edu.train.train` picks when given none.
+
+    A notebook calls this once, at its top, and passes the result on: to `train(device=...)`,
+    `load_model(..., device=...)` and `.to(device)` for anything it feeds a model itself. The
+    package's loaders and `predict` move their batches to the model's device on their own.
+    """
+    return resolve_device(None)
 
 
 def describe_mode() -> str:

@@ -38,8 +38,13 @@ DEVICES = ("cuda", "mps", "cpu")
 # --------------------------------------------------------------------------------------------
 
 
+DEVICE_ENV = "MIXER_EDU_DEVICE"
+
+
 def default_device() -> torch.device:
-    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
+    """`MIXER_EDU_DEVICE` if set (e.g. `cpu`), else the fastest: CUDA, else MPS, else the CPU."""
+    if os.environ.get(DEVICE_ENV, "").strip():
+        return resolve_device(os.environ[DEVICE_ENV].strip())
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
