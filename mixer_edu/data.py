@@ -51,7 +51,7 @@ from .support.cifar_files import SafeCIFAR10
 from .support.errors import DatasetUnavailableError
 from .support.paths import DATA_ENV, check_folder, default_data_root
 from .support.runtime import default_num_workers
-from .support.standin import standin_root, write_standin
+from .support.standin import standin_root
 from .support.validation import check_choice, check_positive_int
 
 CIFAR10_CLASSES = (
@@ -113,7 +113,7 @@ class StandinCIFAR10(SafeCIFAR10):
             raise DatasetUnavailableError(
                 f"no synthetic stand-in in {Path(root) / standin.BASE_FOLDER} (its "
                 f"{standin.MANIFEST} is missing); generate it with "
-                "mixer_edu.data.write_standin() or `python -m mixer_edu.support.standin`."
+                "`python -m mixer_edu.support.standin`."
             )
         md5 = manifest["md5"]
         # Instance attributes shadow torchvision's class attributes with CIFAR-10's md5 sums.
@@ -125,9 +125,7 @@ class StandinCIFAR10(SafeCIFAR10):
         except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
             raise DatasetUnavailableError(
                 f"the synthetic stand-in in {Path(root) / standin.BASE_FOLDER} is incomplete or "
-                f"corrupt ({error}); regenerate it with "
-                "mixer_edu.data.write_standin(overwrite=True) or "
-                "`python -m mixer_edu.support.standin`."
+                f"corrupt ({error}); regenerate it with `python -m mixer_edu.support.standin`."
             ) from None
         self._check_format()
 
@@ -138,7 +136,8 @@ class StandinCIFAR10(SafeCIFAR10):
         if data.shape[1:] != (32, 32, 3) or len(targets) != len(data):
             raise DatasetUnavailableError(
                 f"stand-in arrays have shape {data.shape} with {len(targets)} labels; expected "
-                "(n, 32, 32, 3) with n labels. Regenerate it with write_standin(overwrite=True)."
+                "(n, 32, 32, 3) with n labels. Regenerate it with "
+                "`python -m mixer_edu.support.standin`."
             )
         if min(targets) < 0 or max(targets) >= len(self.classes):
             raise DatasetUnavailableError("stand-in labels are outside 0..9; regenerate it.")
@@ -168,7 +167,7 @@ def load_dataset(
     root = check_folder(root if root is not None else default_data_root(), "the data folder")
     if name == "standin":
         if download:
-            write_standin(root)  # only writes when missing or out of date
+            standin.ensure_standin(root)  # only writes when missing or out of date
         return StandinCIFAR10(standin_root(root), train=train, transform=transform)
     try:
         return SafeCIFAR10(root, train=train, transform=transform, download=download)

@@ -118,12 +118,12 @@ def test_missing_standin_is_generated_on_request_only(tmp_path):
 
 
 def test_standin_from_an_older_generator_is_regenerated(tmp_path, capsys):
-    data.write_standin(tmp_path, train_per_batch=10, test_size=10)
+    standin.write_standin(tmp_path, train_per_batch=10, test_size=10)
     manifest_path = data.standin_root(tmp_path) / "cifar-10-batches-py" / standin.MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["version"] = standin.STANDIN_VERSION - 1
     manifest_path.write_text(json.dumps(manifest))
-    data.write_standin(tmp_path, train_per_batch=10, test_size=10)
+    standin.write_standin(tmp_path, train_per_batch=10, test_size=10)
     assert "older generator" in capsys.readouterr().out
     assert standin.read_manifest(data.standin_root(tmp_path))["version"] == standin.STANDIN_VERSION
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 
 from mixer_edu import data
+from mixer_edu.support import standin
 from mixer_edu.support.device_data import DeviceLoader, crop_and_flip, device_loaders, draw_crops
 
 
@@ -257,7 +258,7 @@ def test_mixup_blends_images_in_the_proportions_of_their_labels():
 
 
 def test_device_loaders_read_the_standin_like_make_loaders(tmp_path):
-    data.write_standin(tmp_path, train_per_batch=10, test_size=20)
+    standin.write_standin(tmp_path, train_per_batch=10, test_size=20)
     train, test = device_loaders("standin", 16, root=tmp_path, test_batch_size=8, download=False)
     assert (len(train), len(test)) == (3, 3)  # 50 training images: 3 full batches
     _, per_image_test = data.make_loaders(

@@ -60,6 +60,7 @@ import numpy as np
 
 from .errors import command_line, exit_status
 from .paths import check_folder, default_data_root
+from .validation import check_positive_int
 
 STANDIN_VERSION = 2  # bump whenever the generated images change; old copies are regenerated
 STANDIN_SEED = 20210504  # the day the MLP-Mixer paper appeared on arXiv
@@ -412,6 +413,16 @@ def write_standin(
     return write_cifar_files(folder_root, train_per_batch=train_per_batch, test_size=test_size)
 
 
+def ensure_standin(root: str | Path | None = None) -> Path:
+    """The stand-in under `root`, generated (default sizes) when missing or from an older
+    generator. One of other sizes written on purpose (the CLI's `--train-per-batch`, e.g. a
+    CIFAR-10-sized one for timing the classroom run) is kept as it is. Returns its folder."""
+    manifest = read_manifest(standin_root(root))
+    if manifest is not None and manifest.get("version") == STANDIN_VERSION:
+        return standin_root(root) / BASE_FOLDER
+    return write_standin(root)
+
+
 @command_line  # a data folder that is a file, or not writable: one `error:` line, status 2
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
@@ -421,8 +432,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--root", help="data folder (default: $MIXER_EDU_DATA or data/ in the repository)"
     )
+    parser.add_argument(
+        "--train-per-batch", type=int, default=2000,
+        help="images in each of the 5 training batches (default 2000; 10000 is CIFAR-10's size)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--test-size", type=int, default=2000, help="test images (default 2000; CIFAR-10: 10000)"
+    )
     args = parser.parse_args(argv)
-    folder = write_standin(args.root, overwrite=True)
+    check_positive_int(args.train_per_batch, "--train-per-batch")
+    check_positive_int(args.test_size, "--test-size")
+    folder = write_standin(
+        args.root, train_per_batch=args.train_per_batch, test_size=args.test_size, overwrite=True
+    )
     print(f"synthetic stand-in written to {folder}")
 
 
