@@ -101,7 +101,9 @@ def test_corrupt_standin_file_gives_a_clear_error(data_root, tmp_path):
     raw = bytearray((folder / "data_batch_3").read_bytes())
     raw[5000] ^= 0xFF  # one flipped byte
     (folder / "data_batch_3").write_bytes(bytes(raw))
-    with pytest.raises(data.DatasetUnavailableError, match=r"corrupt.*python -m mixer_edu.support.standin"):
+    with pytest.raises(
+        data.DatasetUnavailableError, match=r"corrupt.*python -m mixer_edu.support.standin"
+    ):
         data.load_dataset("standin", root=tmp_path)
 
 
