@@ -28,7 +28,7 @@ def _timm_gmlp(**config) -> TimmMlpMixer:
 
 
 def test_spatial_gating_unit_equals_timms():
-    ours = randomize_(SpatialGatingUnit(dim=24, seq_len=9))
+    ours = randomize_(SpatialGatingUnit(dim=24, num_tokens=9))
     theirs = TimmSpatialGatingUnit(dim=24, seq_len=9)
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(3, 9, 24)
@@ -38,7 +38,7 @@ def test_spatial_gating_unit_equals_timms():
 
 
 def test_gate_norm_uses_eps_1e5_and_block_norm_1e6_like_timm():
-    ours = randomize_(SpatialGatingBlock(dim=16, seq_len=4))
+    ours = randomize_(SpatialGatingBlock(dim=16, num_tokens=4))
     assert ours.norm.eps == 1e-6 and ours.spatial_gating.norm.eps == 1e-5
     theirs = TimmSpatialGatingBlock(dim=16, seq_len=4, mlp_ratio=6)
     theirs.load_state_dict(ours.state_dict(), strict=True)
@@ -48,7 +48,7 @@ def test_gate_norm_uses_eps_1e5_and_block_norm_1e6_like_timm():
 
 
 def test_spatial_gating_block_equals_timm_with_drop_path_under_the_same_seed():
-    ours = randomize_(SpatialGatingBlock(dim=16, seq_len=9, drop_path=0.4))
+    ours = randomize_(SpatialGatingBlock(dim=16, num_tokens=9, drop_path=0.4))
     theirs = TimmSpatialGatingBlock(dim=16, seq_len=9, mlp_ratio=6, drop_path=0.4)
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(32, 9, 16)
@@ -115,7 +115,7 @@ def test_without_near_identity_init_the_gate_starts_as_random_mixing():
 
 
 def test_gate_mixes_tokens_only_through_its_projection():
-    unit = randomize_(SpatialGatingUnit(dim=8, seq_len=5))
+    unit = randomize_(SpatialGatingUnit(dim=8, num_tokens=5))
     with torch.no_grad():  # W = I: every token gates itself, nothing moves between tokens
         unit.proj.weight.copy_(torch.eye(5))
     x = torch.randn(2, 5, 8)
@@ -130,9 +130,9 @@ def test_gate_mixes_tokens_only_through_its_projection():
 
 def test_bad_gmlp_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="dim must be even"):
-        SpatialGatingUnit(dim=7, seq_len=4)
+        SpatialGatingUnit(dim=7, num_tokens=4)
     with pytest.raises(TypeError, match="one number"):
-        SpatialGatingBlock(dim=8, seq_len=4, mlp_ratio=(0.5, 4.0))
+        SpatialGatingBlock(dim=8, num_tokens=4, mlp_ratio=(0.5, 4.0))
     with pytest.raises(ValueError, match="mlp_ratio must be positive"):
         GMlp(img_size=32, patch_size=4, mlp_ratio=0)
     with pytest.raises(TypeError, match="SpatialGatingBlock"):

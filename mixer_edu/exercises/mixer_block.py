@@ -197,8 +197,10 @@ def _check_residuals(feedback: Feedback, block, reference, x, out) -> bool:
 
 def _mistakes(block: ReferenceBlock, x: torch.Tensor):
     """The block computed in typical wrong ways, with the reference's weights, and their hints."""
-    tokens, channels = block.mlp_tokens, block.mlp_channels
-    norm1, norm2 = block.norm1, block.norm2
+    channels, norm1, norm2 = block.mlp_channels, block.norm1, block.norm2
+
+    def tokens(y):  # the token-mixing MLP reads the tokens last: (B, N, C) -> (B, C, N) and back
+        return block.mlp_tokens(y.transpose(1, 2)).transpose(1, 2)
 
     def sequential(token_branch, channel_branch):
         y = x + token_branch(x)

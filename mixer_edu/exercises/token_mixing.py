@@ -5,8 +5,9 @@ The student writes `token_mixing(mlp, x)`: `x` is the `(B, N, C)` token table an
 value in one channel depend on all N tokens' values *in that channel*, and on nothing else.
 
 The checker compares with the package's `TokenMixingMlp` (which multiplies from the left instead
-of transposing, an independent computation) and, when the values differ, finds out which entries
-of the input each output depends on: change one entry `x[0, t, c]` and see which outputs move.
+of running `nn.Linear` on the transposed table, an independent computation) and, when the values
+differ, finds out which entries of the input each output depends on: change one entry
+`x[0, t, c]` and see which outputs move.
 
     right:             channel c of every token of sample 0 moves (a column of the table)
     along channels:    every channel of token t moves (a row): mixing the wrong axis
@@ -48,7 +49,7 @@ def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
     reference = TokenMixingMlp(tokens, hidden)
     reference.load_state_dict(frozen_copy(mlp).state_dict())
     with torch.no_grad():
-        return reference(x)
+        return reference(x.transpose(1, 2)).transpose(1, 2)  # baddbmm inside: no nn.Linear
 
 
 def _exception_hint(x: torch.Tensor, mlp: Mlp):
