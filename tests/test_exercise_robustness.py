@@ -409,7 +409,7 @@ def test_label_smoothing_checker_names_each_mistake(answer, hint, capsys):
     assert "compare your target q" not in out
 
 
-# --- Global state, interrupts, floods and unusual results (issue 24) -------------------------
+# --- Global state, interrupts, floods and unusual results ---------------------------------
 
 
 def _changes_everything(mlp, x):
