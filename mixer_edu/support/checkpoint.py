@@ -1,40 +1,9 @@
 """Checkpoints: save training state so that nothing is lost, and load models back.
 
-A checkpoint is a `torch.save`d dict. Every file the trainer writes has at least:
-
-    model_name     "mixer_cifar_small"          the name given to `create_model`
-    model_config   {...}                        the full keyword dict (`model_config(name)`)
-    model          state_dict                   the weights (timm's key names)
-    epoch          3                            epochs finished (0: the initial weights)
-    dataset        "standin" / "cifar10"
-    classes        ["horizontal stripes", ...]  the class names, in label order
-
-`DIR/snapshots/epoch_NNN.pt` holds only these (small files, one per epoch, for pictures of the
-weights over training). `DIR/checkpoint.pt` holds the full state needed to continue training
-exactly where it stopped: also `optimizer`, `scheduler`, `rng` (the random generators' states)
-and `train_config` (the training recipe).
-
-**Atomic writes.** A checkpoint is first written to a temporary file in the same folder and then
-renamed over the old one (`os.replace`). A rename within one file system is atomic: whatever
-happens (Ctrl-C, a full disk, a power cut), `checkpoint.pt` is either the old complete file or
-the new complete file, never half of each. Only a hard kill (`kill -9`, a power cut) can leave
-the temporary file itself behind (`.checkpoint.pt.XXXXXXXX.tmp`); the next run in that folder
-removes such leftovers (`remove_stale_temporaries`). The bytes are made in memory first, so a
-full disk is reported with the size it needed (`mixer_edu.support.disk`).
-
-**Versions.** Every file also records `format` (the layout, `FORMAT`) and `mixer_edu_version`.
-Files from before these fields are format 1 and load as before; a file of a newer format, or
-one whose recipe has settings this version does not know, is refused with a
-`CheckpointVersionError` naming both versions, instead of a `KeyError` deep inside.
-
-**Loading safely.** `torch.load(..., weights_only=True)` only rebuilds tensors and plain Python
-values, so a checkpoint from someone else cannot run code on your machine. That promise needs
-torch >= 2.6: older versions had a way around it (CVE-2025-32434), which is why the project
-requires 2.6. It is also why the random generators' states are stored as tensors and lists, and
-why a layer class in the model config (e.g. a custom `block_layer`) is stored by its name and
-resolved only through an allow-list (`LAYER_MODULES`): mixer_edu's own `nn.Module` classes and
-torch's activation and normalisation layers. Any other name (`os.system`, `builtins.eval`, or a
-function inside mixer_edu) is refused before anything is called.
+A checkpoint is a `torch.save`d dict (`REQUIRED_KEYS`, plus the optimiser, scheduler, random
+states and recipe in `checkpoint.pt`), written atomically, versioned (`FORMAT`) and loaded with
+`weights_only=True`, layer classes only through an allow-list (`LAYER_MODULES`). The file layout
+and why each rule exists: docs/training.md, "Checkpoints".
 """
 
 from __future__ import annotations
