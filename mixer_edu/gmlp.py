@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from .drop_path import DropPath
 from .mixer import MlpMixer, hidden_widths, mix_tokens, mixer_layer_norm
+from .support.timm_compat import LayerOptions
 from .support.validation import check_positive_int, check_probability
 
 GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
@@ -169,14 +170,12 @@ class SpatialGatingBlock(nn.Module):
         dim: channels C of each token.
         num_tokens: number of tokens N.
         mlp_ratio: hidden width D as a multiple of C (the paper uses 6).
-        mlp_layer: the gated MLP class, called as timm calls it: `mlp_layer(C, D, act_layer=...,
-            gate_layer=..., drop=...)`; our `GatedMlp` by default.
-        norm_layer: the norm before the MLP, called as `norm_layer(C)`; LayerNorm, eps 1e-6.
-        act_layer: the MLP's non-linearity.
         drop: dropout inside the MLP.
         drop_path: DropPath probability on the residual branch.
         near_identity_gate: see `SpatialGatingUnit`.
-        device, dtype: where and in what precision to create the parameters.
+        **timm_options: as for `MixerBlock` (`support.timm_compat.LayerOptions`); `mlp_layer`
+            is called as timm calls it, `mlp_layer(C, D, act_layer=..., gate_layer=...,
+            drop=...)`, our `GatedMlp` by default.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -187,14 +186,10 @@ class SpatialGatingBlock(nn.Module):
         dim: int,
         num_tokens: int,
         mlp_ratio: float = 6.0,
-        mlp_layer=GatedMlp,
-        norm_layer=mixer_layer_norm,
-        act_layer: type[nn.Module] = nn.GELU,
         drop: float = 0.0,
         drop_path: float = 0.0,
         near_identity_gate: bool = True,
-        device=None,
-        dtype=None,
+        **timm_options,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
@@ -204,13 +199,14 @@ class SpatialGatingBlock(nn.Module):
                 f"got {mlp_ratio!r}; the (token, channel) pair is for Mixer blocks."
             )
         hidden, _ = hidden_widths(mlp_ratio, dim)
-        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        layers = LayerOptions.read(timm_options, mlp_layer=GatedMlp, norm_layer=mixer_layer_norm)
+        factory_kwargs = layers.factory_kwargs
         gate = partial(
             SpatialGatingUnit, num_tokens=num_tokens, near_identity_gate=near_identity_gate
         )
-        self.norm = norm_layer(dim, **factory_kwargs)
-        self.mlp_channels = mlp_layer(
-            dim, hidden, act_layer=act_layer, gate_layer=gate, drop=drop, **factory_kwargs
+        self.norm = layers.norm_layer(dim, **factory_kwargs)
+        self.mlp_channels = layers.mlp_layer(
+            dim, hidden, act_layer=layers.act_layer, gate_layer=gate, drop=drop, **factory_kwargs
         )
         self.drop_path = DropPath(drop_path)
 

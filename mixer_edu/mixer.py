@@ -72,7 +72,13 @@ from torch import Tensor, nn
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
 from .patching import PatchEmbedding, Size
-from .support.timm_compat import TimmCompatMixin, TimmOptions, checkpoint_blocks, feature_info
+from .support.timm_compat import (
+    LayerOptions,
+    TimmCompatMixin,
+    TimmOptions,
+    checkpoint_blocks,
+    feature_info,
+)
 from .support.validation import check_positive_int, check_probability, to_pair
 
 LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
@@ -129,19 +135,16 @@ mixer_layer_norm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
 class MixerBlock(nn.Module):
     """One Mixer layer: token mixing, then channel mixing, each a pre-norm residual branch.
 
-    Args (those of timm's `MixerBlock`):
+    Args (timm's, with the same meaning and defaults):
         dim: channels C of each token.
         num_tokens: number of tokens N (fixed: the token-mixing weights have N inputs).
         mlp_ratio: hidden widths as multiples of C, `(token_mixing, channel_mixing)`;
             the paper's `(0.5, 4.0)` gives D_S = C/2 and D_C = 4C. Both must be positive.
-        mlp_layer: the MLP class of both branches, called as `mlp_layer(in, hidden,
-            act_layer=..., drop=...)`; `Mlp` by default (`TokenMixingMlp` for the tokens).
-        norm_layer: the normalisation before each branch, called as `norm_layer(dim)`;
-            LayerNorm with eps 1e-6 by default.
-        act_layer: the MLPs' non-linearity.
         drop: dropout inside both MLPs.
         drop_path: DropPath probability on both residual branches.
-        device, dtype: where and in what precision to create the parameters.
+        **timm_options: other layer classes (`mlp_layer`, `norm_layer`, `act_layer`), `device`
+            and `dtype`; see `support.timm_compat.LayerOptions`. The paper's: `Mlp`
+            (`TokenMixingMlp` across the tokens), LayerNorm with eps 1e-6, GELU.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -152,20 +155,21 @@ class MixerBlock(nn.Module):
         dim: int,
         num_tokens: int,
         mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
-        mlp_layer=Mlp,
-        norm_layer=mixer_layer_norm,
-        act_layer: type[nn.Module] = nn.GELU,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        device=None,
-        dtype=None,
+        **timm_options,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
         check_positive_int(num_tokens, "num_tokens")
         tokens_hidden, channels_hidden = hidden_widths(mlp_ratio, dim)
-        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
-        mlp_args = dict(act_layer=act_layer, drop=drop, **factory_kwargs)
+        layers = LayerOptions.read(timm_options, mlp_layer=Mlp, norm_layer=mixer_layer_norm)
+        mlp_layer, norm_layer, factory_kwargs = (
+            layers.mlp_layer,
+            layers.norm_layer,
+            layers.factory_kwargs,
+        )
+        mlp_args = dict(act_layer=layers.act_layer, drop=drop, **factory_kwargs)
         self.norm1 = norm_layer(dim, **factory_kwargs)
         token_mlp = TokenMixingMlp if mlp_layer is Mlp else mlp_layer  # the same maths, faster
         self.mlp_tokens = token_mlp(num_tokens, tokens_hidden, **mlp_args)

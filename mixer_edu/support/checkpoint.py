@@ -149,7 +149,7 @@ def load_resumable(path: str | Path) -> dict:
 
 def check_recipe_fields(checkpoint: dict, path: Path) -> None:
     """Refuse a recipe with fields this version's `TrainConfig` does not have (a newer one)."""
-    from .config import TrainConfig  # here: config imports the models, as this module does
+    from ..config import TrainConfig  # here: config imports the models, as this module does
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown := sorted(set(checkpoint.get("train_config", {})) - known):
@@ -157,7 +157,7 @@ def check_recipe_fields(checkpoint: dict, path: Path) -> None:
             f"{path} was written by {_written_by(checkpoint)}, whose recipe has settings this "
             f"mixer_edu {package_version()} does not know ({', '.join(unknown)}), so the run "
             "cannot be continued exactly. Upgrade mixer_edu to resume it; its weights still "
-            "load with mixer_edu.checkpoint.load_model."
+            "load with mixer_edu.support.checkpoint.load_model."
         )
 
 

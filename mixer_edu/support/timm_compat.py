@@ -40,47 +40,35 @@ from torch.utils.checkpoint import checkpoint
 OUTPUT_FORMATS = ("NCHW", "NLC")
 
 
-@dataclass(frozen=True)
-class TimmOptions:
-    """timm's `MlpMixer` keywords beyond the paper's model, with timm's defaults.
+@dataclass(frozen=True, kw_only=True)
+class LayerOptions:
+    """timm's layer keywords of a block, beyond the paper's layers.
 
     Args:
-        block_layer: the block class, called as `block_layer(embed_dim, num_tokens, mlp_ratio,
-            mlp_layer=..., norm_layer=..., act_layer=..., drop=..., drop_path=...)`; gMLP swaps
-            in its own.
         mlp_layer: the blocks' MLP class (timm's `Mlp`, `GluMlp`, `GatedMlp` work too).
-        norm_layer: the normalisation before each branch and at the end, `norm_layer(dim)`.
+        norm_layer: the normalisation before each branch (and at the end), `norm_layer(dim)`.
         act_layer: the MLPs' non-linearity (GELU in the paper).
-        stem_norm: normalise the tokens right after the stem, with `norm_layer`.
-        nlhb: initialise the head bias to -log(num_classes) ("negative log head bias").
-        global_pool: `"avg"` (mean over tokens) or `""` (all tokens from `forward_head`).
         device, dtype: where and in what precision to create the parameters.
     """
 
-    block_layer: Callable[..., nn.Module]
     mlp_layer: Callable[..., nn.Module]
     norm_layer: Callable[..., nn.Module]
     act_layer: type[nn.Module] = nn.GELU
-    stem_norm: bool = False
-    nlhb: bool = False
-    global_pool: str = "avg"
     device: torch.device | str | None = None
     dtype: torch.dtype | None = None
 
     @classmethod
-    def read(cls, given: dict, **defaults) -> TimmOptions:
-        """The options from a model's `**timm_options`, over the model's `defaults`.
+    def read(cls, given: dict, **defaults):
+        """The options from a module's `**timm_options`, over the module's `defaults`.
 
         Raises:
-            TypeError: for a keyword that neither the model nor timm's `MlpMixer` takes.
+            TypeError: for a keyword that is neither the module's own nor one of timm's.
         """
         known = [field.name for field in fields(cls)]
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise TypeError(
-                f"unexpected keyword(s) {unknown}; besides the paper's (num_classes, img_size, "
-                f"in_chans, patch_size, num_blocks, embed_dim, mlp_ratio, drop_rate, "
-                f"proj_drop_rate, drop_path_rate, drop_path_schedule) the model takes timm's "
+                f"unexpected keyword(s) {unknown}; besides its own, this module takes timm's "
                 f"{known}."
             )
         return cls(**{**defaults, **given})
@@ -89,6 +77,25 @@ class TimmOptions:
     def factory_kwargs(self) -> dict:
         """`device` and `dtype`, as torch.nn's constructors take them."""
         return dict(device=self.device, dtype=self.dtype)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimmOptions(LayerOptions):
+    """timm's `MlpMixer` keywords beyond the paper's model: `LayerOptions`, and
+
+    Args:
+        block_layer: the block class, called as `block_layer(embed_dim, num_tokens, mlp_ratio,
+            mlp_layer=..., norm_layer=..., act_layer=..., drop=..., drop_path=...)`; gMLP swaps
+            in its own.
+        stem_norm: normalise the tokens right after the stem, with `norm_layer`.
+        nlhb: initialise the head bias to -log(num_classes) ("negative log head bias").
+        global_pool: `"avg"` (mean over tokens) or `""` (all tokens from `forward_head`).
+    """
+
+    block_layer: Callable[..., nn.Module]
+    stem_norm: bool = False
+    nlhb: bool = False
+    global_pool: str = "avg"
 
 
 def feature_info(num_blocks: int, channels: int, reduction: int) -> list[dict]:
