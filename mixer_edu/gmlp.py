@@ -170,15 +170,15 @@ class SpatialGatingBlock(nn.Module):
         dim: channels C of each token.
         num_tokens: number of tokens N.
         mlp_ratio: hidden width D as a multiple of C (the paper uses 6).
+        near_identity_gate: see `SpatialGatingUnit`.
         drop: dropout inside the MLP.
         drop_path: DropPath probability on the residual branch.
-        near_identity_gate: see `SpatialGatingUnit`.
         **timm_options: as for `MixerBlock` (`support.timm_compat.LayerOptions`); `mlp_layer`
             is called as timm calls it, `mlp_layer(C, D, act_layer=..., gate_layer=...,
             drop=...)`, our `GatedMlp` by default.
 
     Shapes:
-        `(B, N, C) -> (B, N, C)`.
+        `(B, N, C) -> (B, N, D) -> (B, N, D/2) -> (B, N, C)`, then added to the input.
     """
 
     def __init__(
@@ -186,9 +186,9 @@ class SpatialGatingBlock(nn.Module):
         dim: int,
         num_tokens: int,
         mlp_ratio: float = 6.0,
+        near_identity_gate: bool = True,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        near_identity_gate: bool = True,
         **timm_options,
     ):
         super().__init__()

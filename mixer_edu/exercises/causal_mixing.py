@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import Mlp
-from .checks import call_and_check, check_gradients, frozen_copy
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
@@ -162,12 +162,15 @@ def check_causal_token_mixing(causal_token_mixing) -> bool:
                 shape_hint=lambda out: "token mixing keeps the table's shape (B, N, C)",
                 finite_hint=NEG_INF_HINT,
             )
-            if not ok:
+            if not ok or not check_values(
+                feedback,
+                label,
+                out,
+                expected,
+                lambda out, mlp=mlp, x=x: _diagnose(causal_token_mixing, out, mlp, x),
+                f"{label} -> {shape(out)}, equal to masked token mixing",
+            ):
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(causal_token_mixing, out.detach(), mlp, x)}.")
-                return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to masked token mixing")
 
         mlp, x = randomize_(Mlp(8, 8)), torch.randn(2, 8, 3)
         leak = _later_positions_leak(causal_token_mixing, mlp, x)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..gmlp import SpatialGatingUnit
-from .checks import call_and_check, check_gradients, frozen_copy
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 
 # (batch, tokens N, channels D). N == D/2 in the second case, so that a Linear applied to the
@@ -136,7 +136,7 @@ def check_spatial_gating(spatial_gating) -> bool:
     with isolated():
         for case in CASES:
             b, n, d = case
-            label = f"x {case} with SpatialGatingUnit({d}, seq_len={n})"
+            label = f"x {case} with SpatialGatingUnit({d}, num_tokens={n})"
             unit = randomize_(SpatialGatingUnit(d, n))
             x = torch.randn(b, n, d)
             with torch.no_grad():
@@ -153,12 +153,15 @@ def check_spatial_gating(spatial_gating) -> bool:
                 hint=_exception_hint(x),
                 shape_hint=lambda out, case=case: _shape_hint(out, case),
             )
-            if not ok:
+            if not ok or not check_values(
+                feedback,
+                label,
+                out,
+                expected,
+                lambda out, unit=unit, x=x: _diagnose(out, unit, x),
+                f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit",
+            ):
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(out.detach(), unit, x)}.")
-                return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit")
 
         unit = randomize_(SpatialGatingUnit(8, 6))
         x = torch.randn(2, 6, 8)

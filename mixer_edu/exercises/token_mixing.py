@@ -23,15 +23,8 @@ import torch
 
 from ..mixer import TokenMixingMlp
 from ..mlp import Mlp
-from .checks import call_and_check, check_gradients, frozen_copy
-from .feedback import (
-    Feedback,
-    close,
-    isolated,
-    max_difference,
-    randomize_,
-    shape,
-)
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
+from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, hidden D_S). N == C in the third case, so that an MLP applied
@@ -171,12 +164,15 @@ def check_token_mixing(token_mixing) -> bool:
                 hint=_exception_hint(x, mlp),
                 shape_hint=lambda out, case=case: _shape_hint(out, case),
             )
-            if not ok:
+            if not ok or not check_values(
+                feedback,
+                label,
+                out,
+                expected,
+                lambda out, mlp=mlp, x=x: _diagnose(token_mixing, mlp, x, out),
+                f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel",
+            ):
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(token_mixing, mlp, x, out.detach())}.")
-                return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel")
 
         mlp = randomize_(Mlp(16, 8))
         x = torch.randn(2, 16, 5)
