@@ -8,7 +8,7 @@ from mixer_edu import create_model, list_models
 from mixer_edu.gmlp import GMlp, SpatialGatingBlock, SpatialGatingUnit
 
 from .helpers import randomize_
-from .timm_equivalence import assert_equivalent_to_timm
+from .timm_equivalence import assert_equivalent_to_timm, assert_same_as_timm_by_name, images_for
 
 GMLP_MODELS = ["gmlp_ti16_224", "gmlp_s16_224", "gmlp_b16_224"]
 
@@ -63,17 +63,11 @@ def test_spatial_gating_block_equals_timm_with_drop_path_under_the_same_seed():
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_gmlp_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
-    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images)
+    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images_for(config))
 
 
 def test_gmlp_ti16_equals_timm_model_of_the_same_name():
-    import timm
-
-    images = torch.randn(2, 3, 224, 224)
-    assert_equivalent_to_timm(
-        create_model("gmlp_ti16_224"), timm.create_model("gmlp_ti16_224"), images
-    )
+    assert_same_as_timm_by_name("gmlp_ti16_224")
 
 
 @pytest.mark.parametrize("name", GMLP_MODELS)

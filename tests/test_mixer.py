@@ -6,10 +6,10 @@ from timm.layers import Mlp as TimmMlp
 from timm.models.mlp_mixer import MixerBlock as TimmMixerBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
-from mixer_edu import MixerBlock, Mlp, MlpMixer, TokenMixingMlp, create_model, mixer
+from mixer_edu import MixerBlock, Mlp, MlpMixer, TokenMixingMlp, mixer
 
 from .helpers import randomize_
-from .timm_equivalence import assert_equivalent_to_timm
+from .timm_equivalence import assert_equivalent_to_timm, assert_same_as_timm_by_name, images_for
 
 # Several shapes: CIFAR-sized, non-default ratios, a paper-like one with few blocks.
 CONFIGS = [
@@ -107,17 +107,11 @@ def test_mixer_block_has_both_residuals():
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_timm_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
-    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    assert_equivalent_to_timm(MlpMixer(**config), TimmMlpMixer(**config), images)
+    assert_equivalent_to_timm(MlpMixer(**config), TimmMlpMixer(**config), images_for(config))
 
 
 def test_paper_model_equals_timm_model_of_the_same_name():
-    import timm
-
-    images = torch.randn(2, 3, 224, 224)
-    assert_equivalent_to_timm(
-        create_model("mixer_s32_224"), timm.create_model("mixer_s32_224"), images
-    )
+    assert_same_as_timm_by_name("mixer_s32_224")
 
 
 def test_forward_is_forward_head_of_forward_features():

@@ -22,6 +22,7 @@ only, the upper triangle, no diagonal) and the matching one named.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -162,14 +163,11 @@ def check_causal_token_mixing(causal_token_mixing) -> bool:
                 shape_hint=lambda out: "token mixing keeps the table's shape (B, N, C)",
                 finite_hint=NEG_INF_HINT,
             )
-            if not ok or not check_values(
-                feedback,
-                label,
-                out,
-                expected,
-                lambda out, mlp=mlp, x=x: _diagnose(causal_token_mixing, out, mlp, x),
-                f"{label} -> {shape(out)}, equal to masked token mixing",
-            ):
+            if not ok:
+                return feedback.stop()
+            diagnose = partial(_diagnose, causal_token_mixing, mlp=mlp, x=x)
+            passed = f"{label} -> {shape(out)}, equal to masked token mixing"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
 
         mlp, x = randomize_(Mlp(8, 8)), torch.randn(2, 8, 3)

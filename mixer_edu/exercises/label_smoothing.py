@@ -23,6 +23,7 @@ Part 2: the student predicts how two short training runs with the package's engi
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -175,14 +176,11 @@ def check_smoothed_cross_entropy(smoothed_cross_entropy) -> bool:
                 shape_hint=lambda out, b=b: _shape_hint(out, b),
                 finite_hint=UNDERFLOW,
             )
-            if not ok or not check_values(
-                feedback,
-                label,
-                out,
-                expected,
-                lambda out, z=logits, y=labels, e=smoothing: _diagnose(out, z, y, e),
-                f"{label}: equal to PyTorch's label_smoothing={smoothing}",
-            ):
+            if not ok:
+                return feedback.stop()
+            diagnose = partial(_diagnose, logits=logits, labels=labels, smoothing=smoothing)
+            passed = f"{label}: equal to PyTorch's label_smoothing={smoothing}"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
 
         logits = torch.randn(4, 10, requires_grad=True)

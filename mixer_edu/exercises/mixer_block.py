@@ -380,14 +380,9 @@ def check_mixer_block(block_class) -> bool:
                 return feedback.stop()
             if index == 0 and not _check_residuals(feedback, block, reference, x, out.detach()):
                 return feedback.stop()
-            if not check_values(
-                feedback,
-                label,
-                out,
-                expected,
-                lambda out, given=(block, reference, x): _diagnose(out, *given),
-                f"{label} -> {shape(out)}, equal to mixer_edu.MixerBlock",
-            ):
+            diagnose = partial(_diagnose, block=block, reference=reference, x=x)
+            passed = f"{label} -> {shape(out)}, equal to mixer_edu.MixerBlock"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
         if not _check_gradients(feedback, block, x):
             return feedback.stop()

@@ -18,6 +18,7 @@ instead of multiplied, W transposed, ...) and the matching one named.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -153,14 +154,11 @@ def check_spatial_gating(spatial_gating) -> bool:
                 hint=_exception_hint(x),
                 shape_hint=lambda out, case=case: _shape_hint(out, case),
             )
-            if not ok or not check_values(
-                feedback,
-                label,
-                out,
-                expected,
-                lambda out, unit=unit, x=x: _diagnose(out, unit, x),
-                f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit",
-            ):
+            if not ok:
+                return feedback.stop()
+            diagnose = partial(_diagnose, unit=unit, x=x)
+            passed = f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
 
         unit = randomize_(SpatialGatingUnit(8, 6))

@@ -18,6 +18,7 @@ differ, finds out which entries of the input each output depends on: change one 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 
@@ -164,14 +165,11 @@ def check_token_mixing(token_mixing) -> bool:
                 hint=_exception_hint(x, mlp),
                 shape_hint=lambda out, case=case: _shape_hint(out, case),
             )
-            if not ok or not check_values(
-                feedback,
-                label,
-                out,
-                expected,
-                lambda out, mlp=mlp, x=x: _diagnose(token_mixing, mlp, x, out),
-                f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel",
-            ):
+            if not ok:
+                return feedback.stop()
+            diagnose = partial(_diagnose, token_mixing, mlp, x)
+            passed = f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
 
         mlp = randomize_(Mlp(16, 8))
