@@ -158,7 +158,13 @@ def conv_to_linear(conv: nn.Conv2d) -> nn.Linear:
 
 
 def linear_to_conv(linear: nn.Linear, patch_size: Size, in_chans: int = 3) -> nn.Conv2d:
-    """Return the strided `nn.Conv2d` that computes exactly what `linear` does on patches."""
+    """Return the strided `nn.Conv2d` that computes exactly what `linear` does on patches.
+
+    Args:
+        linear: `nn.Linear(P_h * P_w * in_chans, C)` acting on `patchify`'s patch vectors.
+        patch_size: the patches' side P, or `(P_h, P_w)`.
+        in_chans: channels of the images.
+    """
     patch_h, patch_w = check_size(patch_size, "patch_size")
     expected = patch_h * patch_w * in_chans
     if linear.in_features != expected:

@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from mixer_edu import checkpoint as ckpt
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig
-from mixer_edu.metrics import METRICS_NAME, read_metrics
+from mixer_edu.support import checkpoint as ckpt
+from mixer_edu.support.metrics import METRICS_NAME, read_metrics
 
 KILLS = 25
 # Many short epochs: 2 steps of 16 images each, a model of one block.

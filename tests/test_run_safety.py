@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixer_edu import checkpoint as ckpt
 from mixer_edu import train as training
 from mixer_edu.config import RECIPES, TrainConfig
-from mixer_edu.metrics import METRICS_NAME, read_metrics
+from mixer_edu.support import checkpoint as ckpt
 from mixer_edu.support import disk
 from mixer_edu.support.disk import DiskFullError
+from mixer_edu.support.metrics import METRICS_NAME, read_metrics
 from mixer_edu.support.run_lock import LOCK_NAME, RunFolderBusyError, run_lock
 from tests.test_failures import ROOT, TINY, _tiny_config, assert_one_error_line, run_command
 

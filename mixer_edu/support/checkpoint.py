@@ -56,6 +56,11 @@ def save_atomic(obj: dict, path: str | Path, what: str = "a checkpoint") -> Path
 
     The dict is stamped with `FORMAT` and the package version, and serialized in memory first,
     so a full disk is reported with the size needed (`mixer_edu.support.disk.DiskFullError`).
+
+    Args:
+        obj: the checkpoint dict.
+        path: where it goes.
+        what: what to call the file in a disk-full message.
     """
     buffer = io.BytesIO()
     torch.save({**obj, **version_stamp()}, buffer)
@@ -270,7 +275,13 @@ def describe_difference(saved: dict, requested: dict) -> str:
 
 def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoint") -> None:
     """`model.load_state_dict(state_dict, strict=True)`, after checking names and shapes, so a
-    mismatch gives one readable sentence instead of a wall of tensor sizes."""
+    mismatch gives one readable sentence instead of a wall of tensor sizes.
+
+    Args:
+        model: the model to fill (a compiled one is unwrapped).
+        state_dict: the weights, with timm's key names.
+        source: what to call the weights' origin in the message.
+    """
     model = getattr(model, "_orig_mod", model)
     ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     theirs = {key: tuple(value.shape) for key, value in state_dict.items()}
@@ -295,7 +306,13 @@ def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoi
 
 
 def check_same_model(checkpoint: dict, model_name: str, config: dict, path) -> None:
-    """Raise a clear `ValueError` unless `checkpoint` holds the model `model_name` with `config`."""
+    """Raise a clear `ValueError` unless `checkpoint` holds the model `model_name` with `config`.
+
+    Args:
+        checkpoint: the loaded checkpoint dict.
+        model_name, config: the model the run asks for (`create_model`'s name and keywords).
+        path: the checkpoint's file, for the message.
+    """
     saved_name, saved = checkpoint["model_name"], checkpoint["model_config"]
     requested = encode_config(config)
     if saved_name != model_name or saved != requested:

@@ -27,6 +27,11 @@ def draw_crops(
 
     `top` and `left` are uniform over 0..2*padding (the corner of the crop in the padded image),
     `flip` is True with probability 1/2.
+
+    Args:
+        n: how many images.
+        padding: the zero border p around each image.
+        generator: the epoch's CPU generator, so the draws repeat on resume.
     """
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)

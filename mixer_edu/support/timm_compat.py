@@ -99,7 +99,13 @@ class TimmOptions(LayerOptions):
 
 
 def feature_info(num_blocks: int, channels: int, reduction: int) -> list[dict]:
-    """timm's description of the feature maps `forward_intermediates` can return."""
+    """timm's description of the feature maps `forward_intermediates` can return.
+
+    Args:
+        num_blocks: depth of the model (one feature map per block).
+        channels: channels C of every map.
+        reduction: how many pixels of the image one token covers along a side (the patch size).
+    """
     return [
         dict(module=f"blocks.{i}", num_chs=channels, reduction=reduction) for i in range(num_blocks)
     ]

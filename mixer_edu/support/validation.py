@@ -59,8 +59,12 @@ def check_positive_int(n, name: str) -> int:
 def check_choice(value, choices, name: str, hint: str = ""):
     """Return `value` after checking it is one of `choices`; the error lists them all.
 
-    A near miss (a typo) gets a suggestion: `'crop_flip'` -> "Did you mean 'crop-flip'?";
-    `hint` adds what the choices mean.
+    Args:
+        value: what was given.
+        choices: the allowed values; a near miss (a typo) gets a suggestion:
+            `'crop_flip'` -> "Did you mean 'crop-flip'?".
+        name: what to call `value` in the message.
+        hint: what the choices mean, added to the message.
     """
     choices = tuple(choices)
     if value in choices:
@@ -84,8 +88,12 @@ def check_range(
 ) -> float:
     """Return `value` after checking it is a finite number in the interval [low, high].
 
-    `low_open` / `high_open` exclude that end; `None` leaves a side unbounded. The error names
-    `name`, the interval allowed and the value given, then `hint` (how to fix it).
+    Args:
+        value: what was given.
+        name: what to call it in the message.
+        low, high: the interval's ends; None leaves that side unbounded.
+        low_open, high_open: exclude that end.
+        hint: how to fix a bad value, added to the message.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
