@@ -24,17 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from ..gmlp import SpatialGatingUnit
+from ..mixer import mix_tokens
 from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 
 # (batch, tokens N, channels D). N == D/2 in the second case, so that a Linear applied to the
 # channels runs without a shape error and must be caught by its values.
 CASES = [(2, 6, 8), (3, 4, 8), (1, 10, 12)]
-
-
-def mix_tokens(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`W · x + b` across the tokens, `(B, N, C) -> (B, N, C)`: row i of W is what token i reads."""
-    return torch.einsum("ij,bjc->bic", linear.weight, x) + linear.bias[:, None]
 
 
 def _mistakes(unit: SpatialGatingUnit, x: torch.Tensor):
