@@ -163,19 +163,15 @@ class MixerBlock(nn.Module):
         check_positive_int(dim, "dim")
         check_positive_int(num_tokens, "num_tokens")
         tokens_hidden, channels_hidden = hidden_widths(mlp_ratio, dim)
+        # The paper's layers, unless timm's keywords ask for others.
         layers = LayerOptions.read(timm_options, mlp_layer=Mlp, norm_layer=mixer_layer_norm)
-        mlp_layer, norm_layer, factory_kwargs = (
-            layers.mlp_layer,
-            layers.norm_layer,
-            layers.factory_kwargs,
-        )
-        mlp_args = dict(act_layer=layers.act_layer, drop=drop, **factory_kwargs)
-        self.norm1 = norm_layer(dim, **factory_kwargs)
-        token_mlp = TokenMixingMlp if mlp_layer is Mlp else mlp_layer  # the same maths, faster
+        mlp_args = dict(act_layer=layers.act_layer, drop=drop, **layers.factory_kwargs)
+        token_mlp = TokenMixingMlp if layers.mlp_layer is Mlp else layers.mlp_layer  # faster Mlp
+        self.norm1 = layers.norm_layer(dim, **layers.factory_kwargs)
         self.mlp_tokens = token_mlp(num_tokens, tokens_hidden, **mlp_args)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = norm_layer(dim, **factory_kwargs)
-        self.mlp_channels = mlp_layer(dim, channels_hidden, **mlp_args)
+        self.norm2 = layers.norm_layer(dim, **layers.factory_kwargs)
+        self.mlp_channels = layers.mlp_layer(dim, channels_hidden, **mlp_args)
 
     def forward(self, x: Tensor) -> Tensor:
         # Token mixing: an MLP acts on the last axis, so turn the tokens last and back again.
