@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from .drop_path import DropPath
 from .mixer import MlpMixer, hidden_widths, mix_tokens, mixer_layer_norm
+from .support.timm_compat import LayerOptions
 from .support.validation import check_positive_int, check_probability
 
 GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
@@ -53,7 +54,7 @@ class SpatialGatingUnit(nn.Module):
 
     Args:
         dim: channels D of the input (the gated MLP's hidden width); must be even.
-        seq_len: number of tokens N (fixed: the gate's weights are an N x N matrix).
+        num_tokens: number of tokens N (fixed: the gate's weights are an N x N matrix).
         near_identity_gate: initialise the token projection to W ≈ 0 (N(0, 1e-6)), b = 1, so the
             unit starts as `x -> x[..., :D/2]`. False keeps the model's default initialisation.
         device, dtype: where and in what precision to create the parameters.
@@ -63,22 +64,22 @@ class SpatialGatingUnit(nn.Module):
     """
 
     def __init__(
-        self, dim: int, seq_len: int, near_identity_gate: bool = True, device=None, dtype=None
+        self, dim: int, num_tokens: int, near_identity_gate: bool = True, device=None, dtype=None
     ):
         super().__init__()
         check_positive_int(dim, "dim")
-        check_positive_int(seq_len, "seq_len")
+        check_positive_int(num_tokens, "num_tokens")
         if dim % 2 != 0:
             raise ValueError(
                 f"the spatial gating unit splits its {dim} input channels into two halves, so "
                 f"dim must be even; choose an even hidden width (e.g. {dim + 1})."
             )
-        self.seq_len = seq_len
+        self.num_tokens = num_tokens
         self.near_identity_gate = near_identity_gate
         factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
         self.norm = nn.LayerNorm(dim // 2, eps=GATE_NORM_EPS, **factory_kwargs)
         self.proj = nn.Linear(
-            seq_len, seq_len, **factory_kwargs
+            num_tokens, num_tokens, **factory_kwargs
         )  # weight (N, N): row i = what token i gathers
 
     @torch.no_grad()
@@ -102,7 +103,7 @@ class SpatialGatingUnit(nn.Module):
         return z1 * self.gate(x)  # elementwise, channel by channel
 
     def extra_repr(self) -> str:
-        return f"seq_len={self.seq_len}, near_identity_gate={self.near_identity_gate}"
+        return f"num_tokens={self.num_tokens}, near_identity_gate={self.near_identity_gate}"
 
 
 class GatedMlp(nn.Module):
@@ -116,7 +117,7 @@ class GatedMlp(nn.Module):
         hidden_features: width D of the hidden layer (before the gate halves it); must be even.
         act_layer: the non-linearity after fc1.
         gate_layer: builds the gate as `gate_layer(D)`, e.g.
-            `partial(SpatialGatingUnit, seq_len=N)`; None for no gate (a plain MLP, as in timm).
+            `partial(SpatialGatingUnit, num_tokens=N)`; None for no gate (a plain MLP, as in timm).
         drop: dropout after the activation and after fc2.
         device, dtype: where and in what precision to create the parameters.
 
@@ -167,34 +168,28 @@ class SpatialGatingBlock(nn.Module):
 
     Args:
         dim: channels C of each token.
-        seq_len: number of tokens N.
+        num_tokens: number of tokens N.
         mlp_ratio: hidden width D as a multiple of C (the paper uses 6).
-        mlp_layer: the gated MLP class, called as timm calls it: `mlp_layer(C, D, act_layer=...,
-            gate_layer=..., drop=...)`; our `GatedMlp` by default.
-        norm_layer: the norm before the MLP, called as `norm_layer(C)`; LayerNorm, eps 1e-6.
-        act_layer: the MLP's non-linearity.
+        near_identity_gate: see `SpatialGatingUnit`.
         drop: dropout inside the MLP.
         drop_path: DropPath probability on the residual branch.
-        near_identity_gate: see `SpatialGatingUnit`.
-        device, dtype: where and in what precision to create the parameters.
+        **timm_options: as for `MixerBlock` (`support.timm_compat.LayerOptions`); `mlp_layer`
+            is called as timm calls it, `mlp_layer(C, D, act_layer=..., gate_layer=...,
+            drop=...)`, our `GatedMlp` by default.
 
     Shapes:
-        `(B, N, C) -> (B, N, C)`.
+        `(B, N, C) -> (B, N, D) -> (B, N, D/2) -> (B, N, C)`, then added to the input.
     """
 
     def __init__(
         self,
         dim: int,
-        seq_len: int,
+        num_tokens: int,
         mlp_ratio: float = 6.0,
-        mlp_layer=GatedMlp,
-        norm_layer=mixer_layer_norm,
-        act_layer: type[nn.Module] = nn.GELU,
+        near_identity_gate: bool = True,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        near_identity_gate: bool = True,
-        device=None,
-        dtype=None,
+        **timm_options,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
@@ -204,11 +199,14 @@ class SpatialGatingBlock(nn.Module):
                 f"got {mlp_ratio!r}; the (token, channel) pair is for Mixer blocks."
             )
         hidden, _ = hidden_widths(mlp_ratio, dim)
-        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
-        gate = partial(SpatialGatingUnit, seq_len=seq_len, near_identity_gate=near_identity_gate)
-        self.norm = norm_layer(dim, **factory_kwargs)
-        self.mlp_channels = mlp_layer(
-            dim, hidden, act_layer=act_layer, gate_layer=gate, drop=drop, **factory_kwargs
+        layers = LayerOptions.read(timm_options, mlp_layer=GatedMlp, norm_layer=mixer_layer_norm)
+        factory_kwargs = layers.factory_kwargs
+        gate = partial(
+            SpatialGatingUnit, num_tokens=num_tokens, near_identity_gate=near_identity_gate
+        )
+        self.norm = layers.norm_layer(dim, **factory_kwargs)
+        self.mlp_channels = layers.mlp_layer(
+            dim, hidden, act_layer=layers.act_layer, gate_layer=gate, drop=drop, **factory_kwargs
         )
         self.drop_path = DropPath(drop_path)
 

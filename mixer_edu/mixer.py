@@ -23,17 +23,42 @@ DropPath (`mixer_edu.drop_path`) on the branch. The paper uses D_S = C/2 and D_C
 After the last block: LayerNorm, the mean over the N tokens (global average pooling), dropout,
 and a linear classifier head.
 
-A note on the transpose. The usual way to apply an MLP along the token axis is to transpose the
-table so tokens are last, apply the MLP, and transpose back:
-`mlp(x.transpose(1, 2)).transpose(1, 2)`. We compute the same numbers as W1 · X, multiplying from
-the left (`torch.baddbmm`), which avoids copying the transposed table in memory.
+The whole model in about 20 lines, with the paper's widths (D_S = C/2, D_C = 4C) and nothing
+else: no dropout, no DropPath, PyTorch's default initialisation. `MlpMixer` below is the same
+network (the same parameters, in the same order) with those extras and timm's names:
+
+>>> from einops.layers.torch import Rearrange, Reduce
+>>> class PreNormResidual(nn.Module):  # x + f(LayerNorm(x)), LayerNorm over the C channels
+...     def __init__(self, channels, f):
+...         super().__init__()
+...         self.norm, self.f = nn.LayerNorm(channels, eps=1e-6), f
+...     def forward(self, x):
+...         return x + self.f(self.norm(x))
+>>> def mlp(width, hidden):  # acts on the last axis
+...     return nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+>>> def mixer_sketch(image=224, patch=16, channels=768, depth=12, classes=1000):
+...     tokens = (image // patch) ** 2  # N
+...     def across_tokens():  # the transpose: (B, N, C) -> (B, C, N), MLP over N, and back
+...         return nn.Sequential(Rearrange("b n c -> b c n"), mlp(tokens, channels // 2),
+...                              Rearrange("b c n -> b n c"))
+...     return nn.Sequential(
+...         nn.Conv2d(3, channels, patch, stride=patch),  # (B, 3, H, W) -> (B, C, h, w)
+...         Rearrange("b c h w -> b (h w) c"),  # the token table (B, N, C)
+...         *[nn.Sequential(PreNormResidual(channels, across_tokens()),  # token mixing
+...                         PreNormResidual(channels, mlp(channels, 4 * channels)))  # channels
+...           for _ in range(depth)],
+...         nn.LayerNorm(channels, eps=1e-6),
+...         Reduce("b n c -> b c", "mean"),  # global average pooling over the tokens
+...         nn.Linear(channels, classes))
+>>> sum(p.numel() for p in mixer_sketch().parameters())  # Mixer-B/16: the paper's 59M
+59880472
 
 The module and parameter names (`stem`, `blocks`, `norm1`, `mlp_tokens`, `norm2`,
 `mlp_channels`, `norm`, `head`) are those of timm's `MlpMixer`, so a timm checkpoint loads into
-this model with `strict=True` and gives the same outputs. The constructors take timm's keywords
-too (rectangular images and patches, `mlp_layer`, `norm_layer`, `act_layer`, `stem_norm`, `nlhb`,
-`device`/`dtype`), and `support.timm_compat` adds timm's other methods (intermediate features,
-pruning, gradient checkpointing); none of this changes the two updates above.
+this model with `strict=True` and gives the same outputs. timm's other constructor keywords
+(`block_layer`, `mlp_layer`, `norm_layer`, `act_layer`, `stem_norm`, `nlhb`, `global_pool`,
+`device`, `dtype`) and methods (intermediate features, pruning, gradient checkpointing) live in
+`support.timm_compat`; none of them changes the two updates above.
 """
 
 from __future__ import annotations
@@ -47,8 +72,14 @@ from torch import Tensor, nn
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
 from .patching import PatchEmbedding, Size
-from .support.timm_compat import TimmCompatMixin, checkpoint_blocks
-from .support.validation import check_positive_int, check_probability
+from .support.timm_compat import (
+    LayerOptions,
+    TimmCompatMixin,
+    TimmOptions,
+    checkpoint_blocks,
+    feature_info,
+)
+from .support.validation import check_positive_int, check_probability, to_pair
 
 LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
 
@@ -61,7 +92,8 @@ def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
         x: `(B, N, C)`.
 
     Returns:
-        `(B, S, C)`; the same numbers as `linear(x.transpose(1, 2)).transpose(1, 2)`.
+        `(B, S, C)`; the same numbers as `linear(x.transpose(1, 2)).transpose(1, 2)`, computed
+        without copying the transposed table.
     """
     weight = linear.weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
     bias = linear.bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
@@ -69,20 +101,31 @@ def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
 
 
 class TokenMixingMlp(Mlp):
-    """The `Mlp` applied across tokens: to every channel's column of the (N, C) table.
+    """The token-mixing `Mlp(num_tokens, tokens_hidden)`, with a faster kernel.
 
-    Same parameters as `Mlp(num_tokens, hidden_features)`; only the axis it acts on differs.
+    `MixerBlock.forward` hands it the transposed table `(B, C, N)`, and it returns what
+    `Mlp.forward` returns for that input. The optimisation: `nn.Linear` on the transposed view
+    would first copy it, and its output would need a second copy to turn back into `(B, N, C)`.
+    Multiplying from the left instead (`mix_tokens`, one `baddbmm` per layer) reads the original
+    `(B, N, C)` table in place and writes the result in that layout. The numbers agree with
+    `Mlp.forward` to float rounding (tests/test_mixer.py states the tolerance); set
+    `multiply_from_left = False` to run the plain `Mlp.forward`.
 
     Shapes:
-        `(B, N, C) -> (B, N, C)`.
+        `(B, C, N) -> (B, C, N)`.
     """
 
+    multiply_from_left: bool = True
+
     def forward(self, x: Tensor) -> Tensor:
+        if not self.multiply_from_left:
+            return super().forward(x)
+        x = x.transpose(1, 2)  # (B, C, N) -> (B, N, C): undoes the block's transpose, no copy
         x = mix_tokens(self.fc1, x)  # (B, N, C) -> (B, D_S, C)
         x = self.act(x)
         x = self.drop1(x)
         x = mix_tokens(self.fc2, x)  # (B, D_S, C) -> (B, N, C)
-        return self.drop2(x)
+        return self.drop2(x).transpose(1, 2)  # (B, N, C) -> (B, C, N), a view
 
 
 # The paper's LayerNorm: over the channels of each token, eps 1e-6 (timm's default norm_layer).
@@ -92,19 +135,16 @@ mixer_layer_norm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
 class MixerBlock(nn.Module):
     """One Mixer layer: token mixing, then channel mixing, each a pre-norm residual branch.
 
-    Args (those of timm's `MixerBlock`):
+    Args (timm's, with the same meaning and defaults):
         dim: channels C of each token.
-        seq_len: number of tokens N (fixed: the token-mixing weights have N inputs).
+        num_tokens: number of tokens N (fixed: the token-mixing weights have N inputs).
         mlp_ratio: hidden widths as multiples of C, `(token_mixing, channel_mixing)`;
             the paper's `(0.5, 4.0)` gives D_S = C/2 and D_C = 4C. Both must be positive.
-        mlp_layer: the MLP class of both branches, called as `mlp_layer(in, hidden,
-            act_layer=..., drop=...)`; `Mlp` by default (see `token_mixing_mlp` for the tokens).
-        norm_layer: the normalisation before each branch, called as `norm_layer(dim)`;
-            LayerNorm with eps 1e-6 by default.
-        act_layer: the MLPs' non-linearity.
         drop: dropout inside both MLPs.
         drop_path: DropPath probability on both residual branches.
-        device, dtype: where and in what precision to create the parameters.
+        **timm_options: other layer classes (`mlp_layer`, `norm_layer`, `act_layer`), `device`
+            and `dtype`; see `support.timm_compat.LayerOptions`. The paper's: `Mlp`
+            (`TokenMixingMlp` across the tokens), LayerNorm with eps 1e-6, GELU.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -113,35 +153,36 @@ class MixerBlock(nn.Module):
     def __init__(
         self,
         dim: int,
-        seq_len: int,
+        num_tokens: int,
         mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
-        mlp_layer=Mlp,
-        norm_layer=mixer_layer_norm,
-        act_layer: type[nn.Module] = nn.GELU,
         drop: float = 0.0,
         drop_path: float = 0.0,
-        device=None,
-        dtype=None,
+        **timm_options,
     ):
         super().__init__()
         check_positive_int(dim, "dim")
-        check_positive_int(seq_len, "seq_len")
+        check_positive_int(num_tokens, "num_tokens")
         tokens_hidden, channels_hidden = hidden_widths(mlp_ratio, dim)
-        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
-        mlp_args = dict(act_layer=act_layer, drop=drop, **factory_kwargs)
-        self.norm1 = norm_layer(dim, **factory_kwargs)
-        self.mlp_tokens = token_mixing_mlp(mlp_layer, seq_len, tokens_hidden, **mlp_args)
+        # The paper's layers, unless timm's keywords ask for others.
+        layers = LayerOptions.read(timm_options, mlp_layer=Mlp, norm_layer=mixer_layer_norm)
+        mlp_args = dict(act_layer=layers.act_layer, drop=drop, **layers.factory_kwargs)
+        token_mlp = TokenMixingMlp if layers.mlp_layer is Mlp else layers.mlp_layer  # faster Mlp
+        self.norm1 = layers.norm_layer(dim, **layers.factory_kwargs)
+        self.mlp_tokens = token_mlp(num_tokens, tokens_hidden, **mlp_args)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = norm_layer(dim, **factory_kwargs)
-        self.mlp_channels = mlp_layer(dim, channels_hidden, **mlp_args)
+        self.norm2 = layers.norm_layer(dim, **layers.factory_kwargs)
+        self.mlp_channels = layers.mlp_layer(dim, channels_hidden, **mlp_args)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))  # mix across tokens (B, N, C)
-        x = x + self.drop_path(self.mlp_channels(self.norm2(x)))  # mix across channels (B, N, C)
+        # Token mixing: an MLP acts on the last axis, so turn the tokens last and back again.
+        # (B, N, C) -> (B, C, N) -> mlp_tokens over N -> (B, C, N) -> (B, N, C)
+        x = x + self.drop_path(self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2))
+        # Channel mixing: the channels are already last. (B, N, C) -> (B, N, C)
+        x = x + self.drop_path(self.mlp_channels(self.norm2(x)))
         return x
 
     def token_mixing_weight(self) -> Tensor:
-        """W1 of the token-mixing MLP, `(token_hidden, num_tokens)` = `(D_S, N)`.
+        """W1 of the token-mixing MLP, `(tokens_hidden, num_tokens)` = `(D_S, N)`.
 
         Row k holds how much hidden unit k takes from each of the N patches; reshaped to the
         patch grid it is the unit's picture (`mixer_edu.weights.token_mixing_units`). This is the
@@ -162,7 +203,7 @@ class MixerBlock(nn.Module):
 class MlpMixer(TimmCompatMixin, nn.Module):
     """The full MLP-Mixer classifier.
 
-    Args (the keywords of timm's `MlpMixer`, with the same meaning and defaults):
+    Args (timm's keywords, with the same meaning and defaults):
         num_classes: classes of the linear head; 0 gives a model without a head.
         img_size: side of square input images, or `(height, width)`.
         in_chans: channels of the input images.
@@ -170,20 +211,13 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         num_blocks: number of Mixer blocks (the paper's "layers").
         embed_dim: channels C of each token (the paper's "hidden size").
         mlp_ratio: hidden widths of the (token, channel) MLPs as multiples of `embed_dim`.
-        block_layer: the block class, called as `block_layer(embed_dim, num_patches, mlp_ratio,
-            mlp_layer=..., norm_layer=..., act_layer=..., drop=..., drop_path=...)`;
-            `MixerBlock` by default (gMLP swaps in its own).
-        mlp_layer, norm_layer, act_layer: the blocks' MLP class, normalisation and
-            non-linearity (see `MixerBlock`); `norm_layer` is also the final norm.
         drop_rate: dropout before the head.
         proj_drop_rate: dropout inside the MLPs.
         drop_path_rate: DropPath probability (of every block, or of the last one with the
             linear schedule).
-        nlhb: initialise the head bias to -log(num_classes) ("negative log head bias") instead of 0.
-        stem_norm: normalise the tokens right after the stem, with `norm_layer`.
-        global_pool: `"avg"` (mean over tokens) or `""` (return all tokens from `forward_head`).
         drop_path_schedule: `"constant"` (timm's choice) or `"linear"` across depth (ours).
-        device, dtype: where and in what precision to create the parameters.
+        **timm_options: timm's other keywords (other layer classes, `stem_norm`, `nlhb`,
+            `global_pool`, `device`, `dtype`), explained in `support.timm_compat.TimmOptions`.
 
     Shapes:
         `forward`: `(B, in_chans, H, W) -> (B, num_classes)`
@@ -203,50 +237,41 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         num_blocks: int = 8,
         embed_dim: int = 512,
         mlp_ratio: float | tuple[float, float] = (0.5, 4.0),
-        block_layer=MixerBlock,
-        mlp_layer=Mlp,
-        norm_layer=mixer_layer_norm,
-        act_layer: type[nn.Module] = nn.GELU,
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
-        nlhb: bool = False,
-        stem_norm: bool = False,
-        global_pool: str = "avg",
         drop_path_schedule: str = "constant",
-        device=None,
-        dtype=None,
+        **timm_options,
     ):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0 (0: no head), got {num_classes!r}.")
         check_positive_int(num_blocks, "num_blocks")
-        check_global_pool(global_pool)
-        factory_kwargs = dict(device=device, dtype=dtype)  # as in torch.nn
+        # The paper's layers, unless timm's keywords ask for others.
+        timm = TimmOptions.read(
+            timm_options, block_layer=MixerBlock, mlp_layer=Mlp, norm_layer=mixer_layer_norm
+        )
+        norm_layer, factory_kwargs = timm.norm_layer, timm.factory_kwargs
         self.num_classes = num_classes
         self.in_chans = in_chans
-        self.global_pool = global_pool
+        self.global_pool = check_global_pool(timm.global_pool)
         self.embed_dim = self.num_features = self.head_hidden_size = embed_dim
         self.grad_checkpointing = False  # see TimmCompatMixin.set_grad_checkpointing
 
+        stem_norm = norm_layer if timm.stem_norm else None
         self.stem = PatchEmbedding(
-            img_size,
-            patch_size,
-            in_chans,
-            embed_dim,
-            norm_layer if stem_norm else None,
-            **factory_kwargs,
+            img_size, patch_size, in_chans, embed_dim, stem_norm, **factory_kwargs
         )
         rates = drop_path_rates(drop_path_rate, num_blocks, drop_path_schedule)
         self.blocks = nn.Sequential(
             *[
-                block_layer(
+                timm.block_layer(
                     embed_dim,
-                    self.stem.num_patches,
+                    self.stem.num_patches,  # N
                     mlp_ratio,
-                    mlp_layer=mlp_layer,
+                    mlp_layer=timm.mlp_layer,
                     norm_layer=norm_layer,
-                    act_layer=act_layer,
+                    act_layer=timm.act_layer,
                     drop=proj_drop_rate,
                     drop_path=rate,
                     **factory_kwargs,
@@ -261,12 +286,8 @@ class MlpMixer(TimmCompatMixin, nn.Module):
             if num_classes > 0
             else nn.Identity()
         )
-        reduction = self.stem.feat_ratio()
-        self.feature_info = [
-            dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=reduction)
-            for i in range(num_blocks)
-        ]
-        self.init_weights(nlhb=nlhb)
+        self.feature_info = feature_info(num_blocks, embed_dim, self.stem.feat_ratio())
+        self.init_weights(nlhb=timm.nlhb)
 
     @property
     def num_patches(self) -> int:
@@ -372,22 +393,13 @@ def lecun_normal_(weight: Tensor) -> Tensor:
     return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
 
 
-# --------------------------------------------------------------------------------------------
-# Helpers for timm's options: hidden widths from ratios, and any MLP class across tokens.
-# --------------------------------------------------------------------------------------------
-
-
-def _pair(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
 def hidden_widths(mlp_ratio: float | tuple[float, ...], dim: int) -> tuple[int, ...]:
     """The hidden widths `int(ratio * dim)`; every ratio must give at least one hidden unit.
 
     Accepts one ratio (returned for both MLPs) or a pair. A ratio of 0 would otherwise build a
     silent MLP of width `dim` (`Mlp` reads a width of 0 as "same as the input" in timm).
     """
-    ratios = _pair(mlp_ratio)
+    ratios = to_pair(mlp_ratio)
     for ratio in ratios:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
             raise TypeError(f"mlp_ratio must be a number or a pair of numbers, got {mlp_ratio!r}.")
@@ -403,29 +415,3 @@ def hidden_widths(mlp_ratio: float | tuple[float, ...], dim: int) -> tuple[int, 
             f"needs at least one hidden unit, so use ratios of at least 1/{dim}."
         )
     return widths
-
-
-def token_mixing_mlp(mlp_layer, num_tokens: int, hidden_features: int, **kwargs) -> nn.Module:
-    """Build `mlp_layer(num_tokens, hidden_features, **kwargs)` so that it mixes across tokens.
-
-    The paper's `Mlp` becomes a `TokenMixingMlp` (weights on the left, no transposed copy). Any
-    other MLP class acts on the last axis, so its input is transposed to `(B, C, N)` before it
-    runs and its output back to `(B, N, C)` after, by two forward hooks; hooks rather than a
-    wrapper module, so that its parameters keep timm's names (`mlp_tokens.fc1.weight`).
-
-    Shapes of the returned module: `(B, N, C) -> (B, N, C)`.
-    """
-    if mlp_layer is Mlp:
-        return TokenMixingMlp(num_tokens, hidden_features, **kwargs)
-    mlp = mlp_layer(num_tokens, hidden_features, **kwargs)
-    mlp.register_forward_pre_hook(_tokens_last)
-    mlp.register_forward_hook(_tokens_back)
-    return mlp
-
-
-def _tokens_last(module: nn.Module, args: tuple) -> tuple:
-    return (args[0].transpose(1, 2), *args[1:])  # (B, N, C) -> (B, C, N)
-
-
-def _tokens_back(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    return output.transpose(1, 2)  # (B, C, N) -> (B, N, C)

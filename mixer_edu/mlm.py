@@ -17,9 +17,9 @@ solved by mixing tokens, which is exactly the part the two encoders do different
 **The text.** The English documentation topics that ship with Python itself
 (`pydoc_data.topics`, the pages `help("assert")` shows: about 460,000 characters with
 Python 3.11), so the experiment runs offline and needs no download. It is normalised to printable
-ASCII with single spaces (`clean_text`), and cut into blocks of `16 * seq_len` characters; every
-10th block is held out. The text differs a little between Python versions, so the exact numbers do
-too.
+ASCII with single spaces (`mlm_text.clean_text`), and cut into blocks of `16 * seq_len`
+characters; every 10th block is held out. The text differs a little between Python versions, so
+the exact numbers do too.
 
 **The numbers.** `run_experiment` returns, for each mixer: the parameter count, the loss curves
 (training loss at every step, held-out loss and accuracy at every evaluation), the final held-out
@@ -48,15 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .mlm_text import (  # noqa: F401 - the notebook imports them from here too
-    IGNORE_INDEX,
-    MASK_SYMBOL,
-    CharVocabulary,
-    MlmData,
-    clean_text,
-    load_corpus,
-    mask_tokens,
-)
+from .mlm_text import IGNORE_INDEX, MlmData, mask_tokens
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
 from .support.course import fast_mode
 from .support.errors import TrainingDivergedError, command_line, exit_status

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .support.validation import check_positive_int, check_probability
+from .support.validation import check_positive_int, check_probability, to_pair
 
 
 class Mlp(nn.Module):
@@ -59,7 +59,7 @@ class Mlp(nn.Module):
             (out_features, "out_features"),
         ]:
             check_positive_int(value, name)
-        drop1, drop2 = drop if isinstance(drop, (tuple, list)) else (drop, drop)
+        drop1, drop2 = to_pair(drop)
 
         self.fc1 = nn.Linear(in_features, hidden_features, device=device, dtype=dtype)
         self.act = act_layer()

@@ -54,29 +54,33 @@ PAPER = dict(img_size=224, in_chans=3, num_classes=1000)
 # CIFAR-sized: 32x32 images, 4x4 patches -> an 8x8 grid of 64 tokens, 10 classes.
 CIFAR = dict(img_size=32, patch_size=4, num_classes=10)
 
+
+def paper_mixer(size: str, patch: int, blocks: int, width: int) -> tuple[str, ModelSpec]:
+    """A row of the paper's Table 1: `("mixer_b16_224", Mixer-B/16's entry)`."""
+    config = dict(PAPER, patch_size=patch, num_blocks=blocks, embed_dim=width)
+    return f"mixer_{size.lower()}{patch}_224", ModelSpec(MlpMixer, config, f"Mixer-{size}/{patch}")
+
+
+def paper_gmlp(size: str, width: int) -> tuple[str, ModelSpec]:
+    """A gMLP of Liu et al. (30 blocks, 16x16 patches, gated width 6C): `("gmlp_ti16_224", ...)`."""
+    config = dict(PAPER, patch_size=16, num_blocks=30, embed_dim=width, mlp_ratio=6)
+    return f"gmlp_{size.lower()}16_224", ModelSpec(GMlp, config, f"gMLP-{size}/16")
+
+
 # The registry: adding a model family is one more entry here.
 MODELS: dict[str, ModelSpec] = {
-    # The paper's family (Table 1).
-    "mixer_s32_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=32, num_blocks=8, embed_dim=512), "Mixer-S/32"
-    ),
-    "mixer_s16_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=16, num_blocks=8, embed_dim=512), "Mixer-S/16"
-    ),
-    "mixer_b32_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=32, num_blocks=12, embed_dim=768), "Mixer-B/32"
-    ),
-    "mixer_b16_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=16, num_blocks=12, embed_dim=768), "Mixer-B/16"
-    ),
-    "mixer_l32_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=32, num_blocks=24, embed_dim=1024), "Mixer-L/32"
-    ),
-    "mixer_l16_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=16, num_blocks=24, embed_dim=1024), "Mixer-L/16"
-    ),
-    "mixer_h14_224": ModelSpec(
-        MlpMixer, dict(PAPER, patch_size=14, num_blocks=32, embed_dim=1280), "Mixer-H/14"
+    # The paper's family (Table 1): size, patch, layers, hidden size C.
+    **dict(
+        paper_mixer(*row)
+        for row in [
+            ("S", 32, 8, 512),
+            ("S", 16, 8, 512),
+            ("B", 32, 12, 768),
+            ("B", 16, 12, 768),
+            ("L", 32, 24, 1024),
+            ("L", 16, 24, 1024),
+            ("H", 14, 32, 1280),
+        ]
     ),
     # CIFAR-sized Mixers.
     "mixer_cifar_tiny": ModelSpec(
@@ -89,15 +93,7 @@ MODELS: dict[str, ModelSpec] = {
         MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=256), "Mixer (CIFAR, base)"
     ),
     # gMLP: the paper's Ti/S/B at 224x224, then CIFAR-sized.
-    "gmlp_ti16_224": ModelSpec(
-        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=128, mlp_ratio=6), "gMLP-Ti/16"
-    ),
-    "gmlp_s16_224": ModelSpec(
-        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=256, mlp_ratio=6), "gMLP-S/16"
-    ),
-    "gmlp_b16_224": ModelSpec(
-        GMlp, dict(PAPER, patch_size=16, num_blocks=30, embed_dim=512, mlp_ratio=6), "gMLP-B/16"
-    ),
+    **dict(paper_gmlp(size, width) for size, width in [("Ti", 128), ("S", 256), ("B", 512)]),
     "gmlp_cifar_tiny": ModelSpec(
         GMlp, dict(CIFAR, num_blocks=4, embed_dim=64, mlp_ratio=6), "gMLP (CIFAR, tiny)"
     ),

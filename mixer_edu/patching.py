@@ -36,14 +36,20 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .support.validation import check_divisible, check_image_batch, check_positive_int, check_tensor
+from .support.validation import (
+    check_divisible,
+    check_image_batch,
+    check_positive_int,
+    check_tensor,
+    to_pair,
+)
 
 Size = int | tuple[int, int]  # S for S x S, or (height, width)
 
 
-def to_pair(size: Size, name: str) -> tuple[int, int]:
+def check_size(size: Size, name: str) -> tuple[int, int]:
     """`S -> (S, S)`; a pair `(height, width)` is checked and returned as a tuple."""
-    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    pair = to_pair(size)
     if len(pair) != 2:
         raise ValueError(f"{name} must be an int or a pair (height, width), got {size!r}.")
     for value in pair:
@@ -67,7 +73,7 @@ def patchify(images: torch.Tensor, patch_size: Size) -> torch.Tensor:
         `(B, N, P_h*P_w*C)` with `N = (H/P_h) * (W/P_w)`; patches in row-major order (left to
         right, then top to bottom), each unrolled as `(p1 p2 c)`.
     """
-    patch_h, patch_w = to_pair(patch_size, "patch_size")
+    patch_h, patch_w = check_size(patch_size, "patch_size")
     check_image_batch(images)
     check_divisible(images.shape[-2], patch_h)
     check_divisible(images.shape[-1], patch_w)
@@ -90,7 +96,7 @@ def unpatchify(
     Returns:
         `(B, C, rows*P_h, columns*P_w)`.
     """
-    patch_h, patch_w = to_pair(patch_size, "patch_size")
+    patch_h, patch_w = check_size(patch_size, "patch_size")
     check_tensor(patches, "patches")
     if patches.ndim != 3:
         raise ValueError(
@@ -152,8 +158,14 @@ def conv_to_linear(conv: nn.Conv2d) -> nn.Linear:
 
 
 def linear_to_conv(linear: nn.Linear, patch_size: Size, in_chans: int = 3) -> nn.Conv2d:
-    """Return the strided `nn.Conv2d` that computes exactly what `linear` does on patches."""
-    patch_h, patch_w = to_pair(patch_size, "patch_size")
+    """Return the strided `nn.Conv2d` that computes exactly what `linear` does on patches.
+
+    Args:
+        linear: `nn.Linear(P_h * P_w * in_chans, C)` acting on `patchify`'s patch vectors.
+        patch_size: the patches' side P, or `(P_h, P_w)`.
+        in_chans: channels of the images.
+    """
+    patch_h, patch_w = check_size(patch_size, "patch_size")
     expected = patch_h * patch_w * in_chans
     if linear.in_features != expected:
         raise ValueError(
@@ -220,17 +232,7 @@ def check_images(
             f"with C={in_chans}; the model expects (B, C, H, W): use "
             "images.permute(0, 3, 1, 2)."
         )
-    check_image_batch(images, channels=in_chans)
-    expected = to_pair(img_size, "img_size")
-    if (height, width) != expected:
-        size = f"{expected[0]}x{expected[1]}"
-        resize = expected[0] if expected[0] == expected[1] else expected
-        raise ValueError(
-            f"images are {height}x{width} but the model was built for {size}; resize them (e.g. "
-            f"torchvision.transforms.Resize({resize})) or build the model with "
-            f"img_size={_as_given((height, width))}. A Mixer's token-mixing weights fix the "
-            "number of patches, so its input size cannot change after it is built."
-        )
+    check_image_batch(images, channels=in_chans, image_size=img_size)
     return images
 
 
@@ -270,8 +272,8 @@ class PatchEmbedding(nn.Module):
         dtype=None,
     ):
         super().__init__()
-        image_hw = to_pair(img_size, "img_size")
-        patch_hw = to_pair(patch_size, "patch_size")
+        image_hw = check_size(img_size, "img_size")
+        patch_hw = check_size(patch_size, "patch_size")
         check_positive_int(in_chans, "in_chans")
         check_positive_int(embed_dim, "embed_dim")
         for image_side, patch_side in zip(image_hw, patch_hw, strict=True):
@@ -298,7 +300,7 @@ class PatchEmbedding(nn.Module):
 
     def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
         """How many pixels one token steps over (timm's feature-map "reduction")."""
-        patch_hw = to_pair(self.patch_size, "patch_size")
+        patch_hw = check_size(self.patch_size, "patch_size")
         return max(patch_hw) if as_scalar else patch_hw
 
     def extra_repr(self) -> str:

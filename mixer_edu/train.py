@@ -173,8 +173,8 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, final: float = 0.0
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    decayed = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, decayed)))
 
 
 def warmup_cosine(optimizer, warmup_steps: int, total_steps: int, final: float = 0.0):

@@ -320,6 +320,11 @@ def grating(height: int, width: int, cycles_y: int, cycles_x: int, phase: float 
     cos(2 pi (cycles_y * y / height + cycles_x * x / width) + phase): a picture whose spatial
     frequency is known exactly, sqrt((cycles_y / height)^2 + (cycles_x / width)^2) cycles per
     patch. Useful to check `spatial_frequency` and to see what a "frequency" looks like.
+
+    Args:
+        height, width: the picture's size (the patch grid's rows and columns).
+        cycles_y, cycles_x: whole cycles along each axis.
+        phase: shift of the cosine, in radians.
     """
     ys = torch.arange(height, dtype=torch.float64)[:, None] / height
     xs = torch.arange(width, dtype=torch.float64)[None, :] / width

@@ -14,7 +14,7 @@ from timm.layers import DropPath as TimmDropPath
 from torch import nn
 
 from mixer_edu import DropPath as PackageDropPath
-from mixer_edu import Mlp, TokenMixingMlp, patchify, weights
+from mixer_edu import Mlp, mix_tokens, patchify, weights
 from mixer_edu.exercises import (
     check_drop_path,
     check_mixer_block,
@@ -140,6 +140,10 @@ def mixing_by_einsum(mlp, x):
     return torch.einsum("ns,bsc->bnc", mlp.fc2.weight, hidden) + mlp.fc2.bias[:, None]
 
 
+def mixing_by_package_kernel(mlp, x):  # TokenMixingMlp's baddbmm, on the student's Mlp
+    return mix_tokens(mlp.fc2, mlp.act(mix_tokens(mlp.fc1, x)))
+
+
 def mixing_with_reshape(mlp, x):
     b, n, c = x.shape
     return mlp(x.reshape(b, c, n)).reshape(b, n, c)
@@ -158,7 +162,11 @@ def mixing_no_grad(mlp, x):
 
 @pytest.mark.parametrize(
     "answer",
-    [mixing_by_transpose, mixing_by_einsum, lambda mlp, x: TokenMixingMlp.forward(mlp, x)],
+    [
+        mixing_by_transpose,
+        mixing_by_einsum,
+        mixing_by_package_kernel,
+    ],
     ids=["transpose", "einsum", "package"],
 )
 def test_token_mixing_checker_accepts_correct_answers(answer, capsys):
@@ -204,10 +212,10 @@ def test_token_mixing_checker_catches_mixing_channels_when_n_equals_c(capsys):
 class Block(nn.Module):
     """A correct block; the wrong ones below change one thing each."""
 
-    def __init__(self, dim, seq_len, tokens_hidden, channels_hidden, eps=1e-6):
+    def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden, eps=1e-6):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.mlp_tokens = Mlp(seq_len, tokens_hidden)
+        self.mlp_tokens = Mlp(num_tokens, tokens_hidden)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp_channels = Mlp(dim, channels_hidden)
 
@@ -220,8 +228,8 @@ class Block(nn.Module):
 
 
 class DefaultEpsBlock(Block):
-    def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
-        super().__init__(dim, seq_len, tokens_hidden, channels_hidden, eps=1e-5)
+    def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
+        super().__init__(dim, num_tokens, tokens_hidden, channels_hidden, eps=1e-5)
 
 
 def block_with(forward):
@@ -229,18 +237,18 @@ def block_with(forward):
 
 
 class RenamedBlock(nn.Module):
-    def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
+    def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.token_mlp = Mlp(seq_len, tokens_hidden)
+        self.token_mlp = Mlp(num_tokens, tokens_hidden)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp_channels = Mlp(dim, channels_hidden)
 
 
 def block_built_with(**layers):
-    def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
-        Block.__init__(self, dim, seq_len, tokens_hidden, channels_hidden)
-        sizes = dict(dim=dim, seq_len=seq_len, d_s=tokens_hidden, d_c=channels_hidden)
+    def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
+        Block.__init__(self, dim, num_tokens, tokens_hidden, channels_hidden)
+        sizes = dict(dim=dim, num_tokens=num_tokens, d_s=tokens_hidden, d_c=channels_hidden)
         for name, make in layers.items():
             setattr(self, name, make(**sizes))
 
@@ -248,7 +256,7 @@ def block_built_with(**layers):
 
 
 class FixedSizeBlock(Block):
-    def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
+    def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
         super().__init__(8, 16, 4, 32)  # ignores its arguments
 
 
@@ -335,15 +343,15 @@ def test_mixer_block_checker_accepts_correct_blocks_with_any_layer_norm_eps(caps
             "mlp_tokens reads 8 numbers (dim, the channels of one token)",
         ),
         (
-            block_built_with(mlp_channels=lambda seq_len, d_c, **_: Mlp(seq_len, d_c)),
-            "mlp_channels reads 16 numbers (seq_len, the tokens)",
+            block_built_with(mlp_channels=lambda num_tokens, d_c, **_: Mlp(num_tokens, d_c)),
+            "mlp_channels reads 16 numbers (num_tokens, the tokens)",
         ),
         (
-            block_built_with(norm1=lambda seq_len, **_: nn.LayerNorm(seq_len)),
+            block_built_with(norm1=lambda num_tokens, **_: nn.LayerNorm(num_tokens)),
             "norm1 normalises over 16 numbers",
         ),
         (
-            block_built_with(mlp_tokens=lambda seq_len, d_c, **_: Mlp(seq_len, d_c)),
+            block_built_with(mlp_tokens=lambda num_tokens, d_c, **_: Mlp(num_tokens, d_c)),
             "mlp_tokens should have tokens_hidden=4 hidden units",
         ),
         (
@@ -363,7 +371,7 @@ def test_mixer_block_checker_rejects_typical_mistakes_with_the_right_hint(answer
 
 def test_mixer_block_checker_reports_an_unwritten_block(capsys):
     class Stub(nn.Module):
-        def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
+        def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
             super().__init__()
             raise NotImplementedError("Exercise: write MixerBlock.__init__")
 

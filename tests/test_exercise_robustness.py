@@ -15,17 +15,8 @@ import torch
 from torch import nn
 
 from mixer_edu import DropPath as PackageDropPath
-from mixer_edu import drop_path, patchify
-from mixer_edu.exercises import (
-    check_drop_path,
-    check_mixer_block,
-    check_patchify,
-    check_picture_answers,
-    check_smoothed_cross_entropy,
-    check_smoothing_predictions,
-    check_token_mixing,
-    sandbox,
-)
+from mixer_edu import drop_path, exercises, patchify
+from mixer_edu.exercises import sandbox
 from tests.exercise_feedback import assert_accepted, assert_rejected, run
 from tests.test_exercise_checkers import RIGHT_ANSWERS, Block, correct, drop_path_module
 
@@ -52,7 +43,7 @@ def test_an_infinite_loop_is_stopped_with_a_verdict(short_time_limit, capsys):
             pass
 
     start = time.perf_counter()
-    assert_rejected(check_patchify, loops_forever, "did not finish within 0.3 s", capsys)
+    assert_rejected(exercises.check_patchify, loops_forever, "did not finish within 0.3 s", capsys)
     assert time.perf_counter() - start < 5
 
 
@@ -64,7 +55,7 @@ def test_a_loop_that_swallows_every_exception_is_still_stopped(short_time_limit,
             except BaseException:  # noqa: S110 - the student's code, not ours
                 pass
 
-    assert_rejected(check_token_mixing, stubborn, "a loop that never ends", capsys)
+    assert_rejected(exercises.check_token_mixing, stubborn, "a loop that never ends", capsys)
 
 
 def test_the_thread_fallback_gives_the_same_verdict(short_time_limit, monkeypatch, capsys):
@@ -76,10 +67,12 @@ def test_the_thread_fallback_gives_the_same_verdict(short_time_limit, monkeypatc
         while not stop:
             time.sleep(0.01)
 
-    out = assert_rejected(check_token_mixing, loops, "still running in the background", capsys)
+    out = assert_rejected(
+        exercises.check_token_mixing, loops, "still running in the background", capsys
+    )
     stop.append(True)
     assert "restart the kernel" in out
-    assert_accepted(check_token_mixing, mixing, 5, capsys)
+    assert_accepted(exercises.check_token_mixing, mixing, 5, capsys)
 
 
 @pytest.mark.parametrize("exit_", [lambda: sys.exit(), lambda: sys.exit(3), lambda: exit("bye")])
@@ -87,7 +80,7 @@ def test_sys_exit_in_student_code_becomes_feedback(exit_, capsys):
     def exits(images, patch_size):
         exit_()
 
-    assert_rejected(check_patchify, exits, "called sys.exit(), exit() or quit()", capsys)
+    assert_rejected(exercises.check_patchify, exits, "called sys.exit(), exit() or quit()", capsys)
 
 
 def test_a_flood_of_prints_shows_only_a_few_lines_before_the_verdict(capsys):
@@ -97,7 +90,7 @@ def test_a_flood_of_prints_shows_only_a_few_lines_before_the_verdict(capsys):
         print("oops", file=sys.stderr)
         return mixing(mlp, x)
 
-    out = assert_accepted(check_token_mixing, chatty, 5, capsys)
+    out = assert_accepted(exercises.check_token_mixing, chatty, 5, capsys)
     assert "your code printed" in out and "debug line 0" in out
     assert "debug line 5" not in out and "more lines" in out
     assert len(out.splitlines()) < 15
@@ -110,7 +103,7 @@ def test_nothing_reaches_stderr_from_student_warnings(capsys):
         warnings.warn("deprecated thing", stacklevel=1)
         return patchify(images, patch_size)
 
-    check_patchify(warns)
+    exercises.check_patchify(warns)
     assert capsys.readouterr().err == ""
 
 
@@ -120,12 +113,24 @@ def test_nothing_reaches_stderr_from_student_warnings(capsys):
 @pytest.mark.parametrize(
     "checker, answer, hint",
     [
-        (check_patchify, lambda im, p: patchify(im, p).long(), "dtype torch.int64, expected"),
-        (check_patchify, lambda im, p: patchify(im, p).half(), "dtype torch.float16"),
-        (check_token_mixing, lambda mlp, x: mixing(mlp, x).double(), "dtype torch.float64"),
-        (check_smoothed_cross_entropy, lambda z, y, e: smoothed(z, y, e).double(), "float64"),
         (
-            check_drop_path,
+            exercises.check_patchify,
+            lambda im, p: patchify(im, p).long(),
+            "dtype torch.int64, expected",
+        ),
+        (exercises.check_patchify, lambda im, p: patchify(im, p).half(), "dtype torch.float16"),
+        (
+            exercises.check_token_mixing,
+            lambda mlp, x: mixing(mlp, x).double(),
+            "dtype torch.float64",
+        ),
+        (
+            exercises.check_smoothed_cross_entropy,
+            lambda z, y, e: smoothed(z, y, e).double(),
+            "float64",
+        ),
+        (
+            exercises.check_drop_path,
             drop_path_module(lambda x, p: x * (torch.rand(x.shape[0], 1, 1) < 1 - p).double()),
             "dtype torch.float64",
         ),
@@ -138,8 +143,8 @@ def test_a_result_of_the_wrong_dtype_is_rejected(checker, answer, hint, capsys):
 @pytest.mark.parametrize(
     "checker, answer",
     [
-        (check_token_mixing, lambda mlp, x: mixing(mlp, x) / (x[:1, :1, :1] * 0)),
-        (check_patchify, lambda im, p: patchify(im, p) * float("nan")),
+        (exercises.check_token_mixing, lambda mlp, x: mixing(mlp, x) / (x[:1, :1, :1] * 0)),
+        (exercises.check_patchify, lambda im, p: patchify(im, p) * float("nan")),
     ],
 )
 def test_nan_results_are_rejected(checker, answer, capsys):
@@ -162,9 +167,9 @@ def test_an_input_changed_in_place_is_caught_by_every_checker(capsys):
         logits.sub_(logits.max())
         return out
 
-    assert_rejected(check_patchify, patchify_in_place, "changed its input images", capsys)
-    assert_rejected(check_token_mixing, mixing_in_place, "changed its input x", capsys)
-    assert_rejected(check_smoothed_cross_entropy, loss_in_place, "input logits", capsys)
+    assert_rejected(exercises.check_patchify, patchify_in_place, "changed its input images", capsys)
+    assert_rejected(exercises.check_token_mixing, mixing_in_place, "changed its input x", capsys)
+    assert_rejected(exercises.check_smoothed_cross_entropy, loss_in_place, "input logits", capsys)
 
 
 def test_changing_the_given_layer_is_caught_although_the_output_matches_it(capsys):
@@ -174,7 +179,7 @@ def test_changing_the_given_layer_is_caught_although_the_output_matches_it(capsy
         return mixing(mlp, x)
 
     assert_rejected(
-        check_token_mixing, doubles_the_weights, "changed the weights of the MLP", capsys
+        exercises.check_token_mixing, doubles_the_weights, "changed the weights of the MLP", capsys
     )
 
 
@@ -185,7 +190,7 @@ def test_a_block_that_changes_its_own_weights_in_forward_is_rejected(capsys):
                 self.norm1.weight.add_(0.1)
             return super().forward(x)
 
-    assert_rejected(check_mixer_block, Drifting, "(norm1.weight) in place", capsys)
+    assert_rejected(exercises.check_mixer_block, Drifting, "(norm1.weight) in place", capsys)
 
 
 # --- Gradients -----------------------------------------------------------------------------
@@ -198,7 +203,10 @@ def test_a_layer_whose_weights_get_no_gradient_is_named(capsys):
         return mlp.fc2(hidden).transpose(1, 2)
 
     assert_rejected(
-        check_token_mixing, frozen_first_layer, "no gradient reaches the MLP's fc1.weight", capsys
+        exercises.check_token_mixing,
+        frozen_first_layer,
+        "no gradient reaches the MLP's fc1.weight",
+        capsys,
     )
 
 
@@ -221,8 +229,8 @@ def test_an_in_place_op_that_breaks_backward_gets_feedback_not_a_traceback(capsy
             return x + self.mlp_channels.fc2(self.mlp_channels.act(h))
 
     for checker, answer in [
-        (check_token_mixing, mixing_in_place),
-        (check_mixer_block, InPlaceBlock),
+        (exercises.check_token_mixing, mixing_in_place),
+        (exercises.check_mixer_block, InPlaceBlock),
     ]:
         out = assert_rejected(checker, answer, "the backward pass through", capsys)
         assert "An in-place operation" in out and "Traceback" not in out
@@ -242,7 +250,10 @@ def test_a_loss_whose_backward_fails_gets_feedback(capsys):
         return smoothed(Broken.apply(logits), labels, smoothing)
 
     assert_rejected(
-        check_smoothed_cross_entropy, loss, "the backward pass through the loss raised", capsys
+        exercises.check_smoothed_cross_entropy,
+        loss,
+        "the backward pass through the loss raised",
+        capsys,
     )
 
 
@@ -267,7 +278,7 @@ def shared_seed_module():
 
 
 def test_drop_path_instances_sharing_one_seed_are_caught(capsys):
-    assert_rejected(check_drop_path, shared_seed_module(), "share one fixed seed", capsys)
+    assert_rejected(exercises.check_drop_path, shared_seed_module(), "share one fixed seed", capsys)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +293,7 @@ def test_drop_path_instances_sharing_one_seed_are_caught(capsys):
 def test_drop_path_checker_explains_a_function_or_instance_instead_of_the_class(
     answer, found, capsys
 ):
-    out = assert_rejected(check_drop_path, answer, "needs the class DropPath", capsys)
+    out = assert_rejected(exercises.check_drop_path, answer, "needs the class DropPath", capsys)
     assert found in out
 
 
@@ -291,8 +302,8 @@ def test_drop_path_checker_accepts_a_module_with_a_mask_made_on_the_input(capsys
         keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
         return x * keep / (1 - p)
 
-    assert_accepted(check_drop_path, drop_path_module(like_input), 8, capsys)
-    assert_accepted(check_drop_path, drop_path_module(correct), 8, capsys)
+    assert_accepted(exercises.check_drop_path, drop_path_module(like_input), 8, capsys)
+    assert_accepted(exercises.check_drop_path, drop_path_module(correct), 8, capsys)
 
 
 # --- Missing keys and unusual but right forms -----------------------------------------------
@@ -307,7 +318,10 @@ def test_missing_measurements_and_nan_measurements_get_feedback(capsys):
         (None, "no number under 'confidence'"),
     ]:
         assert_rejected(
-            lambda p, w=without: check_smoothing_predictions(p, w, right), predictions, hint, capsys
+            lambda p, w=without: exercises.check_smoothing_predictions(p, w, right),
+            predictions,
+            hint,
+            capsys,
         )
 
 
@@ -316,7 +330,9 @@ def test_predictions_in_unusual_but_right_forms_are_accepted(capsys):
     without = {"confidence": torch.tensor(0.8), "train_loss": np.float32(0.7), "epochs": 10}
     with_smoothing = {"confidence": np.float64(0.6), "train_loss": torch.tensor(1.1)}
     verdict, out = run(
-        lambda p: check_smoothing_predictions(p, without, with_smoothing), predictions, capsys
+        lambda p: exercises.check_smoothing_predictions(p, without, with_smoothing),
+        predictions,
+        capsys,
     )
     assert verdict is True, out
 
@@ -329,7 +345,7 @@ def test_picture_answers_as_numpy_integers_or_0d_tensors_with_extra_keys_are_acc
     answers["channels_per_picture"] = torch.tensor(32)
     answers["local_unit"] = torch.tensor(RIGHT_ANSWERS["local_unit"])
     answers["my_notes"] = "the smooth one was easy"
-    assert_accepted(check_picture_answers, answers, 6, capsys)
+    assert_accepted(exercises.check_picture_answers, answers, 6, capsys)
 
 
 def test_a_loss_returned_as_a_0d_tensor_of_another_construction_is_accepted(capsys):
@@ -339,7 +355,7 @@ def test_a_loss_returned_as_a_0d_tensor_of_another_construction_is_accepted(caps
         total = -(q * logits.log_softmax(dim=1)).sum()
         return total / torch.tensor(float(logits.shape[0]))
 
-    assert_accepted(check_smoothed_cross_entropy, as_sum_then_divide, 7, capsys)
+    assert_accepted(exercises.check_smoothed_cross_entropy, as_sum_then_divide, 7, capsys)
 
 
 # --- Specific hints from probes ------------------------------------------------------------
@@ -347,8 +363,8 @@ def test_a_loss_returned_as_a_0d_tensor_of_another_construction_is_accepted(caps
 
 def block_with_activation(make):
     class ActivationBlock(Block):
-        def __init__(self, dim, seq_len, tokens_hidden, channels_hidden):
-            super().__init__(dim, seq_len, tokens_hidden, channels_hidden)
+        def __init__(self, dim, num_tokens, tokens_hidden, channels_hidden):
+            super().__init__(dim, num_tokens, tokens_hidden, channels_hidden)
             self.mlp_tokens.act = make()
             self.mlp_channels.act = make()
 
@@ -364,7 +380,7 @@ def block_with_activation(make):
     ],
 )
 def test_mixer_block_checker_names_the_activation_mistake(make, hint, capsys):
-    out = assert_rejected(check_mixer_block, block_with_activation(make), hint, capsys)
+    out = assert_rejected(exercises.check_mixer_block, block_with_activation(make), hint, capsys)
     assert "order of LayerNorm" not in out
 
 
@@ -375,7 +391,10 @@ def test_mixer_block_checker_names_the_branch_that_differs(capsys):
             return x + 1.5 * self.mlp_channels(self.norm2(x))
 
     assert_rejected(
-        check_mixer_block, ScaledChannels, "the difference is in the channel-mixing branch", capsys
+        exercises.check_mixer_block,
+        ScaledChannels,
+        "the difference is in the channel-mixing branch",
+        capsys,
     )
 
 
@@ -405,11 +424,11 @@ def with_targets(make_targets, dim=1, reduce=torch.sum):
     ],
 )
 def test_label_smoothing_checker_names_each_mistake(answer, hint, capsys):
-    out = assert_rejected(check_smoothed_cross_entropy, answer, hint, capsys)
+    out = assert_rejected(exercises.check_smoothed_cross_entropy, answer, hint, capsys)
     assert "compare your target q" not in out
 
 
-# --- Global state, interrupts, floods and unusual results (issue 24) -------------------------
+# --- Global state, interrupts, floods and unusual results ---------------------------------
 
 
 def _changes_everything(mlp, x):
@@ -439,7 +458,7 @@ def test_global_state_changed_by_student_code_is_put_back(capsys):
         np.random.get_state()[1].copy(), random.getstate(),  # noqa: NPY002
         torch.matmul, nn.functional.gelu, np.mean, torch.Tensor.sum,
     )  # fmt: skip
-    verdict, out = run(check_token_mixing, _changes_everything, capsys)
+    verdict, out = run(exercises.check_token_mixing, _changes_everything, capsys)
     after = (
         torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads(),
         torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(),
@@ -462,7 +481,9 @@ def test_keyboard_interrupt_raised_by_student_code_gets_a_verdict(capsys):
     def interrupted(images, patch_size):
         raise KeyboardInterrupt
 
-    assert_rejected(check_patchify, interrupted, "raised KeyboardInterrupt itself", capsys)
+    assert_rejected(
+        exercises.check_patchify, interrupted, "raised KeyboardInterrupt itself", capsys
+    )
 
 
 def test_a_real_ctrl_c_during_student_code_still_stops_the_checker():
@@ -474,7 +495,7 @@ def test_a_real_ctrl_c_during_student_code_still_stops_the_checker():
         time.sleep(1)
 
     with pytest.raises(KeyboardInterrupt):
-        check_patchify(pressed_stop)
+        exercises.check_patchify(pressed_stop)
 
 
 def test_megabytes_of_prints_are_counted_not_kept(capsys):
@@ -486,7 +507,7 @@ def test_megabytes_of_prints_are_counted_not_kept(capsys):
     outcome = sandbox.run_student_code(floods, *_token_mixing_inputs())
     assert outcome.ok and len(outcome.output) <= sandbox.OUTPUT_KEPT
     assert outcome.output_size > 5_000_000 and outcome.output_lines == 20_000
-    out = assert_accepted(check_token_mixing, floods, 5, capsys)
+    out = assert_accepted(exercises.check_token_mixing, floods, 5, capsys)
     assert "printed 20,000 lines, 5.0 MB" in out and len(out.splitlines()) < 15
 
 
@@ -505,7 +526,7 @@ def _token_mixing_inputs():
     ],
 )
 def test_a_generator_an_array_or_a_squeezed_batch_of_one_gets_a_verdict(answer, hint, capsys):
-    assert_rejected(check_token_mixing, answer, hint, capsys)
+    assert_rejected(exercises.check_token_mixing, answer, hint, capsys)
 
 
 class Lying(torch.Tensor):
@@ -525,6 +546,6 @@ def test_a_tensor_subclass_is_judged_by_its_numbers(capsys):
     def right_as_parameter_subclass(mlp, x):
         return mixing(mlp, x).as_subclass(Lying)
 
-    assert_rejected(check_token_mixing, wrong_but_lying, "token mixing", capsys)
-    verdict, out = run(check_token_mixing, right_as_parameter_subclass, capsys)
+    assert_rejected(exercises.check_token_mixing, wrong_but_lying, "token mixing", capsys)
+    verdict, out = run(exercises.check_token_mixing, right_as_parameter_subclass, capsys)
     assert verdict is True, out

@@ -8,7 +8,7 @@ from mixer_edu import create_model, list_models
 from mixer_edu.gmlp import GMlp, SpatialGatingBlock, SpatialGatingUnit
 
 from .helpers import randomize_
-from .timm_equivalence import assert_equivalent_to_timm
+from .timm_equivalence import assert_equivalent_to_timm, assert_same_as_timm_by_name, images_for
 
 GMLP_MODELS = ["gmlp_ti16_224", "gmlp_s16_224", "gmlp_b16_224"]
 
@@ -28,7 +28,7 @@ def _timm_gmlp(**config) -> TimmMlpMixer:
 
 
 def test_spatial_gating_unit_equals_timms():
-    ours = randomize_(SpatialGatingUnit(dim=24, seq_len=9))
+    ours = randomize_(SpatialGatingUnit(dim=24, num_tokens=9))
     theirs = TimmSpatialGatingUnit(dim=24, seq_len=9)
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(3, 9, 24)
@@ -38,7 +38,7 @@ def test_spatial_gating_unit_equals_timms():
 
 
 def test_gate_norm_uses_eps_1e5_and_block_norm_1e6_like_timm():
-    ours = randomize_(SpatialGatingBlock(dim=16, seq_len=4))
+    ours = randomize_(SpatialGatingBlock(dim=16, num_tokens=4))
     assert ours.norm.eps == 1e-6 and ours.spatial_gating.norm.eps == 1e-5
     theirs = TimmSpatialGatingBlock(dim=16, seq_len=4, mlp_ratio=6)
     theirs.load_state_dict(ours.state_dict(), strict=True)
@@ -48,7 +48,7 @@ def test_gate_norm_uses_eps_1e5_and_block_norm_1e6_like_timm():
 
 
 def test_spatial_gating_block_equals_timm_with_drop_path_under_the_same_seed():
-    ours = randomize_(SpatialGatingBlock(dim=16, seq_len=9, drop_path=0.4))
+    ours = randomize_(SpatialGatingBlock(dim=16, num_tokens=9, drop_path=0.4))
     theirs = TimmSpatialGatingBlock(dim=16, seq_len=9, mlp_ratio=6, drop_path=0.4)
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(32, 9, 16)
@@ -63,17 +63,11 @@ def test_spatial_gating_block_equals_timm_with_drop_path_under_the_same_seed():
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_gmlp_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
-    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images)
+    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images_for(config))
 
 
 def test_gmlp_ti16_equals_timm_model_of_the_same_name():
-    import timm
-
-    images = torch.randn(2, 3, 224, 224)
-    assert_equivalent_to_timm(
-        create_model("gmlp_ti16_224"), timm.create_model("gmlp_ti16_224"), images
-    )
+    assert_same_as_timm_by_name("gmlp_ti16_224")
 
 
 @pytest.mark.parametrize("name", GMLP_MODELS)
@@ -115,7 +109,7 @@ def test_without_near_identity_init_the_gate_starts_as_random_mixing():
 
 
 def test_gate_mixes_tokens_only_through_its_projection():
-    unit = randomize_(SpatialGatingUnit(dim=8, seq_len=5))
+    unit = randomize_(SpatialGatingUnit(dim=8, num_tokens=5))
     with torch.no_grad():  # W = I: every token gates itself, nothing moves between tokens
         unit.proj.weight.copy_(torch.eye(5))
     x = torch.randn(2, 5, 8)
@@ -130,9 +124,9 @@ def test_gate_mixes_tokens_only_through_its_projection():
 
 def test_bad_gmlp_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="dim must be even"):
-        SpatialGatingUnit(dim=7, seq_len=4)
+        SpatialGatingUnit(dim=7, num_tokens=4)
     with pytest.raises(TypeError, match="one number"):
-        SpatialGatingBlock(dim=8, seq_len=4, mlp_ratio=(0.5, 4.0))
+        SpatialGatingBlock(dim=8, num_tokens=4, mlp_ratio=(0.5, 4.0))
     with pytest.raises(ValueError, match="mlp_ratio must be positive"):
         GMlp(img_size=32, patch_size=4, mlp_ratio=0)
     with pytest.raises(TypeError, match="SpatialGatingBlock"):

@@ -1,13 +1,15 @@
+import doctest
+
 import pytest
 import torch
 from timm.layers import Mlp as TimmMlp
 from timm.models.mlp_mixer import MixerBlock as TimmMixerBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
-from mixer_edu import MixerBlock, Mlp, MlpMixer, TokenMixingMlp, create_model
+from mixer_edu import MixerBlock, Mlp, MlpMixer, TokenMixingMlp, mixer
 
 from .helpers import randomize_
-from .timm_equivalence import assert_equivalent_to_timm
+from .timm_equivalence import assert_equivalent_to_timm, assert_same_as_timm_by_name, images_for
 
 # Several shapes: CIFAR-sized, non-default ratios, a paper-like one with few blocks.
 CONFIGS = [
@@ -30,33 +32,50 @@ def test_token_mixing_mlp_equals_an_mlp_on_the_transposed_table():
     ours = randomize_(TokenMixingMlp(16, 8))
     reference = TimmMlp(16, 8)
     reference.load_state_dict(ours.state_dict(), strict=True)
-    x = torch.randn(3, 16, 5)  # (B, N, C)
-    expected = reference(x.transpose(1, 2)).transpose(1, 2)
-    torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-6)
+    x = torch.randn(3, 5, 16)  # (B, C, N): the block hands over the transposed table
+    torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_multiplying_from_left_equals_the_plain_linear_over_the_transposed_view(dtype):
+    # The optimisation changes only the order of the float operations (one baddbmm instead of a
+    # copy and a matmul), so the two agree to a few units in the last place: 1e-6 in float32.
+    mlp = randomize_(TokenMixingMlp(64, 32, dtype=dtype))
+    table = torch.randn(4, 64, 48, dtype=dtype)  # (B, N, C)
+    x = table.transpose(1, 2)  # (B, C, N), a view, as MixerBlock.forward passes it
+    fast = mlp(x)
+    mlp.multiply_from_left = False
+    plain = mlp(x)
+    assert TokenMixingMlp.multiply_from_left  # switched on for every other instance
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(fast, plain, rtol=0, atol=tolerance)
 
 
 def test_token_mixing_mixes_only_across_tokens():
     mlp = randomize_(TokenMixingMlp(16, 8))
-    x = torch.randn(2, 16, 5)
+    x = torch.randn(2, 5, 16)  # (B, C, N)
     x2 = x.clone()
-    x2[:, 3, 2] += 1.0  # change channel 2 of token 3
+    x2[:, 2, 3] += 1.0  # change channel 2 of token 3
     changed = (mlp(x2) - mlp(x)).abs() > 1e-6
-    assert changed[:, :, 2].all()  # every token of channel 2 changes
-    assert not changed[:, :, [0, 1, 3, 4]].any()  # no other channel does
+    assert changed[:, 2, :].all()  # every token of channel 2 changes
+    assert not changed[:, [0, 1, 3, 4], :].any()  # no other channel does
 
 
 def test_channel_mixing_commutes_with_permuting_tokens_but_token_mixing_does_not():
-    block = randomize_(MixerBlock(dim=12, seq_len=9))
+    block = randomize_(MixerBlock(dim=12, num_tokens=9))
     x = torch.randn(2, 9, 12)
     perm = torch.randperm(9)
     channel = block.channel_mixing
     torch.testing.assert_close(channel(x[:, perm]), channel(x)[:, perm])
-    token = block.token_mixing
-    assert not torch.allclose(token(x[:, perm]), token(x)[:, perm], atol=1e-3)
+    token = block.token_mixing  # reads (B, C, N): the tokens last
+    tokens_last = x.transpose(1, 2)
+    assert not torch.allclose(
+        token(tokens_last[:, :, perm]), token(tokens_last)[:, :, perm], atol=1e-3
+    )
 
 
 def test_mixer_block_equals_timm_in_eval_mode():
-    ours = randomize_(MixerBlock(dim=32, seq_len=16))
+    ours = randomize_(MixerBlock(dim=32, num_tokens=16))
     theirs = TimmMixerBlock(dim=32, seq_len=16)
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(4, 16, 32)
@@ -64,7 +83,7 @@ def test_mixer_block_equals_timm_in_eval_mode():
 
 
 def test_mixer_block_equals_timm_with_drop_path_in_train_mode_under_the_same_seed():
-    ours = randomize_(MixerBlock(dim=32, seq_len=16, drop_path=0.4))
+    ours = randomize_(MixerBlock(dim=32, num_tokens=16, drop_path=0.4))
     theirs = TimmMixerBlock(dim=32, seq_len=16, drop_path=0.4)
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(64, 16, 32)
@@ -77,7 +96,7 @@ def test_mixer_block_equals_timm_with_drop_path_in_train_mode_under_the_same_see
 
 
 def test_mixer_block_has_both_residuals():
-    block = MixerBlock(dim=8, seq_len=4)
+    block = MixerBlock(dim=8, num_tokens=4)
     with torch.no_grad():  # zero the last layer of both MLPs: both branches output 0
         for mlp in (block.mlp_tokens, block.mlp_channels):
             mlp.fc2.weight.zero_()
@@ -88,17 +107,11 @@ def test_mixer_block_has_both_residuals():
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_timm_checkpoints_load_strictly_both_ways_and_give_the_same_logits(config):
-    images = torch.randn(3, config.get("in_chans", 3), config["img_size"], config["img_size"])
-    assert_equivalent_to_timm(MlpMixer(**config), TimmMlpMixer(**config), images)
+    assert_equivalent_to_timm(MlpMixer(**config), TimmMlpMixer(**config), images_for(config))
 
 
 def test_paper_model_equals_timm_model_of_the_same_name():
-    import timm
-
-    images = torch.randn(2, 3, 224, 224)
-    assert_equivalent_to_timm(
-        create_model("mixer_s32_224"), timm.create_model("mixer_s32_224"), images
-    )
+    assert_same_as_timm_by_name("mixer_s32_224")
 
 
 def test_forward_is_forward_head_of_forward_features():
@@ -176,3 +189,23 @@ def test_model_tells_a_channels_last_batch_to_permute_not_to_rebuild():
     with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)") as error:
         model(torch.randn(2, 32, 32, 3))
     assert "in_chans=32" not in str(error.value)
+
+
+def _run_module_docstring():
+    """Run the doctest in `mixer_edu.mixer`'s docstring; return its failures and its names."""
+    [test] = [t for t in doctest.DocTestFinder().find(mixer) if t.name == "mixer_edu.mixer"]
+    runner = doctest.DocTestRunner()
+    runner.run(test, clear_globs=False)
+    return runner.failures, test.globs
+
+
+def test_the_twenty_line_mixer_in_the_module_docstring_is_mlp_mixer():
+    failures, names = _run_module_docstring()  # includes Mixer-B/16's parameter count
+    assert failures == 0
+    sketch = names["mixer_sketch"](image=32, patch=4, channels=64, depth=2, classes=10)
+    model = randomize_(MlpMixer(**CONFIGS[0] | dict(embed_dim=64))).eval()
+    assert [p.shape for p in sketch.parameters()] == [p.shape for p in model.parameters()]
+    # The same parameters in the same order: copy ours in and both compute the same function.
+    sketch.load_state_dict(dict(zip(sketch.state_dict(), model.state_dict().values(), strict=True)))
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(sketch(images), model(images), rtol=0, atol=1e-5)

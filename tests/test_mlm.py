@@ -5,8 +5,9 @@ import string
 import pytest
 import torch
 
-from mixer_edu import mlm
-from mixer_edu.mlm import IGNORE_INDEX, CharVocabulary, MlmConfig, MlmData, mask_tokens
+from mixer_edu import mlm, mlm_text
+from mixer_edu.mlm import MlmConfig
+from mixer_edu.mlm_text import IGNORE_INDEX, CharVocabulary, MlmData, mask_tokens
 from mixer_edu.support.errors import TrainingDivergedError
 
 TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40
@@ -15,11 +16,11 @@ TINY = dict(seq_len=16, d_model=32, num_layers=1, num_heads=2, batch_size=16, wa
 
 def test_clean_text_gives_printable_ascii_with_single_spaces():
     text = "The \u201cassert\u201d statement\n*********\n\n  caf\u00e9 \u2014 na\u00efve\u2026\tok"
-    assert mlm.clean_text(text) == 'The "assert" statement cafe -- naive... ok'
+    assert mlm_text.clean_text(text) == 'The "assert" statement cafe -- naive... ok'
 
 
 def test_corpus_is_english_documentation_that_ships_with_python():
-    text = mlm.load_corpus()
+    text = mlm_text.load_corpus()
     assert len(text) > 100_000
     assert set(text) <= set(string.printable) - set("\t\n\r\x0b\x0c")
     assert "The simple form" in text and "assert" in text  # the `assert` topic
@@ -30,7 +31,7 @@ def test_vocabulary_round_trips_and_rejects_unknown_characters():
     assert vocab.size == len(set("hello world")) + 1 and vocab.mask_id == vocab.size - 1
     ids = vocab.encode("world hello")
     assert ids.dtype == torch.long and vocab.decode(ids) == "world hello"
-    assert vocab.decode(torch.tensor([vocab.mask_id])) == mlm.MASK_SYMBOL
+    assert vocab.decode(torch.tensor([vocab.mask_id])) == mlm_text.MASK_SYMBOL
     with pytest.raises(ValueError, match=r"\['z'\] are not in the vocabulary"):
         vocab.encode("zero")
 

@@ -112,7 +112,7 @@ def test_attention_is_permutation_equivariant_but_mlp_mixing_is_not():
 
 def test_mlp_encoder_layer_is_a_mixer_block_in_another_layout():
     layer = randomize_(EncoderLayer(D, L, mixer="mlp", mlp_ratio=4.0, token_mlp_hidden=6))
-    block = MixerBlock(dim=D, seq_len=L, mlp_ratio=(6 / D, 4.0))
+    block = MixerBlock(dim=D, num_tokens=L, mlp_ratio=(6 / D, 4.0))
     block.load_state_dict(
         {
             "norm1.weight": layer.norm1.weight,

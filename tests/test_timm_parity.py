@@ -18,7 +18,7 @@ from mixer_edu.gmlp import GMlp
 from mixer_edu.viz.token_norms import token_norms
 
 from .helpers import randomize_
-from .timm_equivalence import assert_equivalent_to_timm
+from .timm_equivalence import assert_equivalent_to_timm, images_for
 
 SMALL = dict(num_classes=5, img_size=32, patch_size=8, num_blocks=3, embed_dim=24)
 
@@ -40,11 +40,6 @@ MIXER_CONFIGS = {
 }
 
 
-def _images(config: dict, batch: int = 3) -> torch.Tensor:
-    height, width = timm.layers.to_2tuple(config["img_size"])
-    return torch.randn(batch, config.get("in_chans", 3), height, width)
-
-
 def _pair_of_mixers(**changes) -> tuple[MlpMixer, TimmMlpMixer, dict]:
     config = {**SMALL, **changes}
     return MlpMixer(**config), TimmMlpMixer(**config), config
@@ -53,13 +48,13 @@ def _pair_of_mixers(**changes) -> tuple[MlpMixer, TimmMlpMixer, dict]:
 @pytest.mark.parametrize("changes", MIXER_CONFIGS.values(), ids=MIXER_CONFIGS.keys())
 def test_mixer_equals_timm_beyond_the_papers_configurations(changes):
     ours, theirs, config = _pair_of_mixers(**changes)
-    assert_equivalent_to_timm(ours, theirs, _images(config))
+    assert_equivalent_to_timm(ours, theirs, images_for(config))
 
 
 def test_mixer_built_in_float64_equals_timm_in_float64():
     ours, theirs, config = _pair_of_mixers(dtype=torch.float64)
     assert all(p.dtype == torch.float64 for p in ours.parameters())
-    assert_equivalent_to_timm(ours, theirs, _images(config).double())
+    assert_equivalent_to_timm(ours, theirs, images_for(config).double())
 
 
 def _timm_gmlp(**config) -> TimmMlpMixer:
@@ -76,13 +71,13 @@ GMLP_CONFIGS = {
 @pytest.mark.parametrize("changes", GMLP_CONFIGS.values(), ids=GMLP_CONFIGS.keys())
 def test_gmlp_equals_timm_beyond_the_papers_configurations(changes):
     config = {**SMALL, "mlp_ratio": 6, **changes}
-    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), _images(config))
+    assert_equivalent_to_timm(GMlp(**config), _timm_gmlp(**config), images_for(config))
 
 
 def test_gmlp_accepts_timms_gated_mlp_as_its_mlp_layer():
     config = {**SMALL, "mlp_ratio": 6}
     ours = GMlp(mlp_layer=TimmGatedMlp, **config)
-    assert_equivalent_to_timm(ours, _timm_gmlp(**config), _images(config))
+    assert_equivalent_to_timm(ours, _timm_gmlp(**config), images_for(config))
 
 
 def test_nlhb_initialises_the_head_bias_to_minus_log_classes_as_timm_does():
@@ -102,7 +97,7 @@ def test_nlhb_initialises_the_head_bias_to_minus_log_classes_as_timm_does():
 def test_gradient_checkpointing_gives_the_same_outputs_and_gradients():
     config = {**SMALL, "drop_path_rate": 0.3, "proj_drop_rate": 0.2}
     model = randomize_(MlpMixer(**config)).train()  # random draws: DropPath and dropout active
-    images = _images(config, batch=8)
+    images = images_for(config, batch=8)
 
     def run(checkpointing: bool):
         model.set_grad_checkpointing(checkpointing)
@@ -136,7 +131,7 @@ def test_forward_intermediates_equal_timms(output_fmt, call, checkpointing):
     ours, theirs, config = _pair_of_mixers(img_size=(32, 48), patch_size=(8, 4))
     ours.load_state_dict(randomize_(theirs).state_dict(), strict=True)
     ours.eval().set_grad_checkpointing(checkpointing)
-    images = _images(config)
+    images = images_for(config)
     with torch.no_grad():
         got = ours.forward_intermediates(images, output_fmt=output_fmt, **call)
         expected = theirs.eval().forward_intermediates(images, output_fmt=output_fmt, **call)
@@ -152,7 +147,7 @@ def test_forward_intermediates_equal_timms(output_fmt, call, checkpointing):
 
 def test_forward_intermediates_rejects_a_bad_format_or_index():
     model = MlpMixer(**SMALL)
-    images = _images(SMALL)
+    images = images_for(SMALL)
     with pytest.raises(ValueError, match="'NCHW' or 'NLC'"):
         model.forward_intermediates(images, output_fmt="NHWC")
     with pytest.raises(ValueError, match="out of range: \\[3\\]"):
@@ -173,7 +168,7 @@ def test_prune_intermediate_layers_equals_timms(arguments):
     )
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert (ours.num_classes, ours.global_pool) == (theirs.num_classes, theirs.global_pool)
-    images = _images(config)
+    images = images_for(config)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(images), theirs.eval()(images), rtol=0, atol=1e-5)
 
@@ -193,7 +188,7 @@ def test_get_and_reset_classifier_behave_as_timms():
     for model in (ours, theirs):
         model.reset_classifier(4, global_pool="")
     assert ours.get_classifier().out_features == 4 and ours.global_pool == ""
-    images = _images(config)
+    images = images_for(config)
     ours.load_state_dict(randomize_(theirs).state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(images), theirs.eval()(images), rtol=0, atol=1e-5)

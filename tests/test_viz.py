@@ -213,7 +213,7 @@ def test_channel_mixing_figure_shows_the_most_selective_hidden_units(tiny):
     with torch.no_grad():  # the hidden layer of block 2's channel MLP, computed by hand
         x = tiny.blocks[:2](tiny.stem(image[None]))
         block = tiny.blocks[2]
-        x = x + block.mlp_tokens(block.norm1(x))
+        x = x + block.mlp_tokens(block.norm1(x).transpose(1, 2)).transpose(1, 2)
         hidden = torch.nn.functional.gelu(block.mlp_channels.fc1(block.norm2(x)))[0]  # (64, 256)
     maps = hidden.T.reshape(256, 8, 8)
     chosen = torch.argsort(hidden.std(dim=0), descending=True)[:6].tolist()

@@ -45,14 +45,14 @@ def _gratings_and_negatives(seed=0, noise=0.05):
 
 
 def test_a_mixer_blocks_token_mixing_weight_is_w1_of_its_token_mlp():
-    block = MixerBlock(dim=12, seq_len=20, mlp_ratio=(0.5, 4.0))
+    block = MixerBlock(dim=12, num_tokens=20, mlp_ratio=(0.5, 4.0))
     weight = block.token_mixing_weight()
-    assert weight.shape == (6, 20)  # (token_hidden, num_tokens) = (D_S, N), D_S = C/2
+    assert weight.shape == (6, 20)  # (tokens_hidden, num_tokens) = (D_S, N), D_S = C/2
     assert weight is block.mlp_tokens.fc1.weight  # the parameter, not a copy
 
 
 def test_a_gmlp_blocks_token_mixing_weight_is_its_spatial_gating_projection():
-    block = SpatialGatingBlock(dim=12, seq_len=20)
+    block = SpatialGatingBlock(dim=12, num_tokens=20)
     weight = block.token_mixing_weight()
     assert weight.shape == (20, 20)  # (num_tokens, num_tokens)
     assert weight is block.mlp_channels.gate.proj.weight
@@ -113,7 +113,7 @@ def test_channel_mixing_responses_equal_the_hidden_layer_computed_by_hand():
     with torch.no_grad():
         x = model.blocks[0](model.stem(images))
         block = model.blocks[1]
-        x = x + block.mlp_tokens(block.norm1(x))  # token mixing first
+        x = x + block.mlp_tokens(block.norm1(x).transpose(1, 2)).transpose(1, 2)  # tokens
         hidden = F.gelu(block.mlp_channels.fc1(block.norm2(x)))  # (B, N, D_C)
     expected = hidden.transpose(1, 2).reshape(2, 256, 8, 8)  # patch n -> (n // 8, n % 8)
     torch.testing.assert_close(responses, expected, rtol=0, atol=1e-6)

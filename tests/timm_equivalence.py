@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from mixer_edu.support.validation import to_pair
+
 from .helpers import randomize_
 
 
@@ -22,3 +24,19 @@ def assert_equivalent_to_timm(ours: nn.Module, theirs: nn.Module, images: torch.
             torch.testing.assert_close(
                 ours.forward_features(images), theirs.forward_features(images), rtol=0, atol=1e-5
             )
+
+
+def images_for(config: dict, batch: int = 3) -> torch.Tensor:
+    """A random batch of the size a model built from `config` takes (square or not)."""
+    height, width = to_pair(config["img_size"])
+    return torch.randn(batch, config.get("in_chans", 3), height, width)
+
+
+def assert_same_as_timm_by_name(name: str) -> None:
+    """`create_model(name)` and `timm.create_model(name)` are the same model."""
+    import timm
+
+    from mixer_edu import create_model
+
+    ours, theirs = create_model(name), timm.create_model(name)
+    assert_equivalent_to_timm(ours, theirs, torch.randn(2, 3, 224, 224))

@@ -22,12 +22,13 @@ only, the upper triangle, no diagonal) and the matching one named.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from .. import Mlp
-from .checks import call_and_check, check_gradients, frozen_copy
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
@@ -164,10 +165,10 @@ def check_causal_token_mixing(causal_token_mixing) -> bool:
             )
             if not ok:
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(causal_token_mixing, out.detach(), mlp, x)}.")
+            diagnose = partial(_diagnose, causal_token_mixing, mlp=mlp, x=x)
+            passed = f"{label} -> {shape(out)}, equal to masked token mixing"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to masked token mixing")
 
         mlp, x = randomize_(Mlp(8, 8)), torch.randn(2, 8, 3)
         leak = _later_positions_leak(causal_token_mixing, mlp, x)

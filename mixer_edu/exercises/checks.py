@@ -15,7 +15,8 @@ function once and checks, in this order, each with its own line of feedback:
 The reference output is computed *before* the student's call, on a copy, so an answer that
 changes the given layer's weights cannot make its own reference agree with it.
 
-`check_gradients` then runs a backward pass through the student's code and checks that every
+`check_values` then compares the values with the reference's, and names the mistake when they
+differ. `check_gradients` then runs a backward pass through the student's code and checks that every
 parameter receives a gradient: a layer cut off from the graph could never learn.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .feedback import Feedback, check_is_tensor, shape
+from .feedback import Feedback, check_is_tensor, close, shape
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -196,4 +197,27 @@ def check_gradients(
             "autograd graph (.detach(), .data, torch.no_grad(), a NumPy round trip, or a copy "
             "made with torch.tensor(...)), or it is never used, so it cannot learn."
         )
+    return feedback.ok(passed)
+
+
+def check_values(
+    feedback: Feedback,
+    label: str,
+    out: Tensor,
+    expected: Tensor,
+    diagnose: Callable[[Tensor], str],
+    passed: str,
+) -> bool:
+    """Pass with `passed` if `out` is close to `expected`; else fail with `label: diagnose(out).`
+
+    Args:
+        feedback: where the line goes.
+        label: the case, e.g. `"x (2, 16, 5) with Mlp(16, 8)"`.
+        out: the student's output; `expected`: the reference's.
+        diagnose: given the student's (detached) output, what went wrong, without the solution.
+        passed: the whole line printed when the values agree.
+    """
+    out = out.detach()
+    if not close(out, expected):
+        return feedback.fail(f"{label}: {diagnose(out)}.")
     return feedback.ok(passed)

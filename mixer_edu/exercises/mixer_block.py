@@ -1,6 +1,6 @@
 """Checker for exercise 3: the Mixer block, two pre-norm residual branches one after the other.
 
-The student writes a class `MixerBlock(dim, seq_len, tokens_hidden, channels_hidden)` with the
+The student writes a class `MixerBlock(dim, num_tokens, tokens_hidden, channels_hidden)` with the
 layers `norm1`, `mlp_tokens`, `norm2`, `mlp_channels` (timm's names, as in `mixer_edu.MixerBlock`)
 and its `forward`, `(B, N, C) -> (B, N, C)`:
 
@@ -31,15 +31,8 @@ import torch
 from torch import nn
 
 from ..mixer import MixerBlock as ReferenceBlock
-from .checks import call_and_check, check_gradients
-from .feedback import (
-    Feedback,
-    close,
-    isolated,
-    max_difference,
-    randomize_,
-    shape,
-)
+from .checks import call_and_check, check_gradients, check_values
+from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, tokens_hidden D_S, channels_hidden D_C). The first case has
@@ -65,17 +58,17 @@ def _shape_hint(key: str, got: tuple, case: tuple) -> str:
     layer = key.split(".")[0]
     if layer in ("norm1", "norm2") and got == (n,):
         return (
-            f"{layer} normalises over {n} numbers (seq_len, the tokens); a Mixer's LayerNorm "
+            f"{layer} normalises over {n} numbers (num_tokens, the tokens); a Mixer's LayerNorm "
             f"normalises each token over its dim={c} channels"
         )
     if key == "mlp_tokens.fc1.weight" and got[-1] == c:
         return (
             f"mlp_tokens reads {c} numbers (dim, the channels of one token); the token-mixing "
-            f"MLP reads one channel across all seq_len={n} tokens"
+            f"MLP reads one channel across all num_tokens={n} tokens"
         )
     if key == "mlp_channels.fc1.weight" and got[-1] == n:
         return (
-            f"mlp_channels reads {n} numbers (seq_len, the tokens); the channel-mixing MLP "
+            f"mlp_channels reads {n} numbers (num_tokens, the tokens); the channel-mixing MLP "
             f"reads the dim={c} channels of one token"
         )
     if key.startswith("mlp_tokens.fc1"):
@@ -110,7 +103,7 @@ def _check_layers(feedback: Feedback, block: nn.Module, reference: nn.Module, ca
             f"{missing_keys}; a Mixer block has exactly two LayerNorms and two Mlps."
         )
     return feedback.ok(
-        f"layers {', '.join(LAYERS)} with the right sizes for dim={case[2]}, seq_len={case[1]}"
+        f"layers {', '.join(LAYERS)} with the right sizes for dim={case[2]}, num_tokens={case[1]}"
     )
 
 
@@ -197,8 +190,10 @@ def _check_residuals(feedback: Feedback, block, reference, x, out) -> bool:
 
 def _mistakes(block: ReferenceBlock, x: torch.Tensor):
     """The block computed in typical wrong ways, with the reference's weights, and their hints."""
-    tokens, channels = block.mlp_tokens, block.mlp_channels
-    norm1, norm2 = block.norm1, block.norm2
+    channels, norm1, norm2 = block.mlp_channels, block.norm1, block.norm2
+
+    def tokens(y):  # the token-mixing MLP reads the tokens last: (B, N, C) -> (B, C, N) and back
+        return block.mlp_tokens(y.transpose(1, 2)).transpose(1, 2)
 
     def sequential(token_branch, channel_branch):
         y = x + token_branch(x)
@@ -333,9 +328,9 @@ def _check_gradients(feedback: Feedback, block: nn.Module, x: torch.Tensor) -> b
 
 
 def check_mixer_block(block_class) -> bool:
-    """Check a student's `MixerBlock(dim, seq_len, tokens_hidden, channels_hidden)` class.
+    """Check a student's `MixerBlock(dim, num_tokens, tokens_hidden, channels_hidden)` class.
 
-    Builds it for several sizes (including seq_len == dim), checks the layer names and sizes,
+    Builds it for several sizes (including num_tokens == dim), checks the layer names and sizes,
     tests both residual connections by switching the MLPs off, compares the output with
     `mixer_edu.MixerBlock` given the same random weights, and checks that every layer gets a
     gradient. Prints one line per check; returns True if all pass.
@@ -344,7 +339,7 @@ def check_mixer_block(block_class) -> bool:
     with isolated():
         for index, case in enumerate(CASES):
             b, n, c, tokens_hidden, channels_hidden = case
-            arguments = f"dim={c}, seq_len={n}, tokens_hidden={tokens_hidden}, " + (
+            arguments = f"dim={c}, num_tokens={n}, tokens_hidden={tokens_hidden}, " + (
                 f"channels_hidden={channels_hidden}"
             )
             ok, block = feedback.call(
@@ -385,10 +380,10 @@ def check_mixer_block(block_class) -> bool:
                 return feedback.stop()
             if index == 0 and not _check_residuals(feedback, block, reference, x, out.detach()):
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(out.detach(), block, reference, x)}.")
+            diagnose = partial(_diagnose, block=block, reference=reference, x=x)
+            passed = f"{label} -> {shape(out)}, equal to mixer_edu.MixerBlock"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to mixer_edu.MixerBlock")
         if not _check_gradients(feedback, block, x):
             return feedback.stop()
     return feedback.done()

@@ -18,22 +18,19 @@ instead of multiplied, W transposed, ...) and the matching one named.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from ..gmlp import SpatialGatingUnit
-from .checks import call_and_check, check_gradients, frozen_copy
+from ..mixer import mix_tokens
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 
 # (batch, tokens N, channels D). N == D/2 in the second case, so that a Linear applied to the
 # channels runs without a shape error and must be caught by its values.
 CASES = [(2, 6, 8), (3, 4, 8), (1, 10, 12)]
-
-
-def mix_tokens(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`W · x + b` across the tokens, `(B, N, C) -> (B, N, C)`: row i of W is what token i reads."""
-    return torch.einsum("ij,bjc->bic", linear.weight, x) + linear.bias[:, None]
 
 
 def _mistakes(unit: SpatialGatingUnit, x: torch.Tensor):
@@ -136,7 +133,7 @@ def check_spatial_gating(spatial_gating) -> bool:
     with isolated():
         for case in CASES:
             b, n, d = case
-            label = f"x {case} with SpatialGatingUnit({d}, seq_len={n})"
+            label = f"x {case} with SpatialGatingUnit({d}, num_tokens={n})"
             unit = randomize_(SpatialGatingUnit(d, n))
             x = torch.randn(b, n, d)
             with torch.no_grad():
@@ -155,10 +152,10 @@ def check_spatial_gating(spatial_gating) -> bool:
             )
             if not ok:
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(out.detach(), unit, x)}.")
+            diagnose = partial(_diagnose, unit=unit, x=x)
+            passed = f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to mixer_edu.gmlp.SpatialGatingUnit")
 
         unit = randomize_(SpatialGatingUnit(8, 6))
         x = torch.randn(2, 6, 8)

@@ -5,8 +5,9 @@ The student writes `token_mixing(mlp, x)`: `x` is the `(B, N, C)` token table an
 value in one channel depend on all N tokens' values *in that channel*, and on nothing else.
 
 The checker compares with the package's `TokenMixingMlp` (which multiplies from the left instead
-of transposing, an independent computation) and, when the values differ, finds out which entries
-of the input each output depends on: change one entry `x[0, t, c]` and see which outputs move.
+of running `nn.Linear` on the transposed table, an independent computation) and, when the values
+differ, finds out which entries of the input each output depends on: change one entry
+`x[0, t, c]` and see which outputs move.
 
     right:             channel c of every token of sample 0 moves (a column of the table)
     along channels:    every channel of token t moves (a row): mixing the wrong axis
@@ -17,20 +18,14 @@ of the input each output depends on: change one entry `x[0, t, c]` and see which
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import torch
 
 from ..mixer import TokenMixingMlp
 from ..mlp import Mlp
-from .checks import call_and_check, check_gradients, frozen_copy
-from .feedback import (
-    Feedback,
-    close,
-    isolated,
-    max_difference,
-    randomize_,
-    shape,
-)
+from .checks import call_and_check, check_gradients, check_values, frozen_copy
+from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, hidden D_S). N == C in the third case, so that an MLP applied
@@ -48,7 +43,7 @@ def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
     reference = TokenMixingMlp(tokens, hidden)
     reference.load_state_dict(frozen_copy(mlp).state_dict())
     with torch.no_grad():
-        return reference(x)
+        return reference(x.transpose(1, 2)).transpose(1, 2)  # baddbmm inside: no nn.Linear
 
 
 def _exception_hint(x: torch.Tensor, mlp: Mlp):
@@ -172,10 +167,10 @@ def check_token_mixing(token_mixing) -> bool:
             )
             if not ok:
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                feedback.fail(f"{label}: {_diagnose(token_mixing, mlp, x, out.detach())}.")
+            diagnose = partial(_diagnose, token_mixing, mlp, x)
+            passed = f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, mixed across the {n} tokens of each channel")
 
         mlp = randomize_(Mlp(16, 8))
         x = torch.randn(2, 16, 5)

@@ -1,40 +1,9 @@
 """Checkpoints: save training state so that nothing is lost, and load models back.
 
-A checkpoint is a `torch.save`d dict. Every file the trainer writes has at least:
-
-    model_name     "mixer_cifar_small"          the name given to `create_model`
-    model_config   {...}                        the full keyword dict (`model_config(name)`)
-    model          state_dict                   the weights (timm's key names)
-    epoch          3                            epochs finished (0: the initial weights)
-    dataset        "standin" / "cifar10"
-    classes        ["horizontal stripes", ...]  the class names, in label order
-
-`DIR/snapshots/epoch_NNN.pt` holds only these (small files, one per epoch, for pictures of the
-weights over training). `DIR/checkpoint.pt` holds the full state needed to continue training
-exactly where it stopped: also `optimizer`, `scheduler`, `rng` (the random generators' states)
-and `train_config` (the training recipe).
-
-**Atomic writes.** A checkpoint is first written to a temporary file in the same folder and then
-renamed over the old one (`os.replace`). A rename within one file system is atomic: whatever
-happens (Ctrl-C, a full disk, a power cut), `checkpoint.pt` is either the old complete file or
-the new complete file, never half of each. Only a hard kill (`kill -9`, a power cut) can leave
-the temporary file itself behind (`.checkpoint.pt.XXXXXXXX.tmp`); the next run in that folder
-removes such leftovers (`remove_stale_temporaries`). The bytes are made in memory first, so a
-full disk is reported with the size it needed (`mixer_edu.support.disk`).
-
-**Versions.** Every file also records `format` (the layout, `FORMAT`) and `mixer_edu_version`.
-Files from before these fields are format 1 and load as before; a file of a newer format, or
-one whose recipe has settings this version does not know, is refused with a
-`CheckpointVersionError` naming both versions, instead of a `KeyError` deep inside.
-
-**Loading safely.** `torch.load(..., weights_only=True)` only rebuilds tensors and plain Python
-values, so a checkpoint from someone else cannot run code on your machine. That promise needs
-torch >= 2.6: older versions had a way around it (CVE-2025-32434), which is why the project
-requires 2.6. It is also why the random generators' states are stored as tensors and lists, and
-why a layer class in the model config (e.g. a custom `block_layer`) is stored by its name and
-resolved only through an allow-list (`LAYER_MODULES`): mixer_edu's own `nn.Module` classes and
-torch's activation and normalisation layers. Any other name (`os.system`, `builtins.eval`, or a
-function inside mixer_edu) is refused before anything is called.
+A checkpoint is a `torch.save`d dict (`REQUIRED_KEYS`, plus the optimiser, scheduler, random
+states and recipe in `checkpoint.pt`), written atomically, versioned (`FORMAT`) and loaded with
+`weights_only=True`, layer classes only through an allow-list (`LAYER_MODULES`). The file layout
+and why each rule exists: docs/training.md, "Checkpoints".
 """
 
 from __future__ import annotations
@@ -87,6 +56,11 @@ def save_atomic(obj: dict, path: str | Path, what: str = "a checkpoint") -> Path
 
     The dict is stamped with `FORMAT` and the package version, and serialized in memory first,
     so a full disk is reported with the size needed (`mixer_edu.support.disk.DiskFullError`).
+
+    Args:
+        obj: the checkpoint dict.
+        path: where it goes.
+        what: what to call the file in a disk-full message.
     """
     buffer = io.BytesIO()
     torch.save({**obj, **version_stamp()}, buffer)
@@ -188,7 +162,7 @@ def check_recipe_fields(checkpoint: dict, path: Path) -> None:
             f"{path} was written by {_written_by(checkpoint)}, whose recipe has settings this "
             f"mixer_edu {package_version()} does not know ({', '.join(unknown)}), so the run "
             "cannot be continued exactly. Upgrade mixer_edu to resume it; its weights still "
-            "load with mixer_edu.checkpoint.load_model."
+            "load with mixer_edu.support.checkpoint.load_model."
         )
 
 
@@ -301,7 +275,13 @@ def describe_difference(saved: dict, requested: dict) -> str:
 
 def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoint") -> None:
     """`model.load_state_dict(state_dict, strict=True)`, after checking names and shapes, so a
-    mismatch gives one readable sentence instead of a wall of tensor sizes."""
+    mismatch gives one readable sentence instead of a wall of tensor sizes.
+
+    Args:
+        model: the model to fill (a compiled one is unwrapped).
+        state_dict: the weights, with timm's key names.
+        source: what to call the weights' origin in the message.
+    """
     model = getattr(model, "_orig_mod", model)
     ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     theirs = {key: tuple(value.shape) for key, value in state_dict.items()}
@@ -326,7 +306,13 @@ def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoi
 
 
 def check_same_model(checkpoint: dict, model_name: str, config: dict, path) -> None:
-    """Raise a clear `ValueError` unless `checkpoint` holds the model `model_name` with `config`."""
+    """Raise a clear `ValueError` unless `checkpoint` holds the model `model_name` with `config`.
+
+    Args:
+        checkpoint: the loaded checkpoint dict.
+        model_name, config: the model the run asks for (`create_model`'s name and keywords).
+        path: the checkpoint's file, for the message.
+    """
     saved_name, saved = checkpoint["model_name"], checkpoint["model_config"]
     requested = encode_config(config)
     if saved_name != model_name or saved != requested:

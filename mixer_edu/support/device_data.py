@@ -1,35 +1,9 @@
 """Device data: the data set lives on the training device and is augmented a whole batch at a time.
 
-`mixer_edu.data.make_loaders` augments image by image: a loader (in worker processes, on more
-than two cores) crops and flips each picture with torchvision, stacks a batch, and the training
-loop copies it to the device. On a GPU that path, not the model, sets the speed at large
-batches: a Mixer step on 1024 images takes a few milliseconds, 1024 separate crops take longer.
-
-Here the whole data set is one uint8 tensor `(N, 3, H, W)` on the device (CIFAR-10's 50,000
-training images are 150 MB, 240 MB with the crop's zero padding around each), and every step
-does with a few tensor operations what the per-image path does in a loop:
-
-    shuffle       a permutation of 0..N-1                          -> the batch's image indices
-    crop + flip   one gather from the zero-padded images:           (B, 3, H + 2p, W + 2p) uint8
-                  output[b, c, i, j] = padded[index[b], c, top[b] + i, left[b] + j]
-                  or, mirrored, left[b] + (W - 1 - j)              -> (B, 3, H, W) uint8
-    normalise     `mixer_edu.data.normalization()`, the same as the per-image path
-    mix           optional CutMix / MixUp (`mixer_edu.data.batch_mixing`)
-
-`top` and `left` are uniform over the 2p + 1 positions and the flip has probability 1/2, exactly
-as `torchvision.transforms.v2.RandomCrop(32, padding=4)` and `RandomHorizontalFlip()` draw
-them; the tests compare the two paths' frequencies.
-
-**Deterministic from the epoch's seed.** All of an epoch's random numbers (the order, the
-crops, the flips, one seed per batch for the mixing) come from a `torch.Generator` on the CPU
-seeded with that epoch's seed, drawn once when the epoch starts and then moved to the device.
-The CPU generator gives the same numbers on every machine and for every device (CUDA and MPS
-have generators of their own, with other streams), so an epoch's crops and flips are the same
-whatever trains on them, and a resumed run repeats an interrupted epoch exactly. There are no
-worker processes whose seeds could differ. torchvision's CutMix and MixUp draw from torch's
-global CPU generator and take no generator argument, so each batch's mixing runs under
-`torch.random.fork_rng` with that batch's seed: it sees its own seed and leaves the caller's
-random state as it was.
+The whole data set is one uint8 tensor `(N, 3, H, W)` on the device; each step shuffles, crops,
+flips (one gather), normalises and optionally mixes a batch with a few tensor operations, all
+drawn from a CPU generator seeded with the epoch's seed. Why, and how it matches torchvision's
+per-image path: docs/training.md, "The data set on the device".
 """
 
 from __future__ import annotations
@@ -53,6 +27,11 @@ def draw_crops(
 
     `top` and `left` are uniform over 0..2*padding (the corner of the crop in the padded image),
     `flip` is True with probability 1/2.
+
+    Args:
+        n: how many images.
+        padding: the zero border p around each image.
+        generator: the epoch's CPU generator, so the draws repeat on resume.
     """
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)

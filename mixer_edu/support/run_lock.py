@@ -110,7 +110,8 @@ def run_lock(out: str | Path, enabled: bool = True) -> Iterator[None]:
 
     Raises:
         RunFolderBusyError: a live run holds `out`; the message names it.
-        ValueError / PermissionError: `out` is a file or cannot be written (`mixer_edu.paths`).
+        ValueError / PermissionError: `out` is a file or cannot be written
+            (`mixer_edu.support.paths`).
     """
     if not enabled:
         yield

@@ -1,4 +1,4 @@
-"""timm's model interface for our Mixer: intermediate features, pruning, checkpointing.
+"""timm's model interface for our Mixer: its extra keywords, intermediate features, pruning.
 
 Why this module exists: timm is the library most people use to train and fine-tune vision
 models, and its tools (feature extractors, layer-wise learning-rate decay, memory-saving training)
@@ -6,6 +6,10 @@ call a few methods on every model. `MlpMixer` gets them from `TimmCompatMixin`, 
 signatures and results as timm's `MlpMixer`, so a timm user can swap in our model. They are kept
 here, apart from `mixer_edu.mixer`, because none of them is part of the idea of a Mixer: a reader
 learning the model can skip this file.
+
+`TimmOptions` reads timm's constructor keywords that the paper's model does not need (other
+layer classes, a norm after the stem, the head bias, pooling, device and dtype), so that
+`MlpMixer.__init__` lists only the paper's choices and takes these as `**timm_options`.
 
 What each method is for:
 
@@ -26,12 +30,85 @@ What each method is for:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
+import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 OUTPUT_FORMATS = ("NCHW", "NLC")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerOptions:
+    """timm's layer keywords of a block, beyond the paper's layers.
+
+    Args:
+        mlp_layer: the blocks' MLP class (timm's `Mlp`, `GluMlp`, `GatedMlp` work too).
+        norm_layer: the normalisation before each branch (and at the end), `norm_layer(dim)`.
+        act_layer: the MLPs' non-linearity (GELU in the paper).
+        device, dtype: where and in what precision to create the parameters.
+    """
+
+    mlp_layer: Callable[..., nn.Module]
+    norm_layer: Callable[..., nn.Module]
+    act_layer: type[nn.Module] = nn.GELU
+    device: torch.device | str | None = None
+    dtype: torch.dtype | None = None
+
+    @classmethod
+    def read(cls, given: dict, **defaults):
+        """The options from a module's `**timm_options`, over the module's `defaults`.
+
+        Raises:
+            TypeError: for a keyword that is neither the module's own nor one of timm's.
+        """
+        known = [field.name for field in fields(cls)]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword(s) {unknown}; besides its own, this module takes timm's "
+                f"{known}."
+            )
+        return cls(**{**defaults, **given})
+
+    @property
+    def factory_kwargs(self) -> dict:
+        """`device` and `dtype`, as torch.nn's constructors take them."""
+        return dict(device=self.device, dtype=self.dtype)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimmOptions(LayerOptions):
+    """timm's `MlpMixer` keywords beyond the paper's model: `LayerOptions`, and
+
+    Args:
+        block_layer: the block class, called as `block_layer(embed_dim, num_tokens, mlp_ratio,
+            mlp_layer=..., norm_layer=..., act_layer=..., drop=..., drop_path=...)`; gMLP swaps
+            in its own.
+        stem_norm: normalise the tokens right after the stem, with `norm_layer`.
+        nlhb: initialise the head bias to -log(num_classes) ("negative log head bias").
+        global_pool: `"avg"` (mean over tokens) or `""` (all tokens from `forward_head`).
+    """
+
+    block_layer: Callable[..., nn.Module]
+    stem_norm: bool = False
+    nlhb: bool = False
+    global_pool: str = "avg"
+
+
+def feature_info(num_blocks: int, channels: int, reduction: int) -> list[dict]:
+    """timm's description of the feature maps `forward_intermediates` can return.
+
+    Args:
+        num_blocks: depth of the model (one feature map per block).
+        channels: channels C of every map.
+        reduction: how many pixels of the image one token covers along a side (the patch size).
+    """
+    return [
+        dict(module=f"blocks.{i}", num_chs=channels, reduction=reduction) for i in range(num_blocks)
+    ]
 
 
 def take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:

@@ -12,6 +12,15 @@ import math
 import torch
 
 
+def to_pair(value) -> tuple:
+    """`v -> (v, v)`; a tuple or list comes back as a tuple (timm's `to_2tuple`).
+
+    Args:
+        value: one value for both places, or a sequence of them.
+    """
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 def check_tensor(x, name: str = "input") -> torch.Tensor:
     """Raise `TypeError` unless `x` is a `torch.Tensor`."""
     if not isinstance(x, torch.Tensor):
@@ -50,8 +59,12 @@ def check_positive_int(n, name: str) -> int:
 def check_choice(value, choices, name: str, hint: str = ""):
     """Return `value` after checking it is one of `choices`; the error lists them all.
 
-    A near miss (a typo) gets a suggestion: `'crop_flip'` -> "Did you mean 'crop-flip'?";
-    `hint` adds what the choices mean.
+    Args:
+        value: what was given.
+        choices: the allowed values; a near miss (a typo) gets a suggestion:
+            `'crop_flip'` -> "Did you mean 'crop-flip'?".
+        name: what to call `value` in the message.
+        hint: what the choices mean, added to the message.
     """
     choices = tuple(choices)
     if value in choices:
@@ -75,8 +88,12 @@ def check_range(
 ) -> float:
     """Return `value` after checking it is a finite number in the interval [low, high].
 
-    `low_open` / `high_open` exclude that end; `None` leaves a side unbounded. The error names
-    `name`, the interval allowed and the value given, then `hint` (how to fix it).
+    Args:
+        value: what was given.
+        name: what to call it in the message.
+        low, high: the interval's ends; None leaves that side unbounded.
+        low_open, high_open: exclude that end.
+        hint: how to fix a bad value, added to the message.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
@@ -113,10 +130,17 @@ def check_image_batch(
     images,
     *,
     channels: int | None = None,
-    image_size: int | None = None,
+    image_size: int | tuple[int, int] | None = None,
     name: str = "images",
 ) -> torch.Tensor:
-    """Check that `images` is a batch `(B, C, H, W)` with the expected channels and size."""
+    """Check that `images` is a batch `(B, C, H, W)` with the expected channels and size.
+
+    Args:
+        images: the batch to check.
+        channels: the model's `in_chans`, or None to accept any.
+        image_size: the model's `img_size` (a side S, or `(height, width)`), or None.
+        name: what to call the batch in the message.
+    """
     check_tensor(images, name)
     if images.ndim == 3:
         raise ValueError(
@@ -134,11 +158,14 @@ def check_image_batch(
             f"convert the images (e.g. grey -> RGB with images.expand(-1, 3, -1, -1)) "
             f"or build the model with in_chans={c}."
         )
-    if image_size is not None and (h, w) != (image_size, image_size):
+    if image_size is not None and (h, w) != to_pair(image_size):
+        expected = to_pair(image_size)
+        resize = expected[0] if expected[0] == expected[1] else expected
+        given = h if h == w else (h, w)
         raise ValueError(
-            f"{name} are {h}x{w} but the model was built for {image_size}x{image_size}; "
-            f"resize them (e.g. torchvision.transforms.Resize({image_size})) or build the model "
-            f"with img_size={h}. A Mixer's token-mixing weights fix the number of patches, "
+            f"{name} are {h}x{w} but the model was built for {expected[0]}x{expected[1]}; "
+            f"resize them (e.g. torchvision.transforms.Resize({resize})) or build the model "
+            f"with img_size={given}. A Mixer's token-mixing weights fix the number of patches, "
             "so its input size cannot change after it is built."
         )
     return images

@@ -53,7 +53,14 @@ def check_mode(mode: str) -> str:
 
 
 def select_units(units: torch.Tensor, mode: str, num_units: int | None, max_cosine: float):
-    """Order (and cut) the units for display: `(units (k, h, w), order, UnitOrder | None)`."""
+    """Order (and cut) the units for display: `(units (k, h, w), order, UnitOrder | None)`.
+
+    Args:
+        units: the hidden units as pictures `(D_S, h, w)`.
+        mode: `"pairs"` (the paper's opposite-phase pairs, by frequency) or `"plain"`.
+        num_units: keep the first this many after ordering; None keeps all.
+        max_cosine: how close to opposite two units must be to count as a pair.
+    """
     if mode == "pairs":
         arranged = weights.figure5_order(units, max_cosine)
         order = arranged.order
