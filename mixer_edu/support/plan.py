@@ -142,10 +142,11 @@ def plan_run(
                    any     'per-image' path              ->  `default_num_workers()`: 0 on 1-2
                                                              cores, else half of them, at most 8
 
-    (1) Issue 14's measurements on one NVIDIA H200 (torch 2.11, CUDA 13), not repeated here. The
-    break-even batch between 128 and 1024 was not measured; LARGE_GPU_BATCH = 512 lies between.
-    (2) Issue 22's classroom runs on one NVIDIA H200 (torch 2.11; the model alone compiled, CUDA
-    graphs): 7.4k-8.7k img/s eager, 15k-18.5k compiled after a 25 s first epoch.
+    (1) Measured with `bench` on one NVIDIA H200 (torch 2.11, CUDA 13), 2026-11, not repeated
+    here. The break-even batch between 128 and 1024 was not measured; LARGE_GPU_BATCH = 512 lies
+    between. (2) The classroom recipe on one NVIDIA H200 (torch 2.11; the model alone compiled,
+    CUDA graphs), 2026-12-04, logs in the project's GPU-run notes: 7.4k-8.7k img/s eager,
+    15k-18.5k compiled after a 25 s first epoch.
     """
     check_choice(device.type, ("cpu", "cuda", "mps"), "device type")
     check_positive_int(batch_size, "batch_size")
