@@ -27,8 +27,9 @@ characters are. That is what lets it run without queries and keys, and what sets
   scores to hide, so `MlpTokenMixer` refuses `mask=`. That is this module's choice, not a limit of
   MLP mixing: a fixed mask belongs in the weights. A causal token mixer multiplies its `(L, L)`
   weights by a lower-triangular mask, so position i reads only positions up to i, as an
-  autoregressive (left-to-right) model needs; exercise 8 (`notebooks/exercises/08-Causal-Token-Mixing.ipynb`)
-  builds one. Padding masks, which change from batch to batch, have no such fixed form;
+  autoregressive (left-to-right) model needs; exercise 8
+  (`notebooks/exercises/08-Causal-Token-Mixing.ipynb`) builds one. Padding masks, which change
+  from batch to batch, have no such fixed form;
 - its **sequence length is fixed** when it is built, because W1 has exactly L inputs.
 
 `MlpTokenMixer` has the call signature of an attention module, `(query, key, value, mask=None)`
