@@ -1,5 +1,9 @@
 """Numbers published in the MLP-Mixer paper, with where they come from.
 
+`TABLE1` is the paper's Table 1, the specifications of its seven Mixers: patch size, number of
+layers, hidden size C, sequence length S, the hidden widths D_C and D_S of the two MLPs, and the
+parameters in millions (without the head).
+
 Tolstikhin et al., "MLP-Mixer: An all-MLP Architecture for Vision", NeurIPS 2021
 (arXiv:2105.01601). Notebook 08 plots these; nothing here was measured by this course. Only
 values the paper prints in a table are kept (Figures 2 and 3 are described in words in the
@@ -38,13 +42,31 @@ TABLE2 = (
     PublishedResult("BiT-R152x4", "BiT (ResNet)", "JFT-300M", 87.54, 26),
 )
 
-# Table 1: parameters (millions, without the classification head) of the paper's Mixers.
-TABLE1_PARAMS_M = {
-    "mixer_s32_224": 19,
-    "mixer_s16_224": 18,
-    "mixer_b32_224": 60,
-    "mixer_b16_224": 59,
-    "mixer_l32_224": 206,
-    "mixer_l16_224": 207,
-    "mixer_h14_224": 431,
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """One column of the paper's Table 1 (its "Specifications of the Mixer architectures")."""
+
+    title: str  # the paper's name, e.g. "Mixer-B/16"
+    patch_size: int  # "Patch resolution P x P"
+    num_layers: int
+    hidden_size: int  # C
+    sequence_length: int  # S = N, the number of patches of a 224x224 image
+    mlp_dim_channels: int  # D_C, the channel-mixing MLP's hidden width
+    mlp_dim_tokens: int  # D_S, the token-mixing MLP's hidden width
+    params_m: int  # millions, without the classification head
+
+
+# Table 1 in full, keyed by the name `create_model` knows the model by.
+TABLE1 = {
+    "mixer_s32_224": MixerSpec("Mixer-S/32", 32, 8, 512, 49, 2048, 256, 19),
+    "mixer_s16_224": MixerSpec("Mixer-S/16", 16, 8, 512, 196, 2048, 256, 18),
+    "mixer_b32_224": MixerSpec("Mixer-B/32", 32, 12, 768, 49, 3072, 384, 60),
+    "mixer_b16_224": MixerSpec("Mixer-B/16", 16, 12, 768, 196, 3072, 384, 59),
+    "mixer_l32_224": MixerSpec("Mixer-L/32", 32, 24, 1024, 49, 4096, 512, 206),
+    "mixer_l16_224": MixerSpec("Mixer-L/16", 16, 24, 1024, 196, 4096, 512, 207),
+    "mixer_h14_224": MixerSpec("Mixer-H/14", 14, 32, 1280, 256, 5120, 640, 431),
 }
+
+# Table 1's last row alone: parameters (millions, without the classification head).
+TABLE1_PARAMS_M = {name: spec.params_m for name, spec in TABLE1.items()}

@@ -26,9 +26,10 @@ characters are. That is what lets it run without queries and keys, and what sets
   -inf before the softmax, a different mask for every call if need be; MLP mixing has no per-input
   scores to hide, so `MlpTokenMixer` refuses `mask=`. That is this module's choice, not a limit of
   MLP mixing: a fixed mask belongs in the weights. A causal token mixer multiplies its `(L, L)`
-  weights by a lower-triangular mask, so position i reads only positions up to i, as causal gMLP
-  does (Liu et al. 2021); exercise 8 (`notebooks/exercises/08-Causal-Token-Mixing.ipynb`)
-  builds one. Padding masks, which change from batch to batch, have no such fixed form;
+  weights by a lower-triangular mask, so position i reads only positions up to i, as an
+  autoregressive (left-to-right) model needs; exercise 8
+  (`notebooks/exercises/08-Causal-Token-Mixing.ipynb`) builds one. Padding masks, which change
+  from batch to batch, have no such fixed form;
 - its **sequence length is fixed** when it is built, because W1 has exactly L inputs.
 
 `MlpTokenMixer` has the call signature of an attention module, `(query, key, value, mask=None)`
@@ -140,7 +141,7 @@ class MlpTokenMixer(nn.Module):
                 "weights are learned parameters, the same for every input, not scores computed "
                 "from queries and keys that a mask could hide. Pass mask=None (use fixed-length "
                 "sequences without padding). A fixed causal mask belongs in the weights (multiply "
-                "them by a lower-triangular mask, as causal gMLP does; exercise 8 builds one); "
+                "them by a lower-triangular mask; exercise 8 builds one); "
                 "use attention for padding masks that change from batch to batch."
             )
         _check_sequence(query, "query")

@@ -116,6 +116,41 @@ def test_the_papers_table1_parameter_counts_match_the_models_we_build():
         assert round(without_head / 1e6) == millions, name
 
 
+def test_the_papers_table1_shapes_are_the_shapes_of_the_models_we_build():
+    from mixer_edu.paper import TABLE1
+
+    for name, spec in TABLE1.items():
+        with torch.device("meta"):
+            model = create_model(name)
+        block = model.blocks[0]
+        assert model.stem.proj.kernel_size == (spec.patch_size, spec.patch_size), name
+        assert (len(model.blocks), model.embed_dim) == (spec.num_layers, spec.hidden_size), name
+        assert model.num_patches == spec.sequence_length == (224 // spec.patch_size) ** 2, name
+        assert block.mlp_tokens.fc1.out_features == spec.mlp_dim_tokens, name
+        assert block.mlp_channels.fc1.out_features == spec.mlp_dim_channels, name
+
+
+def test_train_seeds_runs_one_brief_run_per_seed_and_reports_their_range():
+    from mixer_edu.compare import format_seed_runs, train_seeds
+
+    train, test = _toy_data(64, seed=0), _toy_data(32, seed=1)
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        torch.manual_seed(seed)
+        return create_baseline("cnn_cifar_tiny", num_classes=2)
+
+    runs = train_seeds(build, train, test, epochs=1, seeds=(0, 1, 2), batch_size=32)
+    assert built == [0, 1, 2] and len(runs) == 3
+    again = train_briefly(build(1), train, test, epochs=1, batch_size=32, seed=1)
+    assert again.test_acc == runs[1].test_acc  # seed 1 is the same run as train_briefly's
+    table = format_seed_runs({"cnn": runs})
+    low, high = min(r.test_acc for r in runs), max(r.test_acc for r in runs)
+    assert f"({low:5.1%} - {high:5.1%})" in table.splitlines()[1]
+    assert "3 seeds each" in table.splitlines()[0]
+
+
 def test_the_papers_table2_has_each_family_in_both_pretraining_groups():
     from mixer_edu.paper import TABLE2
 

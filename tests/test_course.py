@@ -36,23 +36,40 @@ def test_cmp_prints_closeness_and_never_the_size_of_a_rounding_difference(capsys
     near = capsys.readouterr().out.strip()
     # A bitwise-equal pair and a pair that differs by rounding print the same verdict, so the
     # line does not depend on which BLAS kernels a CPU happens to run.
-    assert same.endswith("| close: True  (max diff <= 1e-05 tolerance)")
-    assert near.endswith("| close: True  (max diff <= 1e-05 tolerance)")
-    assert "exact" not in same + near
-    course.cmp("far", a, a + 0.5)
-    assert capsys.readouterr().out.strip().endswith("| close: False (max diff > 1e-05 tolerance)")
+    assert same.split("|", 1)[1] == near.split("|", 1)[1]
+    assert "got: same (max diff <= 1e-05)" in same and same.endswith("| as expected ✓")
+    assert "identical" not in same + near
     course.cmp("loose", a, a + 5e-4, atol=1e-3)
-    assert capsys.readouterr().out.strip().endswith("close: True  (max diff <= 1e-03 tolerance)")
+    assert "got: same (max diff <= 1e-03)" in capsys.readouterr().out
     course.cmp("shape", a, torch.ones(4))
     assert "shape (3,) != (4,)" in capsys.readouterr().out
+
+
+def test_cmp_says_what_was_expected_and_whether_it_held(capsys):
+    a = torch.ones(3)
+    cases = [  # (other tensor, expectation, what it got, the verdict)
+        (a.clone(), "same", "got: same", "| as expected ✓"),
+        (a + 0.5, "same", "got: different (max diff > 1e-05)", "| NOT as expected ✗"),
+        (a + 0.5, "different", "got: different", "| as expected ✓"),
+        (a.clone(), "different", "got: same", "| NOT as expected ✗"),
+    ]
+    for other, expect, got, verdict in cases:
+        course.cmp("x", a, other, expect=expect)
+        line = capsys.readouterr().out.strip()
+        assert f"expected: {expect}" in line and got in line and line.endswith(verdict), line
+    with pytest.raises(ValueError, match="expect"):
+        course.cmp("x", a, a, expect="unchanged")
 
 
 def test_cmp_exact_is_bitwise_and_says_so_only_when_asked(capsys):
     a = torch.arange(6.0).reshape(2, 3)
     course.cmp("reshape", a.flatten().reshape(2, 3), a, exact=True)
-    assert capsys.readouterr().out.strip().endswith("| exact: True")
+    line = capsys.readouterr().out.strip()
+    assert "expected: identical" in line and "got: identical (bitwise)" in line
+    assert line.endswith("| as expected ✓")
     course.cmp("rounding", a, a + 1e-7, exact=True)  # close, but not bitwise equal
-    assert capsys.readouterr().out.strip().endswith("| exact: False")
+    line = capsys.readouterr().out.strip()
+    assert "got: not identical" in line and line.endswith("| NOT as expected ✗")
 
 
 def test_sample_photo_is_a_batch_of_one_rgb_image_in_unit_range():

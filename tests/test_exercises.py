@@ -200,7 +200,7 @@ def test_check_mode_reports_stale_and_orphaned_student_notebooks(tmp_path, capsy
 
 def test_there_is_an_instructor_notebook_for_every_exercise():
     names = [path.name for path in SOURCES]
-    assert [int(name[:2]) for name in names] == list(range(1, 9))
+    assert [int(name[:2]) for name in names] == list(range(1, 11))
 
 
 def test_committed_student_notebooks_are_what_the_generator_makes_now():

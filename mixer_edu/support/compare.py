@@ -28,6 +28,7 @@ another path), so notebooks print them in cells that nbval does not compare.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,7 +74,7 @@ class BriefRun:
     train_acc: float  # on the training images without augmentation, after training
     per_class_acc: list[float]
     seconds: float  # training only, without the evaluations
-    images_per_second: float  # training images per second
+    images_per_second: float  # training images per second, in the median epoch
     test_acc_per_epoch: list[float] = field(default_factory=list)
     model: nn.Module | None = None
 
@@ -117,7 +118,7 @@ def train_briefly(
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
     steps = len(loader)
     scheduler = warmup_cosine(optimizer, max(1, round(warmup_epochs * steps)), epochs * steps)
-    test_acc_per_epoch, per_class, seconds = [], [], 0.0
+    test_acc_per_epoch, per_class, epoch_seconds = [], [], []
     for epoch in range(1, epochs + 1):
         with _seeded(epoch_seed(seed, epoch), device):  # DropPath's draws, for this epoch only
             start = time.perf_counter()
@@ -132,7 +133,7 @@ def train_briefly(
                 label_smoothing=label_smoothing,
                 clip_grad=clip_grad,
             )
-            seconds += time.perf_counter() - start
+            epoch_seconds.append(time.perf_counter() - start)
         test_acc, per_class = accuracy(model, test, transform, precision=precision)
         test_acc_per_epoch.append(test_acc)
     return BriefRun(
@@ -140,8 +141,10 @@ def train_briefly(
         test_acc=test_acc_per_epoch[-1],
         train_acc=accuracy(model, train, transform, precision=precision)[0],
         per_class_acc=per_class,  # after the last epoch
-        seconds=seconds,
-        images_per_second=epochs * steps * batch_size / seconds,
+        seconds=sum(epoch_seconds),
+        # The median epoch: the first steps in a fresh process pay one-off costs (kernel choice,
+        # memory allocation) that can make the first epoch many times slower than the rest.
+        images_per_second=steps * batch_size / statistics.median(epoch_seconds),
         test_acc_per_epoch=test_acc_per_epoch,
         model=model.eval(),
     )
@@ -204,4 +207,36 @@ def format_runs(runs: dict[str, BriefRun]) -> str:
             f"{name:30s} {run.params:8,d} {run.test_acc:9.1%} {run.train_acc:10.1%} "
             f"{run.images_per_second:12.0f}"
         )
+    return "\n".join(lines)
+
+
+def train_seeds(
+    build: Callable[[int], nn.Module],
+    train: ImageData,
+    test: ImageData,
+    epochs: int = 3,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    **recipe,
+) -> list[BriefRun]:
+    """`train_briefly` once per seed: `build(seed)` makes the model, `seed` orders the batches.
+
+    One run of a small comparison can be luck; several seeds show how much a result moves when
+    only the random initial weights and the batch order change. `recipe` goes to `train_briefly`.
+    """
+    return [train_briefly(build(seed), train, test, epochs, seed=seed, **recipe) for seed in seeds]
+
+
+def format_seed_runs(runs: dict[str, list[BriefRun]]) -> str:
+    """One line per variant: test and train accuracy as mean, then (lowest - highest) over seeds."""
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.mean(values):6.1%} ({min(values):5.1%} - {max(values):5.1%})"
+
+    counts = "/".join(sorted({str(len(seed_runs)) for seed_runs in runs.values()}))
+    header = f"{'test acc: mean (range)':>24s}   {'train acc: mean (range)':>24s}"
+    lines = [f"{'':30s} {'params':>8s}   {header}   ({counts} seeds each)"]
+    for name, seed_runs in runs.items():
+        test = spread([run.test_acc for run in seed_runs])
+        train = spread([run.train_acc for run in seed_runs])
+        lines.append(f"{name:30s} {seed_runs[0].params:8,d}   {test:>24s}   {train:>24s}")
     return "\n".join(lines)

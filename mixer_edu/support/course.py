@@ -117,39 +117,54 @@ def sample_photo(size: int = 224) -> torch.Tensor:
     return pixels.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
 
 
+EXPECTATIONS = ("same", "different")
+
+
 def cmp(
     name: str,
     ours: torch.Tensor,
     reference: torch.Tensor,
     atol: float = 1e-5,
     exact: bool = False,
+    expect: str = "same",
 ) -> None:
-    """Compare two tensors and print one line that is the same on every machine.
+    """Compare two tensors; print what was expected, what was found, and whether that held.
 
-    After Karpathy's makemore `cmp`, with one difference: two float computations that differ only
-    in the order of their additions agree up to rounding, and *how much* they differ depends on
-    the CPU's BLAS kernels and the thread count. So the line says only what the maths guarantees:
+    After Karpathy's makemore `cmp`, with two differences. First, two float computations that
+    differ only in the order of their additions agree up to rounding, and *how much* they differ
+    depends on the CPU's BLAS kernels and the thread count; so the line says only what the maths
+    guarantees, whether the largest difference is within `atol`, never its size:
 
-        stem as Linear           | close: True  (max diff <= 1e-05 tolerance)
+        stem as Linear | expected: same      | got: same (max diff <= 1e-05)     | as expected ✓
+        shuffled in    | expected: different | got: different (max diff > 1e-05) | as expected ✓
+
+    Second, a check states its expectation (`expect="same"` or `"different"`), so a difference
+    that the lesson predicts reads as a success, and one that it does not reads as a failure.
 
     Pass `exact=True` only where the two tensors are equal by construction (a copy, a reshape, a
-    permutation, integer work): then the check is bitwise, and prints `exact: True` or
-    `exact: False`. It prints rather than returns, so a cell ending with `cmp(...)` shows just
-    that line.
+    permutation, integer work): then "same" means bitwise equal (`identical`). It prints rather
+    than returns, so a cell ending with `cmp(...)` shows just that line.
 
     Args:
         name: what is compared (the start of the line).
         ours, reference: tensors of the same shape (any device and float dtype).
-        atol: the largest absolute difference still called close.
+        atol: the largest absolute difference still called the same.
         exact: require bitwise equality instead of closeness.
+        expect: `'same'` or `'different'`, what the lesson predicts.
     """
+    check_choice(expect, EXPECTATIONS, "expect")
     if ours.shape != reference.shape:
         print(f"{name:24s} | shape {tuple(ours.shape)} != {tuple(reference.shape)}")
         return
     ours, reference = ours.detach().cpu(), reference.detach().cpu()
     if exact:
-        print(f"{name:24s} | exact: {torch.equal(ours, reference)!s}")
-        return
-    diff = (ours.double() - reference.double()).abs().max().item() if ours.numel() else 0.0
-    relation = "<=" if diff <= atol else ">"
-    print(f"{name:24s} | close: {diff <= atol!s:5s} (max diff {relation} {atol:.0e} tolerance)")
+        same = torch.equal(ours, reference)
+        got = "identical (bitwise)" if same else "not identical"
+        wanted = "identical" if expect == "same" else "different"
+    else:
+        diff = (ours.double() - reference.double()).abs().max().item() if ours.numel() else 0.0
+        same = diff <= atol
+        got = f"same (max diff <= {atol:.0e})" if same else f"different (max diff > {atol:.0e})"
+        wanted = expect
+    verdict = "as expected ✓" if same == (expect == "same") else "NOT as expected ✗"
+    print(f"{name:24s} | expected: {wanted:9s} | got: {got:29s} | {verdict}")

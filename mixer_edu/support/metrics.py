@@ -53,11 +53,14 @@ def keep_metrics_up_to(path: str | Path, epoch: int) -> None:
 
 
 def epoch_line(record: dict, epochs: int) -> str:
-    """One line of progress: 'epoch   3/30 | train loss 1.234 acc  55.0% | test ...'."""
+    """One line of progress: 'epoch   3/30 | train loss 1.234 acc  55.0% | test ...'.
+
+    The learning rate is the one the epoch started with (the schedule changes it every step).
+    """
     return (
         f"epoch {record['epoch']:3d}/{epochs} | train loss {record['train_loss']:.3f} "
         f"acc {record['train_acc']:6.1%} | test loss {record['test_loss']:.3f} "
-        f"acc {record['test_acc']:6.1%} | lr {record['lr']:.2e} | "
+        f"acc {record['test_acc']:6.1%} | lr at start {record['lr']:.2e} | "
         f"{record['images_per_second']:6.0f} img/s | {record['dataset']}"
     )
 
