@@ -131,7 +131,7 @@ def test_the_papers_table1_shapes_are_the_shapes_of_the_models_we_build():
 
 
 def test_train_seeds_runs_one_brief_run_per_seed_and_reports_their_range():
-    from mixer_edu.compare import format_seed_runs, train_seeds
+    from mixer_edu.support.compare import format_seed_runs, train_seeds
 
     train, test = _toy_data(64, seed=0), _toy_data(32, seed=1)
     built = []

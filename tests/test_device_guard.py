@@ -109,7 +109,9 @@ NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]-*.ipynb")) + sorted(
     ROOT.glob("notebooks/exercises/solutions/[0-9][0-9]-*.ipynb")
 )
 TRAINING = [
-    p for p in NOTEBOOKS if re.search(r"(?<![.\w])(train|train_briefly|predict)\(", _code(p))
+    p
+    for p in NOTEBOOKS
+    if re.search(r"(?<![.\w])(train|train_briefly|train_seeds|predict)\(", _code(p))
 ]
 
 
