@@ -163,7 +163,16 @@ def run_notebooks(budget: float, workers: int, guard: bool = False) -> list[Resu
     deadline = time.perf_counter() + budget
     # Share the cores: `workers` notebooks, each with all the cores' threads, would spin-wait on
     # each other (several times slower on 2 cores than one after the other).
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        return _run_notebooks(deadline, workers, guard)
+    finally:  # as it was, for whatever runs after in this process
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
+
+
+def _run_notebooks(deadline: float, workers: int, guard: bool) -> list[Result]:
     write = "from mixer_edu.support.standin import write_standin; write_standin()"
     subprocess.run([sys.executable, "-c", write], cwd=ROOT, env=_environment(), check=True)
 
