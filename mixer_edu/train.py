@@ -34,7 +34,7 @@ from .support import distributed, fast_step, run_files
 from .support.errors import TrainingDivergedError, command_line, exit_status
 from .support.loaders import epoch_batches, image_count, run_loaders
 from .support.metrics import METRICS_NAME, append_metrics, epoch_line, epoch_record, read_metrics
-from .support.paths import check_folder, writable_folder
+from .support.paths import check_folder
 from .support.plan import describe_device, plan_run
 from .support.run_lock import run_lock
 from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
@@ -260,8 +260,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
         # Resume: continue from out/checkpoint.pt, or start a fresh run there.
-        if ranks.is_main:
-            writable_folder(out, "the output folder (out, --out)")
+        if ranks.is_main:  # (run_lock has checked that `out` can be written)
             ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote
         save = dict(config=config, model=model, optimizer=optimizer, scheduler=scheduler, plan=plan)
         start_epoch = run_files.start_or_resume(out, run=run, say=say, ranks=ranks, **save)
