@@ -52,6 +52,7 @@ from .bench import (
     training_step,
 )
 from .device_data import DeviceLoader
+from .plan import describe_device, plan_run
 
 CIFAR_TRAIN, CIFAR_TEST, CLASSROOM_EPOCHS = 50_000, 10_000, 30  # the classroom run's size
 
@@ -107,7 +108,7 @@ def loop_benchmark(
         compile_seconds = None
         if compiled:
             loop_epoch = _loop_epoch(train_one_epoch, ours, train_loader, precision)
-            loop_epoch.fast = _build_fast(ours, loop_epoch.optimizer)
+            loop_epoch.fast = _build_fast(ours, loop_epoch.optimizer, len(fixed_images))
             fast_epochs = {
                 "fast model-only": _fast_epoch(
                     ours, fixed_images, fixed_labels, precision, batches
@@ -157,12 +158,13 @@ def _loop_epoch(train_one_epoch, model, loader: DeviceLoader, precision: str):
     return epoch
 
 
-def _build_fast(model, optimizer):
+def _build_fast(model, optimizer, batch_size: int):
     """The trainer's fast path for `model` and `optimizer`: the compiled halves of the step in
     `mixer_edu.train`, with the plan's mode (CUDA graphs on a GPU at small batches)."""
     from ..train import clip_and_update, forward_loss
 
-    mode = "reduce-overhead" if next(model.parameters()).is_cuda else None
+    device = next(model.parameters()).device
+    mode = plan_run(describe_device(device), batch_size, compile=True).compile_mode
     return fast_step.build(forward_loss, clip_and_update, model, optimizer, mode)
 
 
@@ -171,7 +173,7 @@ def _fast_epoch(model, images, labels, precision: str, batches: int):
     from ..train import train_step
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    fast = _build_fast(model, optimizer)
+    fast = _build_fast(model, optimizer, len(images))
 
     def step():
         model.train()
