@@ -134,6 +134,15 @@ class RunOptions:
         if self.resume and self.overwrite:
             raise ValueError("pass either resume or overwrite, not both.")
 
+    def plan(self) -> dict:
+        """The choices `support.plan.plan_run` takes: precision, data path, compile, workers."""
+        return dict(
+            precision=self.precision,
+            data_path=self.data_path,
+            compile=self.compile,
+            num_workers=self.num_workers,
+        )
+
     @classmethod
     def from_keywords(cls, keywords: dict) -> RunOptions:
         """`RunOptions(**keywords)`, saying where a recipe field given by mistake belongs."""

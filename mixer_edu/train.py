@@ -13,7 +13,6 @@ the recipe, exact resume and what a run writes; `python -m mixer_edu.train --hel
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -26,18 +25,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import RunOptions, TrainConfig, default_out, from_command_line
-from .data import dataset_label
 from .evaluation import evaluate
 from .models import create_model
 from .support import checkpoint as ckpt
-from .support import distributed, fast_step, run_files
+from .support import distributed, fast_step, machine, run_files
 from .support.errors import TrainingDivergedError, command_line, exit_status
 from .support.loaders import epoch_batches, image_count, run_loaders
-from .support.metrics import METRICS_NAME, append_metrics, epoch_line, epoch_record, read_metrics
+from .support.metrics import METRICS_NAME, epoch_line, epoch_record, read_metrics
 from .support.paths import check_folder
-from .support.plan import describe_device, plan_run
-from .support.run_lock import run_lock
-from .support.runtime import autocast, epoch_seed, prepare, resolve_device, seed_everything
+from .support.runtime import autocast, epoch_seed, seed_everything
 
 # --------------------------------------------------------------------------------------------
 # One step, and one epoch of them.
@@ -226,26 +222,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     run = RunOptions.from_keywords(options)
     out = Path(run.out) if run.out is not None else default_out(config)
     check_folder(out, "the output folder (out, --out)")  # before any data is read
-    # DDP: under torchrun, every process trains its share of each batch.
-    # One live run per folder: a second run into `out` is refused, naming the first.
-    with (
-        distributed.processes(resolve_device(run.device)) as (ranks, device),
-        run_lock(out, enabled=ranks.is_main),
-        contextlib.ExitStack() as machine_settings,
-    ):
-        plan = plan_run(
-            describe_device(device),
-            config.batch_size,
-            config.augment,
-            precision=run.precision,
-            data_path=run.data_path,
-            compile=run.compile,
-            num_workers=run.num_workers,
-        )
-        prepare(device)
-        machine_settings.enter_context(fast_step.run_settings(plan))  # TF32, compile cache
-        say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
-
+    # The machine: the processes (torchrun), a lock on `out`, the plan and its settings.
+    with machine.prepared(config, run, out) as (ranks, device, plan, say):
         # Data first: a missing data set should stop the run before anything is written.
         train_loader, test_loader, mixing = run_loaders(
             config, data_root=run.data_root, plan=plan, device=device, ranks=ranks
@@ -260,18 +238,10 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         scheduler = warmup_cosine(optimizer, warmup_steps, config.epochs * steps)
 
         # Resume: continue from out/checkpoint.pt, or start a fresh run there.
-        if ranks.is_main:  # (run_lock has checked that `out` can be written)
-            ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote
         save = dict(config=config, model=model, optimizer=optimizer, scheduler=scheduler, plan=plan)
         start_epoch = run_files.start_or_resume(out, run=run, say=say, ranks=ranks, **save)
         distributed.barrier(ranks)  # every rank has decided before rank 0 writes
-        if start_epoch == 0 and ranks.is_main:
-            run_files.save_epoch(out, 0, **save)  # epoch 0: the initial weights
-        say(
-            f"Training {config.model_name} on the {dataset_label(config.dataset)} "
-            f"({image_count(train_loader)} training images) for {config.epochs} epochs; writing "
-            f"to {out}\n{plan.summary()}{distributed.describe(ranks, config.batch_size)}"
-        )
+        say(run_files.start_message(config, out, image_count(train_loader), plan, ranks))
 
         # DDP and the fast path: the model wrapped (DDP averages gradients), and the step's two
         # halves compiled as planned.
@@ -282,46 +252,47 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                 forward_loss, clip_and_update, stepper, optimizer, plan.compile_mode, say
             )
         evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
+        step_options = dict(
+            precision=plan.precision,
+            label_smoothing=config.label_smoothing,
+            clip_grad=config.clip_grad,
+            fast=fast,
+        )
 
+        # The epochs. Rank 0 evaluates and writes; each epoch's files are written in the
+        # background while the next epoch trains.
         epoch = start_epoch
-        try:
-            for epoch in range(start_epoch + 1, config.epochs + 1):
-                seed = epoch_seed(config.seed, epoch)  # this epoch's randomness only: exact resume
-                seed_everything(distributed.rank_seed(seed, ranks))
-                lr = optimizer.param_groups[0]["lr"]
-                train_stats = train_one_epoch(
-                    stepper,
-                    epoch_batches(train_loader, seed, ranks),
-                    optimizer,
-                    scheduler,
-                    device,
-                    precision=plan.precision,
-                    label_smoothing=config.label_smoothing,
-                    clip_grad=config.clip_grad,
-                    fast=fast,
-                    mixing=mixing,
-                    progress=run.progress and ranks.is_main,
-                    desc=f"epoch {epoch}/{config.epochs}",
-                )
-                train_stats = distributed.combine_stats(train_stats, ranks, device)
+        with run_files.EpochWriter(out, enabled=ranks.is_main) as writer:
+            if start_epoch == 0:
+                writer.save(0, None, **save)  # epoch 0: the initial weights
+            try:
+                for epoch in range(start_epoch + 1, config.epochs + 1):
+                    seed = epoch_seed(config.seed, epoch)  # this epoch's randomness: exact resume
+                    seed_everything(distributed.rank_seed(seed, ranks))
+                    lr = optimizer.param_groups[0]["lr"]
+                    batches = epoch_batches(train_loader, seed, ranks)
+                    train_stats = train_one_epoch(
+                        stepper, batches, optimizer, scheduler, device, mixing=mixing,
+                        progress=run.progress and ranks.is_main,
+                        desc=f"epoch {epoch}/{config.epochs}", **step_options,
+                    )  # fmt: skip
+                    train_stats = distributed.combine_stats(train_stats, ranks, device)
+                    if ranks.is_main:
+                        test_stats = evaluate(evaluator, test_loader, device, plan.precision)
+                        run_files.check_finite(model, test_stats)  # never save inf or nan weights
+                        record = epoch_record(
+                            epoch, lr, train_stats, test_stats, config=config, plan=plan
+                        )
+                        writer.save(epoch, record, **save)
+                        say(epoch_line(record, config.epochs))
+                    distributed.barrier(ranks)
+            except TrainingDivergedError as error:
+                message = run_files.diverged_message(error, epoch, config, out)
+                raise TrainingDivergedError(message) from None
+            except KeyboardInterrupt:
                 if ranks.is_main:
-                    test_stats = evaluate(evaluator, test_loader, device, plan.precision)
-                    run_files.check_finite(model, test_stats)  # never save inf or nan weights
-                    record = epoch_record(
-                        epoch, lr, train_stats, test_stats, config=config, plan=plan
-                    )
-                    # Metrics first: a resume drops a line whose checkpoint never came.
-                    append_metrics(out / METRICS_NAME, record)
-                    run_files.save_epoch(out, epoch, **save)
-                    say(epoch_line(record, config.epochs))
-                distributed.barrier(ranks)
-        except TrainingDivergedError as error:
-            message = run_files.diverged_message(error, epoch, config, out)
-            raise TrainingDivergedError(message) from None
-        except KeyboardInterrupt:
-            if ranks.is_main:
-                tqdm.write(run_files.interrupted_message(epoch, out))
-            raise
+                    tqdm.write(run_files.interrupted_message(epoch, out))
+                raise
     say(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
     history = read_metrics(out)
     return TrainResult(out, out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME, model.eval(), history)
@@ -336,17 +307,8 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
 def main(argv: list[str] | None = None) -> int:
     config, options = from_command_line(argv)
     result = train(config, **options)
-    if not distributed.is_main_process():
-        return 0
-    print(
-        f"Wrote {result.checkpoint}, {result.metrics_path} and "
-        f"{len(ckpt.list_snapshots(result.out))} snapshots in {result.out / ckpt.SNAPSHOT_DIR}."
-    )
-    if final := result.final:
-        print(
-            f"Final test accuracy {final['test_acc']:.1%} after {final['epoch']} epochs "
-            f"({final['dataset']})."
-        )
+    if distributed.is_main_process():
+        print(run_files.end_message(result))
     return 0
 
 

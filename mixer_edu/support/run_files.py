@@ -6,6 +6,8 @@ loading) are `checkpoint`'s and `metrics`' business. docs/training.md tells the 
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from torch import nn
 
 from ..data import dataset_classes, dataset_label
 from . import checkpoint as ckpt
+from .distributed import describe
 from .errors import TrainingDivergedError
-from .metrics import METRICS_NAME, keep_metrics_up_to
+from .metrics import METRICS_NAME, append_metrics, keep_metrics_up_to
 from .resume_changes import check_resumable, run_changes
 
 
@@ -30,6 +33,8 @@ def start_or_resume(
         say: prints a line (or nothing). ranks: every rank reads; only rank 0 deletes.
         plan: its precision, data path and device are compared with the run's start.
     """
+    if ranks.is_main:  # (run_lock has checked that `out` can be written)
+        ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
         saved = ckpt.load_resumable(path)
@@ -59,21 +64,48 @@ def start_or_resume(
     return 0
 
 
-def save_epoch(out: Path, epoch: int, *, config, model, optimizer, scheduler, plan) -> None:
-    """The snapshot of `epoch` (the weights) and the checkpoint (everything to continue)."""
+def start_message(config, out: Path, images: int, plan, ranks) -> str:
+    """What a run prints as it starts: model, data, epochs, folder, the plan, the processes."""
+    return (
+        f"Training {config.model_name} on the {dataset_label(config.dataset)} ({images} "
+        f"training images) for {config.epochs} epochs; writing to {out}\n{plan.summary()}"
+        f"{describe(ranks, config.batch_size)}"
+    )
+
+
+def end_message(result) -> str:
+    """What the command prints when a run has finished: its files and its final accuracy."""
+    snapshots = len(ckpt.list_snapshots(result.out))
+    lines = [
+        f"Wrote {result.checkpoint}, {result.metrics_path} and {snapshots} snapshots in "
+        f"{result.out / ckpt.SNAPSHOT_DIR}."
+    ]
+    if final := result.final:
+        lines.append(
+            f"Final test accuracy {final['test_acc']:.1%} after {final['epoch']} epochs "
+            f"({final['dataset']})."
+        )
+    return "\n".join(lines)
+
+
+def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tuple[dict, dict]:
+    """`(snapshot, checkpoint)` of `epoch`: the weights, and everything to continue.
+
+    Every tensor is a copy on the CPU, so training may go on changing the originals while the
+    copies are written.
+    """
     snapshot = {
         "model_name": config.model_name,
         "model_config": ckpt.encode_config(config.model_kwargs()),
-        "model": ckpt.model_state(model),
+        "model": _on_cpu(ckpt.model_state(model)),
         "epoch": epoch,
         "dataset": config.dataset,
         "dataset_label": dataset_label(config.dataset),
         "classes": list(dataset_classes(config.dataset)),
     }
-    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch), f"the snapshot of epoch {epoch}")
     full = {
         **snapshot,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": _on_cpu(optimizer.state_dict()),
         "scheduler": scheduler.state_dict(),
         "rng": ckpt.rng_state(),
         "train_config": asdict(config),
@@ -81,7 +113,69 @@ def save_epoch(out: Path, epoch: int, *, config, model, optimizer, scheduler, pl
         "data_path": plan.data_path,
         "device": plan.device.type,  # a resume on another device says so
     }
-    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
+    return snapshot, full
+
+
+def _on_cpu(value):
+    """`value` with every tensor in it copied to the CPU (dicts and lists walked)."""
+    if torch.is_tensor(value):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
+class EpochWriter:
+    """Writes each epoch's files in a background thread while the next epoch trains.
+
+    For epoch N, in this order: the metrics line, the snapshot, the checkpoint (a resume drops
+    a metrics line whose checkpoint never came). What is written is copied to the CPU first
+    (`epoch_files`), so the GPU does not wait for the disk; one epoch is written at a time, and
+    a write that failed (a full disk) raises its error at the next `save` or when the run ends.
+
+        with EpochWriter(out) as writer:
+            writer.save(epoch, record, config=..., model=..., optimizer=..., ...)
+    """
+
+    def __init__(self, out: Path, enabled: bool = True):
+        self.out, self.enabled = Path(out), enabled
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="epoch-writer")
+        self._pending = None
+
+    def save(self, epoch: int, record: dict | None, **state) -> None:
+        """Queue epoch `epoch`'s files (`record`: its metrics line, None for epoch 0)."""
+        self.wait()
+        if self.enabled:
+            files = epoch_files(epoch, **state)
+            self._pending = self._pool.submit(self._write, epoch, record, *files)
+
+    def _write(self, epoch: int, record: dict | None, snapshot: dict, full: dict) -> None:
+        if record is not None:
+            append_metrics(self.out / METRICS_NAME, record)
+        where = ckpt.snapshot_path(self.out, epoch)
+        ckpt.save_atomic(snapshot, where, f"the snapshot of epoch {epoch}")
+        ckpt.save_atomic(full, self.out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
+
+    def wait(self) -> None:
+        """Until the queued files are written; raises the error of a write that failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            if kind is None:
+                self.wait()
+            elif self._pending is not None:  # finish what was queued; the first error wins
+                with contextlib.suppress(Exception):
+                    self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def checkpoint_recipe(out: Path):
