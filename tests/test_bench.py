@@ -4,15 +4,15 @@ import time
 import pytest
 import torch
 
-from mixer_edu.support import bench, bench_loop
+from mixer_edu.support import bench, bench_core, bench_loop, peaks
 
 
 def test_forward_flops_match_the_formula_for_a_mixer():
     # quick: 32x32 images, patch 4 -> N=64 tokens of P*P*3=48 pixels; C=32, D_S=16, D_C=128
-    config = bench.CONFIGS["quick"]["model"]
+    config = bench_core.CONFIGS["quick"]["model"]
     n, pixels, c, d_s, d_c, blocks = 64, 48, 32, 16, 128, config["num_blocks"]
     expected = 2 * (n * pixels * c + blocks * (2 * d_s * n * c + 2 * n * c * d_c) + c * 10)
-    ours, _ = bench.build_pair(config)
+    ours, _ = bench_core.build_pair(config)
     images = torch.randn(2, 3, 32, 32)
     assert bench.count_flops(ours, images, train=False) == 2 * expected  # two images
     # The backward pass multiplies twice per matmul (gradients of the input and of the weights),
@@ -22,7 +22,7 @@ def test_forward_flops_match_the_formula_for_a_mixer():
 
 
 def test_the_two_models_get_the_same_weights():
-    ours, theirs = bench.build_pair(bench.CONFIGS["quick"]["model"])
+    ours, theirs = bench_core.build_pair(bench_core.CONFIGS["quick"]["model"])
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -34,7 +34,7 @@ def test_the_two_models_get_the_same_weights():
 def test_measurements_take_turns():
     calls = []
     steps = {"ours": lambda: calls.append("ours"), "timm": lambda: calls.append("timm")}
-    times = bench.time_alternating(steps, calls=1, repeats=4, device=torch.device("cpu"))
+    times = bench_core.time_alternating(steps, calls=1, repeats=4, device=torch.device("cpu"))
     assert calls[4:] == ["ours", "timm", "timm", "ours", "ours", "timm", "timm", "ours"]
     assert all(len(seconds) == 4 for seconds in times.values())
 
@@ -73,7 +73,9 @@ def test_cpu_time_clock_is_reported_and_counts_only_this_process(capsys, one_thr
     assert "process CPU time" in printed and "bf16" not in printed.split("\n", 1)[1]
     # A process that sleeps gets no CPU time: the CPU clock does not count waiting.
     steps = {"sleep": lambda: time.sleep(0.05)}
-    times = bench.time_alternating(steps, 1, 2, torch.device("cpu"), 0, clock=time.process_time)
+    times = bench_core.time_alternating(
+        steps, 1, 2, torch.device("cpu"), 0, clock=time.process_time
+    )
     assert max(times["sleep"]) < 0.025
 
 
@@ -86,7 +88,7 @@ def test_percent_of_peak_compares_each_precision_with_its_own_matmul_peak():
     ]
     result = {
         "config": "quick",
-        "model": bench.CONFIGS["quick"]["model"],
+        "model": bench_core.CONFIGS["quick"]["model"],
         "batch_size": 16,
         "train_flops_per_image": 1e8,  # 1000 img/s * 1e8 FLOP = 100 GFLOP/s in both rows
         "infer_flops_per_image": 5e7,
@@ -101,7 +103,7 @@ def test_percent_of_peak_compares_each_precision_with_its_own_matmul_peak():
     assert percents == {"fp32": ("100%", "50%"), "bf16": ("25%", "12%")}
     assert "% of fp32 matmul (100 GFLOP/s)" in printed
     assert "% of bf16 matmul (400 GFLOP/s)" in printed
-    assert bench.peak_gflops(machine, "bf16") == 400.0
+    assert bench_core.peak_gflops(machine, "bf16") == 400.0
 
 
 def test_data_mode_measures_both_input_paths_next_to_the_model_step(tmp_path, capsys, one_thread):
@@ -165,12 +167,22 @@ def test_epoch_parts_are_fractions_of_the_epoch_and_project_to_cifar_size():
 
 
 def test_datasheet_peaks_are_given_only_for_devices_with_cited_figures():
-    assert bench.datasheet_peak("NVIDIA H200")[1] == {"fp32": 67.0, "tf32": 494.0, "bf16": 989.0}
-    assert bench.datasheet_peak("NVIDIA H100 80GB HBM3")[0] == "H100/H200 SXM"
-    assert bench.datasheet_peak("NVIDIA H100 PCIe")[0] == "H100 PCIe"
-    assert bench.datasheet_peak("NVIDIA A100-SXM4-80GB")[0] == "A100"
-    assert bench.datasheet_peak("NVIDIA H200 NVL") is None
-    assert bench.datasheet_peak("Tesla T4") is None and bench.datasheet_peak("Intel Xeon") is None
-    assert bench.matmul_size(torch.device("cuda")) == 8192  # big enough for the tensor cores
+    assert peaks.datasheet_peak("NVIDIA H200")[1] == {"fp32": 67.0, "tf32": 494.0, "bf16": 989.0}
+    assert peaks.datasheet_peak("NVIDIA H100 80GB HBM3")[0] == "H100/H200 SXM"
+    assert peaks.datasheet_peak("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+    assert peaks.datasheet_peak("NVIDIA A100-SXM4-80GB")[0] == "A100"
+    assert peaks.datasheet_peak("NVIDIA H200 NVL") is None
+    assert peaks.datasheet_peak("Tesla T4") is None and peaks.datasheet_peak("Intel Xeon") is None
+    assert peaks.matmul_size(torch.device("cuda")) == 8192  # big enough for the tensor cores
     machine = {"fp32_matmul_gflops": 50.0, "tf32_matmul_gflops": 400.0, "bf16_matmul_gflops": 800.0}
-    assert bench.peak_gflops(machine, "fp32") == 400.0  # the trainer's fp32 on CUDA is TF32
+    assert bench_core.peak_gflops(machine, "fp32") == 400.0  # the trainer's fp32 on CUDA is TF32
+
+
+def test_grad_checkpointing_mode_reports_memory_and_time_off_and_on(tmp_path, capsys, one_thread):
+    argv = ["--quick", "--threads", "1", "--grad-checkpointing"]
+    assert bench.main([*argv, "--json", str(tmp_path / "b.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("gradient checkpointing, quick") and "peak memory" in printed
+    result = json.loads((tmp_path / "b.json").read_text())["checkpointing"]
+    assert result["peak_bytes_on"] < result["peak_bytes_off"]
+    assert result["seconds_on"] > 0 and result["seconds_off"] > 0

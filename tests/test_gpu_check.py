@@ -112,3 +112,21 @@ def test_notebooks_run_as_scripts_from_their_folder_and_a_failure_shows(tmp_path
     assert results[0].output.strip() == tmp_path.name  # run from the notebook's folder
     assert "cell two broke" in results[1].output
     assert not list(tmp_path.glob(".gpu_check_*"))  # the scripts are removed
+
+
+# The end of a real `bench --loop --config cifar --precision fp32` run on an NVIDIA H200.
+BENCH_LOOP_OUTPUT = """\
+loop, cifar: one epoch of 1280 random uint8 images (batch 128, crop-flip on cuda) through \
+train_one_epoch, then evaluate on 256; training images per second
+        model-only      loop  % of model  loop+eval  % of model  timm model  loop/timm
+fp32        6666.2    6615.5       99.2%     6400.4       98.9%      5814.9       1.14
+epoch parts, cifar: fraction of one epoch (loop + evaluation + checkpoint); 30 epochs projected \
+to 50,000 training and 10,000 test images
+        path    data    step    rest    eval    ckpt   epoch s  compile s   30 epochs s
+fp32   eager    2.5%   65.7%   -2.0%    2.2%   31.5%      7.89        0.0           237
+"""
+
+
+def test_bench_summary_reads_only_the_loop_tables_fp32_row_not_the_epoch_parts_row():
+    notes = gpu_check.bench_notes(BENCH_LOOP_OUTPUT)
+    assert notes == ["loop fp32: 6615.5 img/s, 99.2% of the model-only step"]

@@ -225,15 +225,24 @@ def run_bench(budget: float, device: str, quick: bool = False) -> Result:
         "--config", "cifar", "--precision", "fp32",
     ] + (["--quick"] if quick else [])  # fmt: skip
     result = run_step("bench", command, ROOT, budget)
-    notes = [result.note]
-    for line in result.output.splitlines():
-        words = line.split()
-        if words[:2] == ["train", "fp32"] and len(words) >= 5:
-            notes.append(f"train fp32: ours {words[2]} img/s, timm {words[3]} ({words[4]}x)")
-        elif words[:1] == ["fp32"] and len(words) >= 4:
-            notes.append(f"loop fp32: {words[2]} img/s, {words[3]} of the model-only step")
-    result.note = "; ".join(filter(None, notes))
+    result.note = "; ".join(filter(None, [result.note, *bench_notes(result.output)]))
     return result
+
+
+def bench_notes(output: str) -> list[str]:
+    """The bench's key numbers: its fp32 training row (ours, timm, ours/timm) and the fp32 row
+    of its loop table (loop img/s, % of the model-only step). The "epoch parts" table after the
+    loop table has fp32 rows too; they hold other columns and are not read."""
+    notes, table = [], ""
+    for line in output.splitlines():
+        words = line.split()
+        if line.startswith(("loop, ", "epoch parts, ")):
+            table = words[0]  # the title of the table the next rows belong to
+        elif words[:2] == ["train", "fp32"] and len(words) >= 5:
+            notes.append(f"train fp32: ours {words[2]} img/s, timm {words[3]} ({words[4]}x)")
+        elif table == "loop," and words[:1] == ["fp32"] and len(words) >= 4:
+            notes.append(f"loop fp32: {words[2]} img/s, {words[3]} of the model-only step")
+    return notes
 
 
 def summary(device: str, results: list[Result]) -> str:

@@ -14,5 +14,6 @@ The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train
 - errors and checks: `errors` (one `error:` line per command), `validation`;
 - timm: `timm_compat` (timm's extra model methods), `pretrained` (the paper's weights);
 - the classroom: `course` (the notebooks' run modes and `cmp`), `compare` (short comparison
-  runs), `bench`, `bench_loop`, `bench_memory` (speed next to timm).
+  runs), `bench` (the speed command, next to timm), `bench_loop` (the whole training loop),
+  `bench_memory` (gradient checkpointing's memory), `bench_core` (what the three share).
 """

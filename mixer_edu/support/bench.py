@@ -46,13 +46,16 @@ also count the time threads spend spinning while they wait for each other).
 Configurations: `cifar` (32x32 images, 4x4 patches, width 128, 8 blocks, batch 128: the shape
 of `mixer_cifar_small`), `s16` (Mixer-S/16 at 224x224, batch 16), `quick` (a very small model
 for tests). Speed is measured here, never asserted by the tests.
+
+This module is the command, the model and data rows and their tables. What every bench shares
+(the configurations, the timed steps, the alternating clock, the machine's matmul peaks) is in
+`mixer_edu.support.bench_core`; `bench_loop` and `bench_memory` build on that module only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -61,72 +64,32 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..data import ImageTensors, NormalizeBatch, augmentation
-from ..mixer import MlpMixer
-from ..train import train_step
 from . import fast_step
+from .bench_core import (
+    CONFIGS,
+    build_pair,
+    configuration,
+    device_name,
+    inference_step,
+    machine_summary,
+    median_seconds,
+    peak_gflops,
+    random_batch,
+    time_alternating,
+    training_step,
+)
+from .bench_loop import loop_benchmark, report_epoch, report_loop
+from .bench_memory import measure_checkpointing, report_checkpointing
 from .device_data import DeviceLoader
 from .errors import command_line, exit_status
 from .paths import check_folder
-from .peaks import datasheet_peak, describe_machine, matmul_size
-from .runtime import autocast, cpu_name, keep_freed_memory, resolve_device
+from .peaks import describe_machine
+from .runtime import keep_freed_memory, resolve_device
 from .validation import check_positive_int
-
-CONFIGS = {
-    "cifar": dict(
-        model=dict(img_size=32, patch_size=4, embed_dim=128, num_blocks=8, num_classes=10),
-        batch_size=128,
-        calls=5,
-    ),
-    "s16": dict(
-        model=dict(img_size=224, patch_size=16, embed_dim=512, num_blocks=8, num_classes=1000),
-        batch_size=16,
-        calls=2,
-    ),
-    "quick": dict(
-        model=dict(img_size=32, patch_size=4, embed_dim=32, num_blocks=2, num_classes=10),
-        batch_size=16,
-        calls=1,
-    ),
-}
-
 
 # --------------------------------------------------------------------------------------------
 # Measuring.
 # --------------------------------------------------------------------------------------------
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for the device to finish: GPU kernels run asynchronously, a CPU's ops do not."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(
-    dtype=torch.float32,
-    size: int = 1024,
-    repeats: int = 5,
-    device: str | torch.device = "cpu",
-    clock=time.perf_counter,
-) -> float:
-    """This machine's matmul throughput: the best GFLOP/s of (size x size) @ (size x size).
-
-    The best of a few repeats, not their median: other work on the machine can only slow a
-    measurement down, and this number stands for what the hardware can do.
-    """
-    device = torch.device(device)
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    a @ b  # warm up
-    calls = max(1, int(2e9 / (2 * size**3)))  # about 2 GFLOP per measurement
-    rates = []
-    for _ in range(repeats):
-        _sync(device)
-        start = clock()
-        for _ in range(calls):
-            a @ b
-        _sync(device)
-        rates.append(2 * size**3 * calls / (clock() - start) / 1e9)
-    return max(rates)
 
 
 def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
@@ -141,76 +104,6 @@ def count_flops(model: nn.Module, images: torch.Tensor, train: bool) -> int:
     return counter.get_total_flops()
 
 
-def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str):
-    """A function doing the trainer's own step (`mixer_edu.train.train_step`) on a fixed batch:
-    forward, label-smoothed loss, backward, gradient clipping, AdamW."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        model.train()  # (cheap) the loop benchmark evaluates the same model in between
-        train_step(model, images, labels, optimizer, precision=precision)
-
-    return step
-
-
-def inference_step(model: nn.Module, images: torch.Tensor, precision: str):
-    """A function doing one forward pass without gradients, in eval mode."""
-
-    @torch.no_grad()
-    def step():
-        model.eval()  # (cheap) the loop benchmark trains the same model in between
-        with autocast(images.device, precision):
-            model(images)
-
-    return step
-
-
-def time_alternating(
-    steps: dict, calls: int, repeats: int, device, warmup: int = 2, clock=time.perf_counter
-) -> dict:
-    """Seconds per call of each function, a list per name, taking turns in ABBA order.
-
-    `clock` is wall time by default; `time.process_time` counts only the CPU time this process
-    got, which makes one-thread comparisons robust on a machine shared with other work.
-    """
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    names = list(steps)
-    times = {name: [] for name in names}
-    for repeat in range(repeats):
-        order = names if repeat % 2 == 0 else names[::-1]  # ABBA: no side always goes first
-        for name in order:
-            _sync(device)
-            start = clock()
-            for _ in range(calls):
-                steps[name]()
-            _sync(device)
-            times[name].append((clock() - start) / calls)
-    return times
-
-
-def build_pair(model_kwargs: dict, seed: int = 0) -> tuple[nn.Module, nn.Module | None]:
-    """Our model and timm's, with the same weights (timm: None when it is not installed)."""
-    torch.manual_seed(seed)
-    ours = MlpMixer(**model_kwargs)
-    try:
-        from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
-    except ImportError:
-        return ours, None
-    theirs = TimmMlpMixer(**model_kwargs)
-    theirs.load_state_dict(ours.state_dict(), strict=True)
-    return ours, theirs
-
-
-def random_batch(model_kwargs: dict, batch: int, device: torch.device):
-    """A fixed batch for timing: `(images (B, 3, H, W) float32, labels (B,))` on `device`."""
-    size = model_kwargs["img_size"]
-    images = torch.randn(batch, 3, size, size, device=device)
-    labels = torch.randint(0, model_kwargs["num_classes"], (batch,), device=device)
-    return images, labels
-
-
 def benchmark(
     config: str = "cifar",
     precisions: tuple[str, ...] = ("fp32", "bf16"),
@@ -222,9 +115,7 @@ def benchmark(
 ) -> dict:
     """Measure one configuration; returns a dict of everything `report` prints."""
     device = torch.device(device)
-    spec = CONFIGS[config]
-    batch = batch_size or spec["batch_size"]
-    kwargs = spec["model"]
+    kwargs, batch = configuration(config, batch_size)
     images, labels = random_batch(kwargs, batch, device)
     ours, theirs = build_pair(kwargs)
     models = {"ours": ours} if theirs is None else {"ours": ours, "timm": theirs}
@@ -247,12 +138,12 @@ def benchmark(
             }
             with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32
                 times = time_alternating(
-                    steps, calls or spec["calls"], repeats, device, clock=clock
+                    steps, calls or CONFIGS[config]["calls"], repeats, device, clock=clock
                 )
             row = {"kind": kind, "precision": precision}
-            for name, seconds in times.items():
-                row[f"{name}_images_per_second"] = batch / statistics.median(seconds)
-                row[f"{name}_spread"] = (max(seconds) - min(seconds)) / statistics.median(seconds)
+            for name, median in median_seconds(times).items():
+                row[f"{name}_images_per_second"] = batch / median
+                row[f"{name}_spread"] = (max(times[name]) - min(times[name])) / median
             result["rows"].append(row)
     return result
 
@@ -274,11 +165,10 @@ def data_benchmark(
     do). The pictures' content does not change the cost of cropping, so random ones do.
     """
     device = torch.device(device)
-    spec = CONFIGS[config]
-    batch = batch_size or spec["batch_size"]
-    size, n = spec["model"]["img_size"], batches * batch
+    kwargs, batch = configuration(config, batch_size)
+    size, n = kwargs["img_size"], batches * batch
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-    labels = torch.randint(0, spec["model"]["num_classes"], (n,))
+    labels = torch.randint(0, kwargs["num_classes"], (n,))
     on_device = DeviceLoader(images, labels, batch, device=device)
 
     def device_epoch():
@@ -303,8 +193,8 @@ def data_benchmark(
         epochs["per-image, 0 workers"] = per_image_epoch
     times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
     rows = [
-        {"path": name, "images_per_second": n / statistics.median(seconds)}
-        for name, seconds in times.items()
+        {"path": name, "images_per_second": n / seconds}
+        for name, seconds in median_seconds(times).items()
     ]
     return {"config": config, "batch_size": batch, "images": n, "device": str(device), "rows": rows}
 
@@ -320,40 +210,6 @@ class _ArrayDataset:
 # --------------------------------------------------------------------------------------------
 # Reporting.
 # --------------------------------------------------------------------------------------------
-
-
-def machine_summary(
-    device: str | torch.device = "cpu", quick: bool = False, clock=time.perf_counter
-) -> dict:
-    """What this machine is, and its measured matmul throughput in fp32 and bf16 (GFLOP/s); on a
-    CUDA GPU also in TF32 (fp32 matmuls on tensor cores, as the trainer runs them there)."""
-    device = torch.device(device)
-    size, repeats = matmul_size(device, quick), 2 if quick else 5
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    machine = {
-        "device": f"{device.type}: {name}",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "matmul_size": size,
-        "fp32_matmul_gflops": matmul_gflops(torch.float32, size, repeats, device, clock),
-        "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
-    }
-    if device.type == "cuda":
-        with fast_step.tf32_matmuls(True):
-            tf32 = matmul_gflops(torch.float32, size, repeats, device, clock)
-        machine["tf32_matmul_gflops"] = tf32
-    if (known := datasheet_peak(name)) is not None:
-        machine["datasheet"], machine["datasheet_tflops"] = known
-    return machine
-
-
-def peak_gflops(machine: dict, precision: str) -> float:
-    """The measured matmul throughput of `precision` ('fp32' or 'bf16'), the 100% of its rows.
-
-    fp32 on a CUDA GPU is the TF32 matmul: the trainer runs fp32 matmuls in TF32 there."""
-    if precision == "fp32" and "tf32_matmul_gflops" in machine:
-        return machine["tf32_matmul_gflops"]
-    return machine[f"{precision}_matmul_gflops"]
 
 
 def _matmul_label(machine: dict, precision: str) -> str:
@@ -431,8 +287,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_folder(args.json.parent, "the folder of --json")
 
 
-@command_line  # bad input ends in one `error:` line and exit status 2
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mixer_edu.support.bench",
         description="Training and inference throughput of mixer_edu's MlpMixer next to timm's.",
@@ -484,15 +339,36 @@ def main(argv: list[str] | None = None) -> int:
         "and on (default config s16)",
     )
     add("--json", type=Path, help="also write the results to this file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _checkpointing_main(args: argparse.Namespace) -> int:
+    """`--grad-checkpointing`: measure (`bench_memory`), print, write `--json`."""
+    config = "quick" if args.quick else ("s16" if args.config == "all" else args.config)
+    device = torch.device(args.device)
+    machine = (
+        f"{device.type}: {device_name(device)}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
+    )
+    result = measure_checkpointing(
+        config, args.batch_size, device, repeats=2 if args.quick else args.repeats
+    )
+    print(report_checkpointing(machine, result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "checkpointing": result}, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+@command_line  # bad input ends in one `error:` line and exit status 2
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     check_arguments(args)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.grad_checkpointing:
-        from .bench_memory import checkpointing_main  # it builds on this module
-
-        return checkpointing_main(args, cpu_name())
+        return _checkpointing_main(args)
     kept = False if args.default_malloc else keep_freed_memory()
     if args.quick:
         configs, calls, repeats = ["quick"], None, 2
@@ -521,8 +397,6 @@ def main(argv: list[str] | None = None) -> int:
             result["data"] = data
             print(report_data(data, result), flush=True)
         if args.loop:
-            from .bench_loop import loop_benchmark, report_epoch, report_loop  # builds on this
-
             batches = 3 if args.quick else args.loop_batches
             loop = loop_benchmark(
                 config, precisions, args.batch_size, batches, repeats, args.device, clock=clock,

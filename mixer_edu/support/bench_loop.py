@@ -3,7 +3,7 @@
 `python -m mixer_edu.support.bench --loop` measures, for each precision, on one model and one
 device:
 
-    model-only   the bench's training step (`support.bench.training_step`) on one fixed batch,
+    model-only   the bench's training step (`support.bench_core.training_step`) on one fixed batch,
                  `batches` times: forward, loss, backward, clipping, AdamW; no data at all;
                  and, for the evaluation, forward passes (`inference_step`) on a fixed batch
                  over as many test images
@@ -25,14 +25,13 @@ without the evaluation that follows every epoch (loop against model-only trainin
 with it (loop and evaluation against the model-only steps and forward passes of the same work).
 timm's model-only step runs in the same measurement, so the loop can be compared with the
 reference implementation's bare step.
-All of them take turns (`mixer_edu.support.bench.time_alternating`), so a shared machine's drift
-touches them alike. The images are random uint8 pictures: cropping costs the same whatever
-they show.
+All of them take turns (`mixer_edu.support.bench_core.time_alternating`), so a shared machine's
+drift touches them alike. The images are random uint8 pictures: cropping costs the same
+whatever they show.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -40,14 +39,16 @@ from pathlib import Path
 import torch
 
 from ..evaluation import evaluate
-from ..train import warmup_cosine
+from ..train import clip_and_update, forward_loss, train_one_epoch, train_step, warmup_cosine
 from . import checkpoint as ckpt
 from . import fast_step
-from .bench import (
-    CONFIGS,
+from .bench_core import (
     build_pair,
+    configuration,
     inference_step,
+    median_seconds,
     random_batch,
+    sync,
     time_alternating,
     training_step,
 )
@@ -68,12 +69,10 @@ def loop_benchmark(
     compiled: bool = False,
 ) -> dict:
     """Seconds per epoch of the model-only step, the loop, the evaluation, the data alone and
-    the checkpoint, per precision; with `compiled`, also of the fast path (and its compile)."""
-    from ..train import train_one_epoch  # the trainer's own code path, not a copy of it
-
+    the checkpoint, per precision; with `compiled`, also of the fast path (and its compile).
+    The loop is the trainer's own `train_one_epoch`, not a copy of it."""
     device = torch.device(device)
-    spec = CONFIGS[config]
-    batch, kwargs = batch_size or spec["batch_size"], spec["model"]
+    kwargs, batch = configuration(config, batch_size)
     size, classes = kwargs["img_size"], kwargs["num_classes"]
     n_train, n_test = batches * batch, max(batch, batches * batch // 5)
     generator = torch.Generator().manual_seed(0)
@@ -94,7 +93,7 @@ def loop_benchmark(
             "ours model-only": _repeat(
                 training_step(ours, fixed_images, fixed_labels, precision), batches
             ),
-            "ours loop": _loop_epoch(train_one_epoch, ours, train_loader, precision),
+            "ours loop": _loop_epoch(ours, train_loader, precision),
             "ours evaluation": lambda p=precision: evaluate(ours, test_loader, device, p),
             "ours model-only evaluation": _repeat(
                 inference_step(ours, fixed_test_images, precision), eval_batches
@@ -107,7 +106,7 @@ def loop_benchmark(
             epochs["timm model-only"] = _repeat(step, batches)
         compile_seconds = None
         if compiled:
-            loop_epoch = _loop_epoch(train_one_epoch, ours, train_loader, precision)
+            loop_epoch = _loop_epoch(ours, train_loader, precision)
             loop_epoch.fast = _build_fast(ours, loop_epoch.optimizer, len(fixed_images))
             fast_epochs = {
                 "fast model-only": _fast_epoch(
@@ -122,8 +121,9 @@ def loop_benchmark(
             epochs |= {f"ours {name}": epoch for name, epoch in fast_epochs.items()}
         with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32 there
             times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
-        median = {name: statistics.median(seconds) for name, seconds in times.items()}
-        rows.append({"precision": precision, "seconds": median, "compile": compile_seconds})
+        rows.append(
+            {"precision": precision, "seconds": median_seconds(times), "compile": compile_seconds}
+        )
     return {
         "config": config,
         "batch_size": batch,
@@ -134,7 +134,7 @@ def loop_benchmark(
     }
 
 
-def _loop_epoch(train_one_epoch, model, loader: DeviceLoader, precision: str):
+def _loop_epoch(model, loader: DeviceLoader, precision: str):
     """One epoch as the trainer runs it: its epoch function, AdamW, warmup-cosine schedule,
     label smoothing 0.1 and clipping at 1 (the recipe's), on the loader's batches of seed 0.
     Setting `epoch.fast` (a `fast_step.build` result) runs it on the fast path."""
@@ -161,8 +161,6 @@ def _loop_epoch(train_one_epoch, model, loader: DeviceLoader, precision: str):
 def _build_fast(model, optimizer, batch_size: int):
     """The trainer's fast path for `model` and `optimizer`: the compiled halves of the step in
     `mixer_edu.train`, with the plan's mode (CUDA graphs on a GPU at small batches)."""
-    from ..train import clip_and_update, forward_loss
-
     device = next(model.parameters()).device
     mode = plan_run(describe_device(device), batch_size, compile=True).compile_mode
     return fast_step.build(forward_loss, clip_and_update, model, optimizer, mode)
@@ -170,8 +168,6 @@ def _build_fast(model, optimizer, batch_size: int):
 
 def _fast_epoch(model, images, labels, precision: str, batches: int):
     """The trainer's step on the fast path on one fixed batch, `batches` times."""
-    from ..train import train_step
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     fast = _build_fast(model, optimizer, len(images))
 
@@ -187,8 +183,7 @@ def _first_call_seconds(epochs: dict, device, clock) -> float:
     start = clock()
     for epoch in epochs.values():
         epoch()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return clock() - start
 
 

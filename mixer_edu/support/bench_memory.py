@@ -14,9 +14,6 @@ are none, torch's profiler records every allocation and free of the pass.
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import time
 
 import torch
@@ -24,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..mixer import MlpMixer
-from .bench import CONFIGS, random_batch, time_alternating
+from .bench_core import configuration, median_seconds, random_batch, time_alternating
 
 
 def _train_pass(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -71,9 +68,7 @@ def measure_checkpointing(
 ) -> dict:
     """Peak memory and time of a training pass with `set_grad_checkpointing` off and on."""
     device = torch.device(device)
-    spec = CONFIGS[config]
-    batch = batch_size or spec["batch_size"]
-    kwargs = spec["model"]
+    kwargs, batch = configuration(config, batch_size)
     torch.manual_seed(0)
     model = MlpMixer(**kwargs).to(device).train()
     images, labels = random_batch(kwargs, batch, device)
@@ -88,8 +83,8 @@ def measure_checkpointing(
             _train_pass(model, images, labels),
         )
     times = time_alternating(steps, 1, repeats, device, clock=clock)
-    for name, seconds in times.items():
-        result[f"seconds_{name}"] = statistics.median(seconds)
+    for name, seconds in median_seconds(times).items():
+        result[f"seconds_{name}"] = seconds
     model.set_grad_checkpointing(False)
     result["memory_ratio"] = result["peak_bytes_on"] / result["peak_bytes_off"]
     result["time_ratio"] = result["seconds_on"] / result["seconds_off"]
@@ -97,6 +92,7 @@ def measure_checkpointing(
 
 
 def report_checkpointing(machine: str, result: dict) -> str:
+    """The lines `python -m mixer_edu.support.bench --grad-checkpointing` prints."""
     mib = 2**20
     return "\n".join(
         [
@@ -108,19 +104,3 @@ def report_checkpointing(machine: str, result: dict) -> str:
             f"on {result['seconds_on']:.3f} (on/off {result['time_ratio']:.2f})",
         ]
     )
-
-
-def checkpointing_main(args: argparse.Namespace, cpu_name: str) -> int:
-    """`python -m mixer_edu.support.bench --grad-checkpointing`: measure, print, write `--json`."""
-    config = "quick" if args.quick else ("s16" if args.config == "all" else args.config)
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name
-    machine = f"{device.type}: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    result = measure_checkpointing(
-        config, args.batch_size, device, repeats=2 if args.quick else args.repeats
-    )
-    print(report_checkpointing(machine, result), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "checkpointing": result}, indent=2))
-        print(f"\nwrote {args.json}")
-    return 0
