@@ -144,6 +144,43 @@ def test_a_metrics_line_that_does_not_fit_leaves_no_half_line(data_root, tmp_pat
     assert [r["epoch"] for r in result.history] == [1]
 
 
+def test_the_background_writer_writes_in_order_and_raises_a_failed_write_at_the_next_save(
+    tmp_path, monkeypatch
+):
+    """EpochWriter: metrics line, snapshot, checkpoint, one epoch at a time; the copies it
+    writes are taken when `save` is called, and a failed write surfaces at the next `save`."""
+    from mixer_edu.support.run_files import EpochWriter
+
+    config = TrainConfig(**_tiny_config())
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = training.warmup_cosine(optimizer, 1, 10)
+    plan = type("Plan", (), {"precision": "fp32", "data_path": "loader",
+                             "device": torch.device("cpu")})()  # fmt: skip
+    state = dict(config=config, model=model, optimizer=optimizer, scheduler=scheduler, plan=plan)
+    order = []
+    real_write_atomic = disk.write_atomic
+
+    def noting_write_atomic(data, path, what):
+        order.append(what)
+        if what == "the checkpoint of epoch 2":
+            raise DiskFullError(errno.ENOSPC, "could not write the checkpoint of epoch 2")
+        return real_write_atomic(data, path, what)
+
+    monkeypatch.setattr(disk, "write_atomic", noting_write_atomic)
+    with pytest.raises(DiskFullError, match="epoch 2"), EpochWriter(tmp_path) as writer:
+        writer.save(1, {"epoch": 1}, **state)
+        with torch.no_grad():
+            model.weight.fill_(7.0)  # after save: the queued copy keeps the old weights
+        writer.save(2, {"epoch": 2}, **state)
+        writer.save(3, {"epoch": 3}, **state)  # raises epoch 2's error; epoch 3 is not written
+    assert order == ["the snapshot of epoch 1", "the checkpoint of epoch 1",
+                     "the snapshot of epoch 2", "the checkpoint of epoch 2"]  # fmt: skip
+    saved = ckpt.load_checkpoint(tmp_path / ckpt.CHECKPOINT_NAME)
+    assert saved["epoch"] == 1 and not torch.equal(saved["model"]["weight"], model.weight)
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]  # a resume drops line 2
+
+
 # --- Changed recipe on resume --------------------------------------------------------------------
 
 

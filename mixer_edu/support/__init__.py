@@ -3,11 +3,12 @@
 The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train`, `data`,
 `viz`, ...) call into these modules for what every real run needs but no lesson teaches:
 
-- how a run runs: `plan` (precision, data path, compile, workers, printed at the start),
-  `runtime` (device, seeds, allocator settings), `distributed` (torchrun / DDP), `fast_step`
-  (the compiled step and its GPU settings), `peaks` (datasheet peaks for the bench),
-  `device_data` (the data set kept on the accelerator);
+- how a run runs: `machine` (the set-up `train` enters once), `plan` (precision, data path,
+  compile, workers, printed at the start), `runtime` (device, seeds, allocator settings),
+  `distributed` (torchrun / DDP), `fast_step` (the compiled step and its GPU settings),
+  `peaks` (datasheet peaks for the bench), `device_data` (the data set kept on the accelerator);
 - files: `checkpoint` (atomic writes, safe loading, exact resume), `metrics` (`metrics.jsonl`),
+  `run_files` (start or resume, each epoch's files written in the background),
   `paths`, `disk` (writes that survive a full disk), `run_lock` (one live run per folder),
   `resume_changes`, `cifar_files` (reading CIFAR-10 without unpickling code), `standin` (the offline
   stand-in data set);
