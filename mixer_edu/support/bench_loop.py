@@ -54,6 +54,7 @@ from .bench_core import (
 )
 from .device_data import DeviceLoader
 from .plan import describe_device, plan_run
+from .run_files import on_cpu
 
 CIFAR_TRAIN, CIFAR_TEST, CLASSROOM_EPOCHS = 50_000, 10_000, 30  # the classroom run's size
 
@@ -100,7 +101,7 @@ def loop_benchmark(
             ),
         }
         epochs["ours data"] = lambda: [None for _ in train_loader.epoch(seed=0)]
-        epochs["ours checkpoint"] = _checkpoint(ours, folder)
+        epochs["ours checkpoint"], epochs["ours checkpoint write"] = _checkpoint(ours, folder)
         if theirs is not None:
             step = training_step(theirs, fixed_images, fixed_labels, precision)
             epochs["timm model-only"] = _repeat(step, batches)
@@ -187,9 +188,11 @@ def _first_call_seconds(epochs: dict, device, clock) -> float:
     return clock() - start
 
 
-def _checkpoint(model, folder: Path):
-    """What the trainer writes after an epoch: a snapshot of the weights, then the checkpoint
-    (weights, AdamW's state, the scheduler's and the random generators' states)."""
+def _checkpoint(model, folder: Path) -> tuple:
+    """What the trainer does after an epoch, in two parts (`run_files.EpochWriter`): `copy`,
+    which the loop waits for (the state copied to the CPU), and `write`, which runs in the
+    background during the next epoch (a snapshot of the weights, then the checkpoint: weights,
+    AdamW's state, the scheduler's and the random generators' states)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for p in model.parameters():  # AdamW's state as after a step: two moments per weight
         optimizer.state[p] = {
@@ -198,19 +201,25 @@ def _checkpoint(model, folder: Path):
             "exp_avg_sq": torch.zeros_like(p),
         }
     scheduler = warmup_cosine(optimizer, 1, 10**9)
+    copied = {}
 
-    def epoch():
-        snapshot = {"model": ckpt.model_state(model), "epoch": 1}
-        ckpt.save_atomic(snapshot, ckpt.snapshot_path(folder, 1))
+    def copy():
+        snapshot = {"model": on_cpu(ckpt.model_state(model)), "epoch": 1}
         full = {
             **snapshot,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": on_cpu(optimizer.state_dict()),
             "scheduler": scheduler.state_dict(),
             "rng": ckpt.rng_state(),
         }
-        ckpt.save_atomic(full, folder / ckpt.CHECKPOINT_NAME)
+        copied.update(snapshot=snapshot, full=full)
 
-    return epoch
+    def write():
+        if not copied:
+            copy()
+        ckpt.save_atomic(copied["snapshot"], ckpt.snapshot_path(folder, 1))
+        ckpt.save_atomic(copied["full"], folder / ckpt.CHECKPOINT_NAME)
+
+    return copy, write
 
 
 def _repeat(step, times: int):
@@ -260,7 +269,8 @@ def report_epoch(loop: dict) -> str:
     n, n_test, batch = loop["train_images"], loop["test_images"], loop["batch_size"]
     train_scale = (CIFAR_TRAIN // batch * batch) / n
     lines = [
-        f"epoch parts, {loop['config']}: fraction of one epoch (loop + evaluation + checkpoint); "
+        f"epoch parts, {loop['config']}: fraction of one epoch (loop + evaluation + checkpoint: "
+        "its copy, and its write where that outlasts the next epoch); "
         f"{CLASSROOM_EPOCHS} epochs projected to {CIFAR_TRAIN:,} training and {CIFAR_TEST:,} "
         "test images",
         f"{'':6s}{'path':>6s}{'data':>8s}{'step':>8s}{'rest':>8s}{'eval':>8s}{'ckpt':>8s}"
@@ -274,10 +284,13 @@ def report_epoch(loop: dict) -> str:
         for path, prefix in paths:
             loop_s, step_s = seconds[prefix + "loop"], seconds[prefix + "model-only"]
             data_s, eval_s = seconds["ours data"], seconds[prefix + "evaluation"]
-            ckpt_s = seconds["ours checkpoint"]
+            # The loop waits for the copy, and for the write only where it outlasts an epoch.
+            trained = loop_s * train_scale + eval_s * CIFAR_TEST / n_test
+            write_s = seconds.get("ours checkpoint write", 0.0)
+            ckpt_s = seconds["ours checkpoint"] + max(0.0, write_s - trained)
             epoch_s = loop_s + eval_s + ckpt_s
             parts = [data_s, step_s, loop_s - data_s - step_s, eval_s, ckpt_s]
-            full_epoch = loop_s * train_scale + eval_s * CIFAR_TEST / n_test + ckpt_s
+            full_epoch = trained + ckpt_s
             compile_s = row.get("compile") if path == "fast" else 0.0
             total = CLASSROOM_EPOCHS * full_epoch + (compile_s or 0.0)
             line = f"{row['precision']:6s}{path:>6s}" + "".join(

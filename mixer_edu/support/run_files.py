@@ -97,7 +97,7 @@ def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tup
     snapshot = {
         "model_name": config.model_name,
         "model_config": ckpt.encode_config(config.model_kwargs()),
-        "model": _on_cpu(ckpt.model_state(model)),
+        "model": on_cpu(ckpt.model_state(model)),
         "epoch": epoch,
         "dataset": config.dataset,
         "dataset_label": dataset_label(config.dataset),
@@ -105,7 +105,7 @@ def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tup
     }
     full = {
         **snapshot,
-        "optimizer": _on_cpu(optimizer.state_dict()),
+        "optimizer": on_cpu(optimizer.state_dict()),
         "scheduler": scheduler.state_dict(),
         "rng": ckpt.rng_state(),
         "train_config": asdict(config),
@@ -116,14 +116,14 @@ def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tup
     return snapshot, full
 
 
-def _on_cpu(value):
+def on_cpu(value):
     """`value` with every tensor in it copied to the CPU (dicts and lists walked)."""
     if torch.is_tensor(value):
         return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
-        return {key: _on_cpu(item) for key, item in value.items()}
+        return {key: on_cpu(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_on_cpu(item) for item in value)
+        return type(value)(on_cpu(item) for item in value)
     return value
 
 
