@@ -228,6 +228,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         train_loader, test_loader, mixing = run_loaders(
             config, data_root=run.data_root, plan=plan, device=device, ranks=ranks
         )
+        plan = plan.for_steps(config.epochs * len(train_loader))  # a short run is not compiled
 
         # The model, the optimiser and the schedule.
         seed_everything(config.seed)

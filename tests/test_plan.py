@@ -34,6 +34,19 @@ def test_gpus_compile_by_default_and_cpus_stay_eager_unless_asked():
     # Issue 22, one H200: 25 s of compiling, then 15k-18.5k img/s against 7.4k-8.7k eager.
     assert plan_run(H200, 128).step == "cuda-graphs"
     assert "pays the compile back" in plan_run(H200, 128).why
+
+
+def test_an_automatic_compile_is_dropped_for_a_run_too_short_to_pay_it_back():
+    from mixer_edu.support.plan import MIN_COMPILED_STEPS
+
+    auto = plan_run(H200, 128)
+    assert auto.for_steps(30 * 390) is auto  # the classroom run: 11,700 steps, compiled
+    short = auto.for_steps(MIN_COMPILED_STEPS - 1)
+    assert short.step == "eager" and "too few to pay back a compile" in short.why
+    assert "eager steps" in short.summary()
+    asked = plan_run(H200, 128, compile=True)
+    assert asked.for_steps(10).step == "cuda-graphs"  # asked for: kept, however short
+    assert plan_run(AMX_CPU, 128).for_steps(10).step == "eager"
     assert plan_run(H200, 128, compile=False).step == "eager"
     assert plan_run(AMX_CPU, 128).step == "eager"  # the CPU default stays the plain step
     assert plan_run(MAC, 128).step == "eager"

@@ -12,7 +12,7 @@ they were made on. A rule is a default, never a restriction: every choice can be
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -25,6 +25,11 @@ COMPILE_CHOICES = ("auto", True, False)
 # From this batch size up, a GPU step is bound by arithmetic rather than by kernel launches
 # (see plan_run): bf16 pays off, CUDA graphs no longer do.
 LARGE_GPU_BATCH = 512
+# An automatic compile is kept for runs of at least this many training steps. On one H200 at the
+# classroom batch (2026-12-04, tools/profile_step.py and the classroom run) the compile took 70 s
+# on a fresh machine and 12 s from the cache, and saved about 11 ms a step (4.2 ms compiled
+# against 15-17 ms eager): it pays back after about 6,400 steps cold and 1,100 from the cache.
+MIN_COMPILED_STEPS = 4000
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,23 @@ class RunPlan:
     workers: int  # DataLoader worker processes (0 on the device path: there is no DataLoader)
     tf32: bool = False  # float32 matmuls on TF32 tensor cores (mixer_edu.support.fast_step)
     why: str = ""  # the reason for the step mode, when the plan chose it
+    auto_compile: bool = False  # compiled because compile was 'auto' (see `for_steps`)
 
     @property
     def compile_mode(self) -> str | None:
         """The `mode` for `torch.compile`, or None when steps run eagerly."""
         return {"eager": None, "compile": "default", "cuda-graphs": "reduce-overhead"}[self.step]
+
+    def for_steps(self, steps: int) -> RunPlan:
+        """This plan for a run of `steps` training steps: a compile the plan chose by itself
+        is dropped when the run is too short to pay it back (`MIN_COMPILED_STEPS`)."""
+        if not self.auto_compile or steps >= MIN_COMPILED_STEPS:
+            return self
+        why = (
+            f"auto: {steps:,} steps are too few to pay back a compile, which pays from about "
+            f"{MIN_COMPILED_STEPS:,}"
+        )
+        return replace(self, step="eager", why=why, auto_compile=False)
 
     def summary(self) -> str:
         """One line for the start of a run."""
@@ -120,10 +137,12 @@ def plan_run(
                    cuda    smaller batches               ->  fp32: 9,500 img/s vs 7,200 bf16 at
                                                              batch 128, launch-bound (1)
                    mps     always                        ->  fp32 (bf16 depends on macOS)
-        compile    cuda    'auto'                        ->  compile: after a 25 s compile the
-                                                             classroom epoch trained in 2.7-3.3 s
+        compile    cuda    'auto', >= MIN_COMPILED_STEPS ->  compile: after a 25 s compile the
+                           steps (`RunPlan.for_steps`)       classroom epoch trained in 2.7-3.3 s
                                                              instead of 5.7-6.8 s (2): 30 epochs
                                                              pay the compile back
+                   cuda    'auto', shorter runs          ->  eager: the compile would cost more
+                                                             than it saves
                    cpu/mps 'auto'                        ->  eager: the CPU default stays the
                                                              plain step (not measured compiled)
         step       cuda    compiled, small batch         ->  CUDA graphs: one launch replays the
@@ -159,9 +178,11 @@ def plan_run(
     if precision == "auto":
         precision = auto_precision(device, batch_size)
     why = ""
+    auto_compile = compile == "auto" and device.type == "cuda"
     if compile == "auto":
-        compile = device.type == "cuda"
-        why = "auto: a GPU run pays the compile back; compiled code is cached" if compile else ""
+        compile = auto_compile
+        why = "auto: a long GPU run pays the compile back; compiled code is cached"
+        why = why if compile else ""
     if not compile:
         step = "eager"
     else:
@@ -177,4 +198,5 @@ def plan_run(
         workers = 0
     else:
         workers = default_num_workers(device.cores) if num_workers is None else num_workers
-    return RunPlan(device, precision, data_path, step, workers, tf32 and precision == "fp32", why)
+    tf32 = tf32 and precision == "fp32"
+    return RunPlan(device, precision, data_path, step, workers, tf32, why, auto_compile)
