@@ -23,7 +23,7 @@ CI has no GPU, so this is how the course's device code paths get exercised: run 
 
 Every step has a time budget (seconds; `--budget STEP=SECONDS` changes one, `--budget-scale`
 all; the notebooks share theirs): a step that runs past it is stopped and counted as failed, so
-the whole check ends within about 8 minutes (the budgets add up to 450 s; writing the classroom
+the whole check ends within about 10 minutes (the budgets add up to 570 s; writing the classroom
 run's stand-in, about 20 s, comes on top). It needs torch, torchvision, timm, einops, matplotlib
 and pytest; not Jupyter, nbformat or nbval (GPU images often lack them): notebooks are read as
 JSON, and the tests that need Jupyter skip, naming what is missing.
@@ -50,7 +50,10 @@ NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]-*.ipynb")) + sorted(
     ROOT.glob("notebooks/exercises/solutions/[0-9][0-9]-*.ipynb")
 )
 STEPS = ("tests", "notebooks", "train", "bench")
-BUDGETS = {"tests": 130, "notebooks": 140, "train": 120, "bench": 60}  # seconds; 450 in all
+# Seconds; 570 in all. On one H200 (2026-12-04) the suite under `pytest -n 8` ran past 130 s,
+# notebook 04 alone took 127 s while fast mode's runs still compiled, and the classroom run's
+# first compile took 70 s: the budgets fit those, and the whole check a 15-minute GPU lease.
+BUDGETS = {"tests": 200, "notebooks": 150, "train": 180, "bench": 40}
 CLASSROOM_EPOCHS = 30  # the classroom recipe's, on 50,000 images: the CIFAR-10 run's work
 CIFAR_SIZED = ["--train-per-batch", "10000", "--test-size", "10000"]  # 50,000 / 10,000 images
 
