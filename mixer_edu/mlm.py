@@ -2,7 +2,8 @@
 
 The experiment trains the same small encoder (`mixer_edu.seq_mixing.TextEncoder`) twice, once
 with softmax self-attention and once with MLP token mixing, on the same data, with the same seed,
-and compares them.
+and compares them; then it does it again with other seeds, because one pair of short runs can be
+luck (a seed changes the initial weights, the batches and their masks).
 
 **The task (BERT's, on characters).** Cut English text into pieces of `seq_len` characters. In
 every piece pick 15% of the positions at random; replace 80% of those by a `[MASK]` symbol, 10% by
@@ -21,14 +22,16 @@ ASCII with single spaces (`mlm_text.clean_text`), and cut into blocks of `16 * s
 characters; every 10th block is held out. The text differs a little between Python versions, so
 the exact numbers do too.
 
-**The numbers.** `run_experiment` returns, for each mixer: the parameter count, the loss curves
-(training loss at every step, held-out loss and accuracy at every evaluation), the final held-out
-accuracy, and the training speed in sequences per second, measured in one process by timing
+**The numbers.** `run_experiment` returns, for each mixer and seed: the parameter count, the loss
+curves (training loss at every step, held-out loss and accuracy at every evaluation) and the final
+held-out accuracy; every run is scored on the same held-out characters. For the first seed's
+models it also measures the training speed in sequences per second, in one process, by timing
 training steps of the two models alternately and taking the median (timing on a shared machine is
-noisy, and alternating exposes both models to the same noise). The CLI prints a table:
+noisy, and alternating exposes both models to the same noise). The CLI prints a table, with the
+mean and the range over the seeds:
 
-    python -m mixer_edu.mlm              # both mixers, 2000 steps each
-    python -m mixer_edu.mlm --fast       # 250 steps each (the notebook's fast mode)
+    python -m mixer_edu.mlm                     # both mixers, 2000 steps each, seed 0
+    python -m mixer_edu.mlm --fast --seeds 0 1 2  # the notebook's fast mode: a smaller model
     python -m mixer_edu.mlm --steps 2000 --seq-len 128 --out runs/mlm
 """
 
@@ -40,7 +43,7 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +53,7 @@ from tqdm.auto import tqdm
 
 from .mlm_text import IGNORE_INDEX, MlmData, mask_tokens
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
+from .support.compare import mean_and_range
 from .support.course import fast_mode
 from .support.errors import TrainingDivergedError, command_line, exit_status
 from .support.paths import check_folder
@@ -96,12 +100,21 @@ class MlmConfig:
 
     @classmethod
     def fast(cls, **overrides) -> MlmConfig:
-        """A short run for the notebook and CI: 250 steps with a shorter warm-up.
+        """A short run for the notebook and CI: a narrower model on shorter sequences and batches.
 
-        Long enough for the MLP mixer to pull ahead of attention (the full run shows how that
-        turns around later).
+        On the course's 2-core VM one step of this model took about a quarter of the time of a
+        full-size step (seq_len 64, d_model 64, batch 64), so the notebook trains both mixers with
+        three seeds in about the time one full-size pair of 250 steps took; 600 steps take both
+        models well past guessing the most common character.
         """
-        fast = {"steps": 250, "warmup_steps": 50, "eval_every": 25, "eval_sequences": 256}
+        fast = {
+            "seq_len": 32,
+            "d_model": 32,
+            "batch_size": 32,
+            "steps": 600,
+            "warmup_steps": 50,
+            "eval_every": 50,
+        }
         return cls(**{**fast, **overrides})
 
 
@@ -167,9 +180,16 @@ def evaluate_heldout(
     return {"heldout_loss": total_loss / count, "heldout_accuracy": correct / count}
 
 
+HELDOUT_SEED = 1  # the held-out masking's own seed: the same whatever the run's seed
+
+
 def heldout_set(data: MlmData, config: MlmConfig) -> tuple[Tensor, Tensor]:
-    """The held-out sequences with one fixed masking (the same for every mixer)."""
-    generator = torch.Generator().manual_seed(config.seed + 1)
+    """The held-out sequences with one fixed masking, the same for every mixer and every seed.
+
+    So all runs are scored on the same characters, and a difference between seeds comes from
+    training, not from which characters happened to be masked.
+    """
+    generator = torch.Generator().manual_seed(HELDOUT_SEED)
     return mask_tokens(data.heldout_sequences(config.eval_sequences), data.vocab, generator)
 
 
@@ -182,7 +202,8 @@ def train_mlm(
     """Train one encoder with `mixer` on the masked-character task; return its curves and model.
 
     Deterministic for a given `config.seed`: the model's initial weights, the training batches and
-    their masks come from seeded generators, so both mixers see exactly the same data.
+    their masks come from seeded generators, so both mixers see exactly the same data. The
+    held-out set does not depend on the seed (`heldout_set`).
     """
     data = data or MlmData(seq_len=config.seq_len)
     torch.manual_seed(config.seed)
@@ -269,51 +290,79 @@ def run_experiment(
     data: MlmData | None = None,
     progress: bool = True,
     speed_repeats: int = 10,
+    seeds: tuple[int, ...] | None = None,
 ) -> dict:
-    """Train every mixer in `mixers` with the same config and data; measure their speed.
+    """Train every mixer in `mixers` once per seed, with the same config and data; time them.
 
-    Returns a dict with `config`, `vocab_size`, `unigram_accuracy` and `runs`: one `MlmRun` per
-    mixer, plus `sequences_per_second` (see `training_speed`) for each.
+    `seeds` defaults to `(config.seed,)`; each seed replaces `config.seed`. Returns a dict with
+    `config`, `seeds`, `vocab_size`, `unigram_accuracy`, `seed_runs` (per mixer, one `MlmRun` per
+    seed, in the order of `seeds`), `runs` (per mixer, the first seed's run) and
+    `sequences_per_second` (see `training_speed`) of the first seed's models.
     """
     config = config or (MlmConfig.fast() if fast_mode() else MlmConfig())
+    seeds = tuple(seeds) if seeds is not None else (config.seed,)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0, 1, 2)")
     data = data or MlmData(seq_len=config.seq_len)
-    runs = {mixer: train_mlm(mixer, config, data, progress) for mixer in mixers}
+    seed_runs = {
+        mixer: [train_mlm(mixer, replace(config, seed=seed), data, progress) for seed in seeds]
+        for mixer in mixers
+    }
+    runs = {mixer: mixer_runs[0] for mixer, mixer_runs in seed_runs.items()}
     speed = training_speed({m: run.model for m, run in runs.items()}, data, config, speed_repeats)
     return {
         "config": config,
+        "seeds": seeds,
         "vocab_size": data.vocab.size,
         "unigram_accuracy": unigram_accuracy(data, config),
+        "seed_runs": seed_runs,
         "runs": runs,
         "sequences_per_second": speed,
     }
 
 
 def format_results(results: dict) -> str:
-    """The experiment as a small table."""
-    config = results["config"]
+    """The experiment as a table; over several seeds, each number as mean (lowest - highest)."""
+    config, seeds = results["config"], results["seeds"]
+    several = len(seeds) > 1
+
+    def column(values: list[float], spec: str) -> str:
+        return mean_and_range(values, spec) if several else f"{values[0]:{spec}}"
+
+    over = ": mean (range)" if several else ""
+    loss_width, accuracy_width = (27, 24) if several else (14, 11)
     lines = [
         f"Masked-character model, pydoc topics, seq_len={config.seq_len}, {config.steps} steps "
         f"of {config.batch_size} sequences, d_model={config.d_model}, "
-        f"{config.num_layers} layers",
-        f"{'mixer':10s} {'params':>9s} {'held-out loss':>14s} {'masked acc':>11s} "
-        f"{'train seq/s':>12s}",
+        f"{config.num_layers} layers, seed{'s' if several else ''} {', '.join(map(str, seeds))}",
+        f"{'mixer':10s} {'params':>9s}   {'held-out loss' + over:>{loss_width}s}   "
+        f"{'masked acc' + over:>{accuracy_width}s}   {'train seq/s':>11s}",
     ]
-    for mixer, run in results["runs"].items():
+    for mixer, runs in results["seed_runs"].items():
+        loss = column([run.heldout_loss for run in runs], "5.3f")
+        accuracy = column([run.heldout_accuracy for run in runs], "5.1%")
         speed = results["sequences_per_second"][mixer]
         lines.append(
-            f"{mixer:10s} {run.num_params:9,d} {run.heldout_loss:14.3f} "
-            f"{run.heldout_accuracy:11.3f} {speed:12.0f}"
+            f"{mixer:10s} {runs[0].num_params:9,d}   {loss:>{loss_width}s}   "
+            f"{accuracy:>{accuracy_width}s}   {speed:11.0f}"
         )
-    lines.append(f"(guessing the most common character: {results['unigram_accuracy']:.3f})")
+    lines.append(
+        f"(guessing the most common character: {results['unigram_accuracy']:.1%}; "
+        f"speed: seed {seeds[0]}'s models)"
+    )
     return "\n".join(lines)
 
 
 def save_results(results: dict, out: str | Path) -> Path:
-    """Write `results.json` (config, curves, numbers) and one `encoder_<mixer>.pt` per mixer."""
+    """Write `results.json` (config, curves, numbers) and one `encoder_<mixer>.pt` per mixer.
+
+    The curves and the encoders are the first seed's; the final numbers are given for every seed.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "config": asdict(results["config"]),
+        "seeds": list(results["seeds"]),
         "vocab_size": results["vocab_size"],
         "unigram_accuracy": results["unigram_accuracy"],
         "sequences_per_second": results["sequences_per_second"],
@@ -322,6 +371,10 @@ def save_results(results: dict, out: str | Path) -> Path:
                 "num_params": run.num_params,
                 "heldout_accuracy": run.heldout_accuracy,
                 "heldout_loss": run.heldout_loss,
+                "heldout_accuracy_per_seed": [
+                    r.heldout_accuracy for r in results["seed_runs"][mixer]
+                ],
+                "heldout_loss_per_seed": [r.heldout_loss for r in results["seed_runs"][mixer]],
                 "train_seconds": run.train_seconds,
                 "train_loss": run.train_loss,
                 "evals": run.evals,
@@ -343,39 +396,49 @@ def main(argv: list[str] | None = None) -> dict:
         description="Train a masked character model with self-attention and with MLP token "
         "mixing on Python's documentation topics, and compare them.",
     )
-    defaults = MlmConfig()
+    full, fast = MlmConfig(), MlmConfig.fast()
+
+    def option(flag: str, field_name: str, kind: type, what: str) -> None:
+        parser.add_argument(
+            flag,
+            type=kind,
+            dest=field_name,
+            help=f"{what} (default {getattr(full, field_name)}, "
+            f"with --fast {getattr(fast, field_name)})",
+        )
+
     parser.add_argument("--mixers", nargs="+", choices=MIXERS, default=list(MIXERS))
-    parser.add_argument("--fast", action="store_true", help="short run (as MIXER_EDU_FAST=1)")
-    parser.add_argument("--steps", type=int, help=f"training steps (default {defaults.steps})")
-    parser.add_argument("--seq-len", type=int, default=defaults.seq_len)
-    parser.add_argument("--d-model", type=int, default=defaults.d_model)
-    parser.add_argument("--layers", type=int, default=defaults.num_layers)
-    parser.add_argument("--heads", type=int, default=defaults.num_heads)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--fast", action="store_true", help="short run, smaller model (as MIXER_EDU_FAST=1)"
+    )
+    option("--steps", "steps", int, "training steps")
+    option("--seq-len", "seq_len", int, "characters per sequence")
+    option("--d-model", "d_model", int, "channels per position")
+    option("--layers", "num_layers", int, "encoder layers")
+    option("--heads", "num_heads", int, "attention heads")
+    option("--batch-size", "batch_size", int, "sequences per step")
+    option("--lr", "lr", float, "peak learning rate")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[full.seed],
+        help="one run of each mixer per seed; the table gives mean and range (default 0)",
+    )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--out", help="directory for results.json and the trained encoders")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
     make = MlmConfig.fast if args.fast or fast_mode() else MlmConfig
-    overrides = dict(
-        seq_len=args.seq_len,
-        d_model=args.d_model,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        bf16=args.bf16,
-    )
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    config = make(**overrides)
+    names = ("steps", "seq_len", "d_model", "num_layers", "num_heads", "batch_size", "lr")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    config = make(**overrides, seed=args.seeds[0], bf16=args.bf16)
     if args.out:
         check_folder(args.out, "--out")  # before training, not after it
-    results = run_experiment(config, tuple(args.mixers), progress=not args.no_progress)
+    results = run_experiment(
+        config, tuple(args.mixers), progress=not args.no_progress, seeds=tuple(args.seeds)
+    )
     print(format_results(results))
     if args.out:
         print(f"wrote {save_results(results, args.out)}")

@@ -204,7 +204,11 @@ def test_viz_of_a_checkpoint_naming_os_system_is_refused(finished_run, data_root
     "module, args, fragment",
     [
         ("mlm", ["--fast", "--steps", "0"], "steps must be a positive int, got 0"),
-        ("mlm", ["--fast", "--heads", "3"], "num_heads=3 must divide d_model=64"),
+        (
+            "mlm",
+            ["--fast", "--heads", "3", "--d-model", "64"],
+            "num_heads=3 must divide d_model=64",
+        ),
         ("support.bench", ["--quick", "--calls", "0"], "--calls must be a positive int"),
         ("support.bench", ["--quick", "--device", "banana"], "device must be one of"),
         ("support.standin", ["--root", "{a_file}"], "is inside {a_file}, which is a file"),

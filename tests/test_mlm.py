@@ -1,6 +1,7 @@
 import json
 import math
 import string
+from dataclasses import replace
 
 import pytest
 import torch
@@ -103,14 +104,49 @@ def test_training_is_deterministic_for_a_seed():
     assert first.train_loss == second.train_loss and first.evals == second.evals
 
 
+def test_heldout_set_does_not_depend_on_the_seed_so_every_run_is_scored_alike():
+    data = MlmData(TINY_TEXT, seq_len=16)
+    first = mlm.heldout_set(data, MlmConfig(**TINY, seed=0))
+    other = mlm.heldout_set(data, MlmConfig(**TINY, seed=7))
+    assert all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_experiment_trains_each_mixer_once_per_seed_and_reports_mean_and_range():
+    data = MlmData(TINY_TEXT, seq_len=16)
+    config = MlmConfig(**TINY, steps=3, eval_every=3, eval_sequences=16)
+    results = mlm.run_experiment(config, data=data, progress=False, speed_repeats=1, seeds=(0, 5))
+    assert results["seeds"] == (0, 5)
+    for mixer, runs in results["seed_runs"].items():
+        assert len(runs) == 2 and results["runs"][mixer] is runs[0]
+        alone = mlm.train_mlm(mixer, replace(config, seed=5), data, progress=False)
+        assert runs[1].train_loss == alone.train_loss  # seed 5 is the same run as train_mlm's
+    assert results["seed_runs"]["mlp"][0].train_loss != results["seed_runs"]["mlp"][1].train_loss
+    table = mlm.format_results(results).splitlines()
+    accuracies = [run.heldout_accuracy for run in results["seed_runs"]["mlp"]]
+    assert "seeds 0, 5" in table[0] and "masked acc: mean (range)" in table[1]
+    mlp_line = next(line for line in table if line.startswith("mlp"))
+    assert f"({min(accuracies):5.1%} - {max(accuracies):5.1%})" in mlp_line
+    with pytest.raises(ValueError, match="seeds is empty"):
+        mlm.run_experiment(config, data=data, progress=False, seeds=())
+
+
+def test_cli_fast_keeps_the_fast_model_unless_an_option_changes_it(capsys):
+    results = mlm.main(["--fast", "--steps", "1", "--seq-len", "16", "--no-progress"])
+    config, fast = results["config"], MlmConfig.fast()
+    assert (config.steps, config.seq_len) == (1, 16)  # the options given
+    assert (config.d_model, config.batch_size) == (fast.d_model, fast.batch_size)  # the rest
+    assert "seed 0" in capsys.readouterr().out
+
+
 def test_cli_compares_both_mixers_and_writes_results(tmp_path, capsys):
-    args = "--steps 2 --seq-len 16 --d-model 16 --layers 1 --heads 2 --batch-size 8"
+    args = "--steps 2 --seq-len 16 --d-model 16 --layers 1 --heads 2 --batch-size 8 --seeds 0 1"
     results = mlm.main([*args.split(), "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "mixer" in out and "masked acc" in out and "most common character" in out
-    assert set(results["runs"]) == {"attention", "mlp"}
+    assert set(results["runs"]) == {"attention", "mlp"} and results["seeds"] == (0, 1)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["config"]["steps"] == 2 and len(saved["runs"]["mlp"]["train_loss"]) == 2
+    assert saved["seeds"] == [0, 1] and len(saved["runs"]["mlp"]["heldout_accuracy_per_seed"]) == 2
     assert saved["sequences_per_second"]["attention"] > 0
     state = torch.load(tmp_path / "encoder_mlp.pt")
     assert "layers.0.token_mixer.mlp.fc1.weight" in state

@@ -226,17 +226,22 @@ def train_seeds(
     return [train_briefly(build(seed), train, test, epochs, seed=seed, **recipe) for seed in seeds]
 
 
+def mean_and_range(values: list[float], spec: str = "5.1%") -> str:
+    """`mean (lowest - highest)` of one number over seeds, each formatted with `spec`.
+
+    The course reports every small comparison over several seeds this way (notebooks 02, 03, 07
+    and 08): the mean says where the runs land, the range how far one run can be from it.
+    """
+    return f"{statistics.mean(values):{spec}} ({min(values):{spec}} - {max(values):{spec}})"
+
+
 def format_seed_runs(runs: dict[str, list[BriefRun]]) -> str:
     """One line per variant: test and train accuracy as mean, then (lowest - highest) over seeds."""
-
-    def spread(values: list[float]) -> str:
-        return f"{statistics.mean(values):6.1%} ({min(values):5.1%} - {max(values):5.1%})"
-
     counts = "/".join(sorted({str(len(seed_runs)) for seed_runs in runs.values()}))
     header = f"{'test acc: mean (range)':>24s}   {'train acc: mean (range)':>24s}"
     lines = [f"{'':30s} {'params':>8s}   {header}   ({counts} seeds each)"]
     for name, seed_runs in runs.items():
-        test = spread([run.test_acc for run in seed_runs])
-        train = spread([run.train_acc for run in seed_runs])
+        test = mean_and_range([run.test_acc for run in seed_runs])
+        train = mean_and_range([run.train_acc for run in seed_runs])
         lines.append(f"{name:30s} {seed_runs[0].params:8,d}   {test:>24s}   {train:>24s}")
     return "\n".join(lines)
