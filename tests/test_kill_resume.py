@@ -20,6 +20,9 @@ from mixer_edu.support import checkpoint as ckpt
 from mixer_edu.support.metrics import METRICS_NAME, read_metrics
 
 KILLS = 25
+# Runs that must finish get this long: far more than they need (seconds), so that a machine
+# slowed down by other work does not turn them into kills.
+UNHURRIED = 900
 # Many short epochs: 2 steps of 16 images each, a model of one block.
 CONFIG = dict(
     model_name="mixer_cifar_tiny",
@@ -69,8 +72,8 @@ def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_o
     data_root, tmp_path
 ):
     reference = tmp_path / "reference"
-    whole = _timed(_run_until, reference, data_root, resume=False, delay=120)
-    start = _timed(_run_until, reference, data_root, resume=True, delay=120)  # finished: loads
+    whole = _timed(_run_until, reference, data_root, resume=False, delay=UNHURRIED)
+    start = _timed(_run_until, reference, data_root, resume=True, delay=UNHURRIED)  # loads
     epoch = max(whole - start, 0.01) / CONFIG["epochs"]
     out = tmp_path / "killed"
     # Kill times in units of this machine's speed: after the start-up, anywhere in the next two
@@ -81,7 +84,13 @@ def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_o
     while kills < KILLS:
         moments.append(draws.uniform(0.5 * start, start + 2 * epoch))
         kills += _run_until(out, data_root, resume=True, delay=moments[-1])
-    assert not _run_until(out, data_root, resume=True, delay=120)  # to the end, unhurried
+        # A machine much slower than when it was timed lets runs finish between kills: stop
+        # (and fail below) rather than start finished runs for ever.
+        done = out / ckpt.CHECKPOINT_NAME
+        if kills < KILLS and done.exists():
+            epochs_done = ckpt.load_checkpoint(done)["epoch"]
+            assert epochs_done < CONFIG["epochs"], f"finished after {kills} kills at {moments}"
+    assert not _run_until(out, data_root, resume=True, delay=UNHURRIED)  # to the end
 
     final, expected = (ckpt.load_checkpoint(p / ckpt.CHECKPOINT_NAME) for p in (out, reference))
     assert final["epoch"] == CONFIG["epochs"]
