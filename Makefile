@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints-floor.txt -e . pytest
+		-c constraints-floor.txt -e . pytest pytest-xdist
 	touch $(FLOOR_STAMP)
 
 # tools/course.py starts JupyterLab with the repository's settings and prints the URL to open;
@@ -54,19 +54,39 @@ PORTABLE := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # On a machine without Chromium: make test REQUIRE_ALL=0.
 REQUIRE_ALL ?= 1
 
-test: test-main test-floor
+# One job at a time, whatever -j or MAKEFLAGS say: two torch processes that each use every core
+# slow each other down many times over (their threads spin-wait for each other), and the tests
+# that kill and time runs would fail.
+.NOTPARALLEL:
+
+# The floor's environment is installed (mostly downloaded) in the background while test-main
+# runs, then test-floor runs on it.
+test: $(STAMP)
+	$(MAKE) --no-print-directory $(FLOOR_STAMP) > .venv-floor.log 2>&1 & floor=$$!; \
+	$(MAKE) --no-print-directory test-main; main=$$?; \
+	wait $$floor || { echo "installing $(FLOOR_VENV) failed:"; tail -20 .venv-floor.log; exit 1; }; \
+	[ $$main -eq 0 ] || exit $$main; \
+	$(MAKE) --no-print-directory test-floor
+
+# Two pytest processes of one thread each use the two cores of a small machine better than one
+# process of two threads where the work is mostly small operations: the suite on two
+# pytest-xdist workers, and the one-thread portable pass over the notebooks in two shares side by
+# side (tools/nbval_shares.py; notebooks that share a training run stay in one share).
+SHARES := $(BIN)/python tools/nbval_shares.py --shares 2 --
 
 test-main: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 \
-		$(BIN)/python -m pytest $(NBVAL) --durations=15 tests notebooks
-	$(PORTABLE) MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider notebooks
+	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n 2 --durations=15 tests
+	MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider --durations=10 notebooks
+	$(PORTABLE) MIXER_EDU_FAST=1 $(SHARES) $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 
 # The suite and every notebook (as scripts, under tools/device_guard.py, which makes a CPU batch
 # fed to a model on the course device fail as on a GPU) on the torch floor. Its tests that start
 # a Jupyter kernel, server or browser (marker `jupyter`) are left to test-main, and those that
 # need a dev dependency (nbval, nbgrader, selenium) skip, each naming what it misses.
 test-floor: $(FLOOR_STAMP)
-	MIXER_EDU_FAST=1 $(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider -m "not jupyter" tests
+	MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 $(FLOOR_BIN)/python -m pytest -n 2 -q -p no:cacheprovider \
+		-m "not jupyter" tests
 	$(FLOOR_BIN)/python tools/gpu_check.py --device-guard --workers 2 --budget notebooks=1200
