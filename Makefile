@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints-floor.txt -e . pytest pytest-xdist
+		-c constraints-floor.txt -e . pytest
 	touch $(FLOOR_STAMP)
 
 # tools/course.py starts JupyterLab with the repository's settings and prints the URL to open;
@@ -68,17 +68,14 @@ test: $(STAMP)
 	[ $$main -eq 0 ] || exit $$main; \
 	$(MAKE) --no-print-directory test-floor
 
-# Two pytest processes of one thread each use the two cores of a small machine better than one
-# process of two threads where the work is mostly small operations: the suite on two
-# pytest-xdist workers, and the one-thread portable pass over the notebooks in two shares side by
-# side (tools/nbval_shares.py; notebooks that share a training run stay in one share).
+# The portable pass runs one thread per process, so the notebooks go in two shares side by side
+# (tools/nbval_shares.py; notebooks that share a training run stay in one share).
 SHARES := $(BIN)/python tools/nbval_shares.py --shares 2 --
 
 test-main: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -n 2 --durations=15 tests
+	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 $(BIN)/python -m pytest --durations=15 tests
 	MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 	$(PORTABLE) MIXER_EDU_FAST=1 $(SHARES) $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 
@@ -87,6 +84,5 @@ test-main: $(STAMP)
 # a Jupyter kernel, server or browser (marker `jupyter`) are left to test-main, and those that
 # need a dev dependency (nbval, nbgrader, selenium) skip, each naming what it misses.
 test-floor: $(FLOOR_STAMP)
-	MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 $(FLOOR_BIN)/python -m pytest -n 2 -q -p no:cacheprovider \
-		-m "not jupyter" tests
+	MIXER_EDU_FAST=1 $(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider -m "not jupyter" tests
 	$(FLOOR_BIN)/python tools/gpu_check.py --device-guard --workers 2 --budget notebooks=1200
