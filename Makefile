@@ -68,14 +68,18 @@ test: $(STAMP)
 	[ $$main -eq 0 ] || exit $$main; \
 	$(MAKE) --no-print-directory test-floor
 
-# The portable pass runs one thread per process, so the notebooks go in two shares side by side
-# (tools/nbval_shares.py; notebooks that share a training run stay in one share).
+# Two processes of one thread each use two cores better than one process of two threads where
+# the work is many small steps: the suite runs on two pytest-xdist workers (in a fresh clone on
+# a 2-core Xeon VM: 396 s against 458 s in one process), and the one-thread portable pass runs
+# the notebooks in two shares side by side (tools/nbval_shares.py; notebooks that share a
+# training run stay in one share).
 SHARES := $(BIN)/python tools/nbval_shares.py --shares 2 --
 
 test-main: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 $(BIN)/python -m pytest --durations=15 tests
+	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n 2 --durations=15 tests
 	MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 	$(PORTABLE) MIXER_EDU_FAST=1 $(SHARES) $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 
