@@ -70,9 +70,9 @@ test: $(STAMP)
 
 # Two processes of one thread each use two cores better than one process of two threads where
 # the work is many small steps: the suite runs on two pytest-xdist workers (in a fresh clone on
-# a 2-core Xeon VM: 396 s against 458 s in one process), and the one-thread portable pass runs
-# the notebooks in two shares side by side (tools/nbval_shares.py; notebooks that share a
-# training run stay in one share).
+# a 2-core Xeon VM: 396 s against 458 s in one process), and both notebook passes run in two
+# shares side by side (tools/nbval_shares.py; notebooks that share a training run stay in one
+# share; the main pass took 482 s in one process of two threads).
 SHARES := $(BIN)/python tools/nbval_shares.py --shares 2 --
 
 test-main: $(STAMP)
@@ -80,7 +80,7 @@ test-main: $(STAMP)
 	$(BIN)/ruff format --check .
 	MIXER_EDU_REQUIRE_ALL=$(REQUIRE_ALL) MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 \
 		$(BIN)/python -m pytest -n 2 --durations=15 tests
-	MIXER_EDU_FAST=1 $(BIN)/python -m pytest $(NBVAL) -p no:cacheprovider --durations=10 notebooks
+	MIXER_EDU_FAST=1 $(SHARES) $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 	$(PORTABLE) MIXER_EDU_FAST=1 $(SHARES) $(NBVAL) -p no:cacheprovider --durations=10 notebooks
 
 # The suite and every notebook (as scripts, under tools/device_guard.py, which makes a CPU batch
