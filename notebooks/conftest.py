@@ -15,11 +15,13 @@ from pathlib import Path
 collect_ignore_glob = ["exercises/[0-9]*.ipynb"]
 
 
-# Seconds each notebook (or group) takes under nbval in fast mode with one thread (2-core Intel
-# Xeon VM, 2026-12-04), to balance `--notebook-share`; a notebook not listed counts 6 s.
+# Seconds each notebook (or group) takes under nbval in fast mode, one thread, in a fresh clone
+# where it trains its runs (2-core Intel Xeon VM, 2026-12-04), to balance `--notebook-share`; a
+# notebook not listed counts 6 s.
 SECONDS = {
     "08-Mixer-CNN-And-ViT.ipynb": 215, "03-The-Mixer-Block.ipynb": 100,
-    "02-Token-Mixing-vs-Channel-Mixing.ipynb": 75, "07-Mixer-As-Attention-Replacement.ipynb": 60,
+    "02-Token-Mixing-vs-Channel-Mixing.ipynb": 75, "06-Gated-MLP-Spatial-Gating.ipynb": 70,
+    "07-Mixer-As-Attention-Replacement.ipynb": 60, "04-training": 50,
 }  # fmt: skip
 
 
