@@ -181,8 +181,8 @@ def plan_run(
     auto_compile = compile == "auto" and device.type == "cuda"
     if compile == "auto":
         compile = auto_compile
-        why = "auto: a long GPU run pays the compile back; compiled code is cached"
-        why = why if compile else ""
+        if compile:
+            why = "auto: a long GPU run pays the compile back; compiled code is cached"
     if not compile:
         step = "eager"
     else:

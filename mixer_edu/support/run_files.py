@@ -171,7 +171,7 @@ class EpochWriter:
         try:
             if kind is None:
                 self.wait()
-            elif self._pending is not None:  # finish what was queued; the first error wins
+            else:  # finish what was queued; the error already raised wins
                 with contextlib.suppress(Exception):
                     self.wait()
         finally:
