@@ -29,7 +29,7 @@ from .evaluation import evaluate
 from .models import create_model
 from .support import checkpoint as ckpt
 from .support import distributed, fast_step, machine, run_files
-from .support.errors import TrainingDivergedError, command_line, exit_status
+from .support.errors import command_line, exit_status
 from .support.loaders import epoch_batches, image_count, run_loaders
 from .support.metrics import METRICS_NAME, epoch_line, epoch_record, read_metrics
 from .support.paths import check_folder
@@ -245,55 +245,39 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         say(run_files.start_message(config, out, image_count(train_loader), plan, ranks))
 
         # DDP and the fast path: the model wrapped (DDP averages gradients), and the step's two
-        # halves compiled as planned.
+        # halves compiled as planned (None: the plain step).
         stepper = distributed.wrap(model, ranks, device)
-        fast = None
-        if plan.compile_mode:
-            fast = fast_step.build(
-                forward_loss, clip_and_update, stepper, optimizer, plan.compile_mode, say
-            )
+        fast = fast_step.as_planned(forward_loss, clip_and_update, stepper, optimizer, plan, say)
         evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
-        step_options = dict(
-            precision=plan.precision,
-            label_smoothing=config.label_smoothing,
-            clip_grad=config.clip_grad,
-            fast=fast,
-        )
 
         # The epochs. Rank 0 evaluates and writes; each epoch's files are written in the
         # background while the next epoch trains.
-        epoch = start_epoch
-        with run_files.EpochWriter(out, enabled=ranks.is_main) as writer:
+        writer = run_files.EpochWriter(out, enabled=ranks.is_main)
+        with writer, run_files.StopMessages(config, out, ranks) as stop:
             if start_epoch == 0:
                 writer.save(0, None, **save)  # epoch 0: the initial weights
-            try:
-                for epoch in range(start_epoch + 1, config.epochs + 1):
-                    seed = epoch_seed(config.seed, epoch)  # this epoch's randomness: exact resume
-                    seed_everything(distributed.rank_seed(seed, ranks))
-                    lr = optimizer.param_groups[0]["lr"]
-                    batches = epoch_batches(train_loader, seed, ranks)
-                    train_stats = train_one_epoch(
-                        stepper, batches, optimizer, scheduler, device, mixing=mixing,
-                        progress=run.progress and ranks.is_main,
-                        desc=f"epoch {epoch}/{config.epochs}", **step_options,
-                    )  # fmt: skip
-                    train_stats = distributed.combine_stats(train_stats, ranks, device)
-                    if ranks.is_main:
-                        test_stats = evaluate(evaluator, test_loader, device, plan.precision)
-                        run_files.check_finite(model, test_stats)  # never save inf or nan weights
-                        record = epoch_record(
-                            epoch, lr, train_stats, test_stats, config=config, plan=plan
-                        )
-                        writer.save(epoch, record, **save)
-                        say(epoch_line(record, config.epochs))
-                    distributed.barrier(ranks)
-            except TrainingDivergedError as error:
-                message = run_files.diverged_message(error, epoch, config, out)
-                raise TrainingDivergedError(message) from None
-            except KeyboardInterrupt:
+            for epoch in range(start_epoch + 1, config.epochs + 1):
+                stop.epoch = epoch  # named in the message if it diverges or is interrupted
+                seed = epoch_seed(config.seed, epoch)  # this epoch's randomness: exact resume
+                seed_everything(distributed.rank_seed(seed, ranks))
+                lr = optimizer.param_groups[0]["lr"]
+                train_stats = train_one_epoch(
+                    stepper, epoch_batches(train_loader, seed, ranks), optimizer, scheduler,
+                    device, mixing=mixing, precision=plan.precision,
+                    label_smoothing=config.label_smoothing, clip_grad=config.clip_grad,
+                    fast=fast, progress=run.progress and ranks.is_main,
+                    desc=f"epoch {epoch}/{config.epochs}",
+                )  # fmt: skip
+                train_stats = distributed.combine_stats(train_stats, ranks, device)
                 if ranks.is_main:
-                    tqdm.write(run_files.interrupted_message(epoch, out))
-                raise
+                    test_stats = evaluate(evaluator, test_loader, device, plan.precision)
+                    run_files.check_finite(model, test_stats)  # never save inf or nan weights
+                    record = epoch_record(
+                        epoch, lr, train_stats, test_stats, config=config, plan=plan
+                    )
+                    writer.save(epoch, record, **save)
+                    say(epoch_line(record, config.epochs))
+                distributed.barrier(ranks)
     say(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
     history = read_metrics(out)
     return TrainResult(out, out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME, model.eval(), history)

@@ -309,3 +309,26 @@ def test_the_weights_are_checked_before_anything_is_saved(data_root, tmp_path, m
     with pytest.raises(TrainingDivergedError, match="weights became inf or nan"):
         training.train(TrainConfig(**_tiny_config(batch_size=64)), **options)
     assert ckpt.load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 0
+
+
+def test_an_interrupted_run_says_which_epoch_the_folder_holds_and_how_to_go_on(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from mixer_edu.support.run_files import StopMessages
+
+    with pytest.raises(KeyboardInterrupt):
+        with StopMessages(TrainConfig(), tmp_path, SimpleNamespace(is_main=True)) as stop:
+            stop.epoch = 3
+            raise KeyboardInterrupt
+    printed = capsys.readouterr().out
+    assert "Interrupted during epoch 3" in printed and "holds epoch 2" in printed
+    assert "--resume" in printed
+
+    with pytest.raises(TrainingDivergedError, match="diverged in epoch 4: the loss") as stopped:
+        with StopMessages(TrainConfig(), tmp_path, SimpleNamespace(is_main=False)) as stop:
+            stop.epoch = 4
+            raise TrainingDivergedError("the loss became nan")
+    assert stopped.value.__suppress_context__  # one message, not two chained tracebacks
+    with StopMessages(TrainConfig(), tmp_path, SimpleNamespace(is_main=True)):
+        pass  # a run that ends normally says nothing
+    assert capsys.readouterr().out == ""

@@ -168,3 +168,14 @@ def test_a_compiled_run_resumes_on_the_eager_path(data_root, tmp_path, monkeypat
     assert isinstance(first.history[0]["lr"], float)
     resumed = training.train(small(epochs=2), out=tmp_path, resume=True, compile=False, **options)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+def test_a_plan_without_a_compile_gets_the_plain_step():
+    from types import SimpleNamespace
+
+    from mixer_edu.train import clip_and_update, forward_loss
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    eager = SimpleNamespace(compile_mode=None)
+    assert fast_step.as_planned(forward_loss, clip_and_update, model, optimizer, eager) is None

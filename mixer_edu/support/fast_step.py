@@ -58,6 +58,13 @@ def backend() -> str:
     return os.environ.get(BACKEND_ENV, "inductor")
 
 
+def as_planned(forward_loss, update, model, optimizer, plan, say=print) -> CompiledStep | None:
+    """`build` with the plan's compile mode, or None where the plan runs the plain step."""
+    if not plan.compile_mode:
+        return None
+    return build(forward_loss, update, model, optimizer, plan.compile_mode, say)
+
+
 def build(
     forward_loss: Callable,
     update: Callable,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..data import dataset_classes, dataset_label
 from . import checkpoint as ckpt
@@ -211,6 +212,27 @@ def check_finite(model: nn.Module, test_stats: dict) -> None:
         raise TrainingDivergedError("the weights became inf or nan in the last step")
     if not torch.isfinite(torch.tensor(test_stats["loss"])):
         raise TrainingDivergedError(f"the test loss became {test_stats['loss']}")
+
+
+class StopMessages:
+    """Around the epoch loop: a run that diverges or is interrupted (Ctrl-C) ends with a message
+    saying which epoch `out` holds and what to do next. The loop sets `.epoch` to the epoch it
+    trains."""
+
+    def __init__(self, config, out: Path, ranks):
+        self.config, self.out, self.is_main = config, out, ranks.is_main
+        self.epoch = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if isinstance(error, TrainingDivergedError):
+            message = diverged_message(error, self.epoch, self.config, self.out)
+            raise TrainingDivergedError(message) from None
+        if kind is KeyboardInterrupt and self.is_main:
+            tqdm.write(interrupted_message(self.epoch, self.out))
+        return False  # the error, if any, goes on
 
 
 def diverged_message(error: TrainingDivergedError, epoch: int, config, out: Path) -> str:
