@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 
 # The torch floor: a second environment with the oldest torch and torchvision pyproject.toml
 # allows (pinned in constraints-floor.txt, which a test keeps equal to pyproject's lower bounds),
-# the runtime dependencies and pytest: nothing else, as on a student's or a GPU machine.
+# the runtime dependencies, pytest and pytest-xdist: nothing else, as on a GPU machine's image.
 FLOOR_VENV := .venv-floor
 FLOOR_BIN := $(FLOOR_VENV)/bin
 FLOOR_STAMP := $(FLOOR_VENV)/.installed
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints-floor.txt -e . pytest
+		-c constraints-floor.txt -e . pytest pytest-xdist
 	touch $(FLOOR_STAMP)
 
 # tools/course.py starts JupyterLab with the repository's settings and prints the URL to open;
@@ -88,5 +88,6 @@ test-main: $(STAMP)
 # a Jupyter kernel, server or browser (marker `jupyter`) are left to test-main, and those that
 # need a dev dependency (nbval, nbgrader, selenium) skip, each naming what it misses.
 test-floor: $(FLOOR_STAMP)
-	MIXER_EDU_FAST=1 $(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider -m "not jupyter" tests
+	MIXER_EDU_FAST=1 OMP_NUM_THREADS=1 \
+		$(FLOOR_BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m "not jupyter" tests
 	$(FLOOR_BIN)/python tools/gpu_check.py --device-guard --workers 2 --budget notebooks=1200
