@@ -38,9 +38,9 @@ from pathlib import Path
 
 import torch
 
+from ..config import TrainConfig
 from ..evaluation import evaluate
 from ..train import clip_and_update, forward_loss, train_one_epoch, train_step, warmup_cosine
-from . import checkpoint as ckpt
 from . import fast_step
 from .bench_core import (
     build_pair,
@@ -54,7 +54,7 @@ from .bench_core import (
 )
 from .device_data import DeviceLoader
 from .plan import describe_device, plan_run
-from .run_files import on_cpu
+from .run_files import epoch_files, write_epoch_files
 
 CIFAR_TRAIN, CIFAR_TEST, CLASSROOM_EPOCHS = 50_000, 10_000, 30  # the classroom run's size
 
@@ -101,7 +101,9 @@ def loop_benchmark(
             ),
         }
         epochs["ours data"] = lambda: [None for _ in train_loader.epoch(seed=0)]
-        epochs["ours checkpoint"], epochs["ours checkpoint write"] = _checkpoint(ours, folder)
+        epochs["ours checkpoint"], epochs["ours checkpoint write"] = _checkpoint(
+            ours, folder, batch
+        )
         if theirs is not None:
             step = training_step(theirs, fixed_images, fixed_labels, precision)
             epochs["timm model-only"] = _repeat(step, batches)
@@ -188,11 +190,13 @@ def _first_call_seconds(epochs: dict, device, clock) -> float:
     return clock() - start
 
 
-def _checkpoint(model, folder: Path) -> tuple:
+def _checkpoint(model, folder: Path, batch_size: int) -> tuple:
     """What the trainer does after an epoch, in two parts (`run_files.EpochWriter`): `copy`,
-    which the loop waits for (the state copied to the CPU), and `write`, which runs in the
-    background during the next epoch (a snapshot of the weights, then the checkpoint: weights,
-    AdamW's state, the scheduler's and the random generators' states)."""
+    which the loop waits for (`run_files.epoch_files`: the state copied to the CPU), and `write`,
+    which runs in the background during the next epoch (`run_files.write_epoch_files`: a
+    snapshot of the weights, then the checkpoint with AdamW's state, the scheduler's and the
+    random generators' states). The files' small fields (names, the recipe) are the classroom
+    recipe's."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for p in model.parameters():  # AdamW's state as after a step: two moments per weight
         optimizer.state[p] = {
@@ -200,24 +204,22 @@ def _checkpoint(model, folder: Path) -> tuple:
             "exp_avg": torch.zeros_like(p),
             "exp_avg_sq": torch.zeros_like(p),
         }
-    scheduler = warmup_cosine(optimizer, 1, 10**9)
-    copied = {}
+    state = dict(
+        config=TrainConfig(),
+        model=model,
+        optimizer=optimizer,
+        scheduler=warmup_cosine(optimizer, 1, 10**9),
+        plan=plan_run(describe_device(next(model.parameters()).device), batch_size),
+    )
+    copied = []
 
     def copy():
-        snapshot = {"model": on_cpu(ckpt.model_state(model)), "epoch": 1}
-        full = {
-            **snapshot,
-            "optimizer": on_cpu(optimizer.state_dict()),
-            "scheduler": scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-        }
-        copied.update(snapshot=snapshot, full=full)
+        copied[:] = epoch_files(1, **state)
 
     def write():
         if not copied:
             copy()
-        ckpt.save_atomic(copied["snapshot"], ckpt.snapshot_path(folder, 1))
-        ckpt.save_atomic(copied["full"], folder / ckpt.CHECKPOINT_NAME)
+        write_epoch_files(folder, 1, None, *copied)
 
     return copy, write
 

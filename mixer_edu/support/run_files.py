@@ -117,6 +117,15 @@ def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tup
     return snapshot, full
 
 
+def write_epoch_files(out: Path, epoch: int, record: dict | None, snapshot: dict, full: dict):
+    """Epoch `epoch`'s metrics line (`record`; None: none), snapshot and checkpoint, in that
+    order, each written atomically (`epoch_files` made the last two)."""
+    if record is not None:
+        append_metrics(out / METRICS_NAME, record)
+    ckpt.save_atomic(snapshot, ckpt.snapshot_path(out, epoch), f"the snapshot of epoch {epoch}")
+    ckpt.save_atomic(full, out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
+
+
 def on_cpu(value):
     """`value` with every tensor in it copied to the CPU (dicts and lists walked)."""
     if torch.is_tensor(value):
@@ -153,11 +162,7 @@ class EpochWriter:
             self._pending = self._pool.submit(self._write, epoch, record, *files)
 
     def _write(self, epoch: int, record: dict | None, snapshot: dict, full: dict) -> None:
-        if record is not None:
-            append_metrics(self.out / METRICS_NAME, record)
-        where = ckpt.snapshot_path(self.out, epoch)
-        ckpt.save_atomic(snapshot, where, f"the snapshot of epoch {epoch}")
-        ckpt.save_atomic(full, self.out / ckpt.CHECKPOINT_NAME, f"the checkpoint of epoch {epoch}")
+        write_epoch_files(self.out, epoch, record, snapshot, full)
 
     def wait(self) -> None:
         """Until the queued files are written; raises the error of a write that failed."""
