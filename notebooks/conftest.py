@@ -8,21 +8,21 @@ nbval must not collect them. `tests/test_exercises.py` checks them instead (up t
 sources, and failing only with NotImplementedError).
 """
 
-import re
+import importlib.util
+import os
 from pathlib import Path
 
 # Patterns are relative to this folder; `[0-9]*` cannot match `solutions/...`.
 collect_ignore_glob = ["exercises/[0-9]*.ipynb"]
 
 
-# Seconds each notebook (or group) takes under nbval in fast mode, one thread, in a fresh clone
-# where it trains its runs (2-core Intel Xeon VM, 2026-12-04), to balance `--notebook-share`; a
-# notebook not listed counts 6 s.
-SECONDS = {
-    "08-Mixer-CNN-And-ViT.ipynb": 215, "03-The-Mixer-Block.ipynb": 100,
-    "02-Token-Mixing-vs-Channel-Mixing.ipynb": 75, "06-Gated-MLP-Spatial-Gating.ipynb": 70,
-    "07-Mixer-As-Attention-Replacement.ipynb": 60, "04-training": 50,
-}  # fmt: skip
+def _notebook_times():
+    """tools/notebook_times.py (the groups and measured times that shares are made of)."""
+    path = Path(__file__).resolve().parent.parent / "tools" / "notebook_times.py"
+    spec = importlib.util.spec_from_file_location("notebook_times", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_addoption(parser):
@@ -34,27 +34,6 @@ def pytest_addoption(parser):
     )
 
 
-def _group(path: Path) -> str:
-    """The notebook's group: the first training run it shares through `run_dir("...")` (04
-    trains the run that 05 reads), else its own name."""
-    shared = re.findall(r'run_dir\((?:\\)?"([^"\\]+)', path.read_text(encoding="utf-8"))
-    return shared[0] if shared else path.name
-
-
-def shares(paths: list[Path], count: int) -> list[list[Path]]:
-    """`paths` in `count` shares of about equal time (longest groups first, each into the share
-    with the least time so far); a group's notebooks stay together, in order."""
-    groups: dict[str, list[Path]] = {}
-    for path in sorted(paths):
-        groups.setdefault(_group(path), []).append(path)
-    totals, result = [0.0] * count, [[] for _ in range(count)]
-    for name in sorted(groups, key=lambda name: (-SECONDS.get(name, 6), name)):
-        least = totals.index(min(totals))
-        totals[least] += SECONDS.get(name, 6)
-        result[least] += groups[name]
-    return [sorted(share) for share in result]
-
-
 def pytest_collection_modifyitems(config, items):
     """With `--notebook-share K/N`, keep the cells of the K-th share's notebooks only."""
     share = config.getoption("notebook_share")
@@ -62,7 +41,11 @@ def pytest_collection_modifyitems(config, items):
         return
     k, n = (int(part) for part in share.split("/"))
     notebooks = sorted({Path(str(item.fspath)) for item in items})
-    keep = set(shares(notebooks, n)[k - 1])
+    times = _notebook_times()
+    # The Makefile's portable pass (ATEN_CPU_CAPABILITY=default) has its own measured times.
+    portable = os.environ.get("ATEN_CPU_CAPABILITY") == "default"
+    seconds = times.PORTABLE_SECONDS if portable else times.SECONDS
+    keep = set(times.shares(notebooks, n, seconds)[k - 1])
     kept = [item for item in items if Path(str(item.fspath)) in keep]
     config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = kept

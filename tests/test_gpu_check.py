@@ -65,11 +65,13 @@ def test_a_step_past_its_budget_is_stopped_and_failed():
 
 
 def test_notebooks_that_share_a_training_run_run_one_after_the_other():
-    """Notebook 05 reads the run notebook 04 trains: running both at once would race."""
+    """Notebook 05 reads the run notebook 04 trains: running both at once would race. The
+    longest notebook starts first, so that it does not run alone at the end."""
     groups = gpu_check.notebook_groups()
     assert sorted(p for g in groups for p in g) == sorted(gpu_check.NOTEBOOKS)
     together = [[p.name[:2] for p in g] for g in groups if len(g) > 1]
     assert together == [["04", "05"]]
+    assert groups[0][0].name.startswith("08-")  # the longest starts first, not last
 
 
 def test_summary_is_a_markdown_table_with_each_step_and_the_failures_output():

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
 NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]-*.ipynb")) + sorted(
     ROOT.glob("notebooks/exercises/solutions/[0-9][0-9]-*.ipynb")
 )
@@ -149,13 +150,12 @@ def run_notebook(path: Path, budget: float, guard: bool = False) -> Result:
 
 
 def notebook_groups() -> list[list[Path]]:
-    """The notebooks, grouped so that those sharing a training run (`run_dir("04-training")` in
-    04 and 05) are in one group, in order: groups may run at once, a group's notebooks may not."""
-    groups: dict[str, list[Path]] = {}
-    for path in NOTEBOOKS:
-        shared = re.findall(r'run_dir\((?:\\)?"([^"\\]+)', path.read_text(encoding="utf-8"))
-        groups.setdefault(shared[0] if shared else str(path), []).append(path)
-    return list(groups.values())
+    """The notebooks in groups that may run at once, the longest first (tools/notebook_times.py):
+    those sharing a training run (04 and 05) are one group, run in order."""
+    spec = importlib.util.spec_from_file_location("notebook_times", TOOLS / "notebook_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    return times.groups(NOTEBOOKS)
 
 
 def run_notebooks(budget: float, workers: int, guard: bool = False) -> list[Result]:
