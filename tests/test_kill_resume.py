@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 
 import torch
@@ -38,6 +39,10 @@ CONFIG = dict(
 
 def _train(out, data_root, resume):
     try:
+        # tqdm guards its bars with a lock shared between processes, inherited over fork from
+        # this test's process: a sibling killed while holding it would block this child for
+        # ever (seen in CI as a test that never ended). The child takes a lock of its own.
+        training.tqdm.set_lock(threading.RLock())
         torch.set_num_threads(1)
         training.train(
             TrainConfig(**CONFIG), out=out, data_root=data_root, resume=resume,
