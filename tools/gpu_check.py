@@ -200,7 +200,8 @@ def run_tests(budget: float) -> Result:
 
 
 def run_classroom(budget: float, device: str, epochs: int, train_images: int | None) -> Result:
-    """The classroom recipe on a CIFAR-10-sized stand-in, timed from the command's start."""
+    """The classroom recipe on a CIFAR-10-sized stand-in (with `train_images`, a stand-in of
+    that size), timed from the command's start."""
     sized = CIFAR_SIZED
     if train_images:  # a shortened run (the tests): a stand-in of its size, as many test images
         sized = ["--train-per-batch", str(-(-train_images // 5)), "--test-size", str(train_images)]

@@ -41,15 +41,19 @@ def group_name(path: Path) -> str:
     return shared[0] if shared else path.name
 
 
-def groups(paths: list[Path], seconds: dict | None = None) -> list[list[Path]]:
-    """`paths` in groups that must run in order (each group's notebooks sorted), the longest
-    first by `seconds` (default `SECONDS`)."""
-    seconds = SECONDS if seconds is None else seconds
+def _named_groups(paths: list[Path], seconds: dict) -> list[tuple[str, list[Path]]]:
+    """`(group name, its notebooks sorted)` for `paths`, the longest group first."""
     named: dict[str, list[Path]] = {}
     for path in sorted(paths):
         named.setdefault(group_name(path), []).append(path)
     order = sorted(named, key=lambda name: (-seconds.get(name, UNLISTED_SECONDS), name))
-    return [named[name] for name in order]
+    return [(name, named[name]) for name in order]
+
+
+def groups(paths: list[Path], seconds: dict | None = None) -> list[list[Path]]:
+    """`paths` in groups that must run in order (each group's notebooks sorted), the longest
+    first by `seconds` (default `SECONDS`)."""
+    return [group for _, group in _named_groups(paths, SECONDS if seconds is None else seconds)]
 
 
 def shares(paths: list[Path], count: int, seconds: dict | None = None) -> list[list[Path]]:
@@ -57,8 +61,8 @@ def shares(paths: list[Path], count: int, seconds: dict | None = None) -> list[l
     share with the least time so far; a group's notebooks stay together."""
     seconds = SECONDS if seconds is None else seconds
     totals, result = [0.0] * count, [[] for _ in range(count)]
-    for group in groups(paths, seconds):
+    for name, group in _named_groups(paths, seconds):
         least = totals.index(min(totals))
-        totals[least] += seconds.get(group_name(group[0]), UNLISTED_SECONDS)
+        totals[least] += seconds.get(name, UNLISTED_SECONDS)
         result[least] += group
     return [sorted(share) for share in result]
