@@ -18,7 +18,8 @@ benches, the notebooks' helpers) sits in `mixer_edu.support`; a student need not
 """
 
 from .drop_path import DropPath, drop_path, drop_path_rates
-from .mixer import MixerBlock, MlpMixer, TokenMixingMlp, mix_tokens
+from .gmlp import mix_tokens
+from .mixer import MixerBlock, MlpMixer
 from .mlp import Mlp
 from .models import MODEL_CONFIGS, create_model, list_models, model_config
 from .patching import PatchEmbedding, conv_to_linear, linear_to_conv, patchify, unpatchify
@@ -30,7 +31,6 @@ __all__ = [
     "Mlp",
     "MlpMixer",
     "PatchEmbedding",
-    "TokenMixingMlp",
     "conv_to_linear",
     "create_model",
     "drop_path",

@@ -42,11 +42,27 @@ import torch
 from torch import Tensor, nn
 
 from .drop_path import DropPath
-from .mixer import MlpMixer, hidden_widths, mix_tokens, mixer_layer_norm
+from .mixer import MlpMixer, hidden_widths, mixer_layer_norm
 from .support.timm_compat import LayerOptions
 from .support.validation import check_positive_int, check_probability
 
 GATE_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in timm's SpatialGatingUnit
+
+
+def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
+    """Apply `linear` along the token axis (axis 1) of `x`: `W · x + b`, weights on the left.
+
+    Args:
+        linear: `nn.Linear(N, S)` with weight `(S, N)` and bias `(S,)`.
+        x: `(B, N, C)`.
+
+    Returns:
+        `(B, S, C)`; what `linear(x.transpose(1, 2)).transpose(1, 2)` gives, to float rounding,
+        computed without copying the transposed table.
+    """
+    weight = linear.weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
+    bias = linear.bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
+    return torch.baddbmm(bias, weight, x)  # (B, S, N) @ (B, N, C) + (S, 1) -> (B, S, C)
 
 
 class SpatialGatingUnit(nn.Module):

@@ -72,6 +72,7 @@ from torch import Tensor, nn
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
 from .patching import PatchEmbedding, Size
+from .support import tokens_first
 from .support.timm_compat import (
     LayerOptions,
     TimmCompatMixin,
@@ -82,50 +83,6 @@ from .support.timm_compat import (
 from .support.validation import check_positive_int, check_probability, to_pair
 
 LAYER_NORM_EPS = 1e-6  # as in the paper's JAX code and timm
-
-
-def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
-    """Apply `linear` along the token axis (axis 1) of `x`: `W · x + b`, weights on the left.
-
-    Args:
-        linear: `nn.Linear(N, S)` with weight `(S, N)` and bias `(S,)`.
-        x: `(B, N, C)`.
-
-    Returns:
-        `(B, S, C)`; the same numbers as `linear(x.transpose(1, 2)).transpose(1, 2)`, computed
-        without copying the transposed table.
-    """
-    weight = linear.weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
-    bias = linear.bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
-    return torch.baddbmm(bias, weight, x)  # (B, S, N) @ (B, N, C) + (S, 1) -> (B, S, C)
-
-
-class TokenMixingMlp(Mlp):
-    """The token-mixing `Mlp(num_tokens, tokens_hidden)`, with a faster kernel.
-
-    `MixerBlock.forward` hands it the transposed table `(B, C, N)`, and it returns what
-    `Mlp.forward` returns for that input. The optimisation: `nn.Linear` on the transposed view
-    would first copy it, and its output would need a second copy to turn back into `(B, N, C)`.
-    Multiplying from the left instead (`mix_tokens`, one `baddbmm` per layer) reads the original
-    `(B, N, C)` table in place and writes the result in that layout. The numbers agree with
-    `Mlp.forward` to float rounding (tests/test_mixer.py states the tolerance); set
-    `multiply_from_left = False` to run the plain `Mlp.forward`.
-
-    Shapes:
-        `(B, C, N) -> (B, C, N)`.
-    """
-
-    multiply_from_left: bool = True
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.multiply_from_left:
-            return super().forward(x)
-        x = x.transpose(1, 2)  # (B, C, N) -> (B, N, C): undoes the block's transpose, no copy
-        x = mix_tokens(self.fc1, x)  # (B, N, C) -> (B, D_S, C)
-        x = self.act(x)
-        x = self.drop1(x)
-        x = mix_tokens(self.fc2, x)  # (B, D_S, C) -> (B, N, C)
-        return self.drop2(x).transpose(1, 2)  # (B, N, C) -> (B, C, N), a view
 
 
 # The paper's LayerNorm: over the channels of each token, eps 1e-6 (timm's default norm_layer).
@@ -143,8 +100,8 @@ class MixerBlock(nn.Module):
         drop: dropout inside both MLPs.
         drop_path: DropPath probability on both residual branches.
         **timm_options: other layer classes (`mlp_layer`, `norm_layer`, `act_layer`), `device`
-            and `dtype`; see `support.timm_compat.LayerOptions`. The paper's: `Mlp`
-            (`TokenMixingMlp` across the tokens), LayerNorm with eps 1e-6, GELU.
+            and `dtype`; see `support.timm_compat.LayerOptions`. The paper's: `Mlp`, LayerNorm
+            with eps 1e-6, GELU.
 
     Shapes:
         `(B, N, C) -> (B, N, C)`.
@@ -166,9 +123,8 @@ class MixerBlock(nn.Module):
         # The paper's layers, unless timm's keywords ask for others.
         layers = LayerOptions.read(timm_options, mlp_layer=Mlp, norm_layer=mixer_layer_norm)
         mlp_args = dict(act_layer=layers.act_layer, drop=drop, **layers.factory_kwargs)
-        token_mlp = TokenMixingMlp if layers.mlp_layer is Mlp else layers.mlp_layer  # faster Mlp
         self.norm1 = layers.norm_layer(dim, **layers.factory_kwargs)
-        self.mlp_tokens = token_mlp(num_tokens, tokens_hidden, **mlp_args)
+        self.mlp_tokens = layers.mlp_layer(num_tokens, tokens_hidden, **mlp_args)
         self.drop_path = DropPath(drop_path)
         self.norm2 = layers.norm_layer(dim, **layers.factory_kwargs)
         self.mlp_channels = layers.mlp_layer(dim, channels_hidden, **mlp_args)
@@ -226,7 +182,14 @@ class MlpMixer(TimmCompatMixin, nn.Module):
 
     timm's other methods (`forward_intermediates`, `prune_intermediate_layers`,
     `set_grad_checkpointing`, `group_matcher`, `get_classifier`) come from `TimmCompatMixin`.
+
+    A speed-up: `forward_features` runs the blocks on the token table stored tokens first,
+    `(N, B, C)`, where token mixing needs no transpose (`support.tokens_first`). Set
+    `tokens_first_in_memory = False` (on the class or on one model) to run `self.blocks(x)` as
+    written.
     """
+
+    tokens_first_in_memory: bool = True
 
     def __init__(
         self,
@@ -337,6 +300,12 @@ class MlpMixer(TimmCompatMixin, nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         x = self.stem(images)  # (B, C_in, H, W) -> (B, N, C)
+        if (
+            self.tokens_first_in_memory
+            and not self.grad_checkpointing
+            and tokens_first.can_run(self.blocks)
+        ):
+            return tokens_first.run_blocks(self.blocks, x, self.norm)  # a speed-up, same result
         # The stem's (B, N, C) is a view of the convolution's output, which lies in memory one
         # channel after another. Copy it once into row-major order: otherwise every residual
         # sum inherits that layout, and every LayerNorm (forward and backward) copies it again.

@@ -140,7 +140,7 @@ def mixing_by_einsum(mlp, x):
     return torch.einsum("ns,bsc->bnc", mlp.fc2.weight, hidden) + mlp.fc2.bias[:, None]
 
 
-def mixing_by_package_kernel(mlp, x):  # TokenMixingMlp's baddbmm, on the student's Mlp
+def mixing_by_package_kernel(mlp, x):  # gMLP's `mix_tokens` (a baddbmm), on the student's Mlp
     return mix_tokens(mlp.fc2, mlp.act(mix_tokens(mlp.fc1, x)))
 
 

@@ -23,8 +23,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..gmlp import SpatialGatingUnit
-from ..mixer import mix_tokens
+from ..gmlp import SpatialGatingUnit, mix_tokens
 from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 

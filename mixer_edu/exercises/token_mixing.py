@@ -4,8 +4,9 @@ The student writes `token_mixing(mlp, x)`: `x` is the `(B, N, C)` token table an
 `Mlp(N, D_S)`, whose Linear layers act on the last axis. Token mixing must let every token's
 value in one channel depend on all N tokens' values *in that channel*, and on nothing else.
 
-The checker compares with the package's `TokenMixingMlp` (which multiplies from the left instead
-of running `nn.Linear` on the transposed table, an independent computation) and, when the values
+The checker compares with the package's fast path, `support.tokens_first.token_mixing` (which
+multiplies by the weights from the left, on the table stored tokens first, instead of running
+`nn.Linear` on the transposed table: an independent computation) and, when the values
 differ, finds out which entries of the input each output depends on: change one entry
 `x[0, t, c]` and see which outputs move.
 
@@ -22,8 +23,8 @@ from functools import partial
 
 import torch
 
-from ..mixer import TokenMixingMlp
 from ..mlp import Mlp
+from ..support import tokens_first
 from .checks import call_and_check, check_gradients, check_values, frozen_copy
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
@@ -40,10 +41,10 @@ CASES = [
 
 def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
     tokens, hidden = mlp.fc1.in_features, mlp.fc1.out_features
-    reference = TokenMixingMlp(tokens, hidden)
+    reference = Mlp(tokens, hidden)
     reference.load_state_dict(frozen_copy(mlp).state_dict())
-    with torch.no_grad():
-        return reference(x.transpose(1, 2)).transpose(1, 2)  # baddbmm inside: no nn.Linear
+    with torch.no_grad():  # (N, B, C) in, (N, B, C) out: weights on the left, no nn.Linear
+        return tokens_first.token_mixing(reference, x.transpose(0, 1).contiguous()).transpose(0, 1)
 
 
 def _exception_hint(x: torch.Tensor, mlp: Mlp):
@@ -141,7 +142,8 @@ def check_token_mixing(token_mixing) -> bool:
     """Check a student's `token_mixing(mlp, x)`, `(B, N, C) -> (B, N, C)` across the tokens.
 
     Runs it with random MLPs on tables of several shapes (including N == C, where mixing the
-    wrong axis raises no error), and compares with `mixer_edu.TokenMixingMlp`; also checks that
+    wrong axis raises no error), and compares with the package's fast path (weights on the
+    left, `support.tokens_first.token_mixing`); also checks that
     it changes neither `x` nor the MLP's weights, and that every weight of the MLP gets a
     gradient. Prints one line per check; returns True if all pass.
     """
