@@ -303,7 +303,7 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         if (
             self.tokens_first_in_memory
             and not self.grad_checkpointing
-            and tokens_first.can_run(self.blocks)
+            and tokens_first.can_run(self.blocks, MixerBlock)
         ):
             return tokens_first.run_blocks(self.blocks, x, self.norm)  # a speed-up, same result
         # The stem's (B, N, C) is a view of the convolution's output, which lies in memory one

@@ -41,8 +41,9 @@ on `[seq_len, batch, d_model]` tensors (the layout of `nn.MultiheadAttention`), 
 
 A note on layout. In `[seq_len, batch, d_model]` the sequence axis comes first, so mixing
 positions is a plain matrix product from the left: `W1 @ X` with X viewed as `(L, batch *
-d_model)`. It computes the same numbers as transposing the sequence axis last, applying an
-`nn.Linear`, and transposing back (what the reference implementation does), without the copies.
+d_model)` (`mixer_edu.mlp.mlp_along_first_axis`). It computes the same numbers as transposing
+the sequence axis last, applying an `nn.Linear`, and transposing back (what the reference
+implementation does), without the copies.
 
 An `EncoderLayer` with `mixer="mlp"` computes exactly what a `MixerBlock` computes on the same
 weights (`mixer_edu.mixer`); only the layout of the tensor differs, `(L, B, D)` instead of
@@ -56,27 +57,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .mlp import Mlp
+from .mlp import Mlp, linear_along_first_axis, mlp_along_first_axis
 from .support.validation import check_positive_int, check_probability, check_tensor
 
 MIXERS = ("attention", "mlp")
 LAYER_NORM_EPS = 1e-6  # as in the Mixer, so an MLP-mixing layer equals a MixerBlock
-
-
-def mix_positions(linear: nn.Linear, x: Tensor) -> Tensor:
-    """Apply `linear` along the sequence axis (axis 0) of `x`: `W · x + b`, weights on the left.
-
-    Args:
-        linear: `nn.Linear(L, S)` with weight `(S, L)` and bias `(S,)`.
-        x: `(L, B, D)`.
-
-    Returns:
-        `(S, B, D)`; the same numbers as `linear(x.permute(2, 1, 0)).permute(2, 1, 0)`.
-    """
-    seq_len, batch, channels = x.shape
-    columns = x.reshape(seq_len, batch * channels)  # (L, B, D) -> (L, B*D): one column per channel
-    mixed = torch.addmm(linear.bias.unsqueeze(1), linear.weight, columns)  # (S, L) @ (L, B*D)
-    return mixed.view(-1, batch, channels)  # (S, B*D) -> (S, B, D)
 
 
 def gelu_slope(x: Tensor) -> Tensor:
@@ -120,12 +105,7 @@ class MlpTokenMixer(nn.Module):
         self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
     ) -> Tensor:
         self._check_call(query, key, value, mask)
-        x = query  # one sequence: (L, B, D)
-        x = mix_positions(self.mlp.fc1, x)  # (L, B, D) -> (H, B, D): across positions
-        x = self.mlp.act(x)
-        x = self.mlp.drop1(x)
-        x = mix_positions(self.mlp.fc2, x)  # (H, B, D) -> (L, B, D)
-        return self.mlp.drop2(x)
+        return mlp_along_first_axis(self.mlp, query)  # across positions: (L, B, D) -> (L, B, D)
 
     def _check_call(self, query, key, value, mask) -> None:
         if not (query is key and key is value):
@@ -168,7 +148,7 @@ class MlpTokenMixer(nn.Module):
             x: `(L, B, D)`, what the mixer sees (in an encoder: the normalised layer input).
         """
         _check_sequence(x, "x")
-        hidden = mix_positions(self.mlp.fc1, x)  # (H, B, D): pre-activations
+        hidden = linear_along_first_axis(self.mlp.fc1, x)  # (H, B, D): pre-activations
         slope = gelu_slope(hidden).mean(dim=(1, 2))  # (H,)
         return self.mlp.fc2.weight @ (slope.unsqueeze(1) * self.mlp.fc1.weight)  # (L, L)
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from einops import rearrange
 
 from mixer_edu import MixerBlock, Mlp
 from mixer_edu.seq_mixing import (
@@ -9,7 +8,6 @@ from mixer_edu.seq_mixing import (
     SelfAttention,
     TextEncoder,
     gelu_slope,
-    mix_positions,
 )
 
 from .helpers import randomize_
@@ -25,13 +23,6 @@ def test_mlp_token_mixer_equals_an_mlp_on_the_transposed_sequence():
     x = torch.randn(L, B, D)  # [seq_len, batch, d_model]
     expected = reference(x.transpose(0, 2)).transpose(0, 2)  # [d_model, batch, seq_len] and back
     torch.testing.assert_close(mixer(x, x, x), expected, rtol=0, atol=1e-6)
-
-
-def test_mix_positions_is_a_linear_along_the_sequence_axis():
-    linear = randomize_(torch.nn.Linear(L, 4))
-    x = torch.randn(L, B, D)
-    expected = rearrange(linear(rearrange(x, "l b d -> b d l")), "b d s -> s b d")
-    torch.testing.assert_close(mix_positions(linear, x), expected, rtol=0, atol=1e-6)
 
 
 def test_mlp_token_mixer_mixes_only_across_positions():

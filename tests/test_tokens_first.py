@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from mixer_edu import DropPath, MixerBlock, Mlp, MlpMixer, gmlp, weights
+from mixer_edu.mlp import mlp_along_first_axis
 from mixer_edu.support import tokens_first
 
 from .helpers import randomize_
@@ -71,11 +72,11 @@ def test_per_image_draws_one_number_per_image_and_keeps_the_layout():
     assert torch.equal((dropped == 0).any(dim=(0, 2)), zeroed)
 
 
-def test_token_mixing_equals_the_mlp_on_the_transposed_table():
+def test_token_mixing_tokens_first_equals_the_mlp_on_the_transposed_table():
     mlp = randomize_(Mlp(16, 8))
     x = torch.randn(3, 16, 5)  # (B, N, C)
     expected = mlp(x.transpose(1, 2)).transpose(1, 2)  # the block's way: tokens last
-    mixed = tokens_first.token_mixing(mlp, x.transpose(0, 1).contiguous())  # (N, B, C)
+    mixed = mlp_along_first_axis(mlp, x.transpose(0, 1).contiguous())  # (N, B, C)
     torch.testing.assert_close(mixed.transpose(0, 1), expected, rtol=0, atol=1e-6)
 
 
@@ -104,21 +105,21 @@ def test_hooks_see_the_tables_of_the_paper_so_the_plain_blocks_run():
     model = mixer().eval()
     seen = []
     handle = model.blocks[0].norm1.register_forward_hook(lambda m, a, out: seen.append(out.shape))
-    assert not tokens_first.can_run(model.blocks)
+    assert not tokens_first.can_run(model.blocks, MixerBlock)
     model(torch.randn(2, 3, 32, 32))
     handle.remove()
     assert seen == [torch.Size([2, 16, 24])]  # (B, N, C), not (N, B, C)
-    assert tokens_first.can_run(model.blocks)
+    assert tokens_first.can_run(model.blocks, MixerBlock)
 
 
 def test_a_global_module_hook_also_turns_the_fast_path_off():
     model = mixer()
     handle = nn.modules.module.register_module_forward_hook(lambda *args: None)
     try:
-        assert not tokens_first.can_run(model.blocks)
+        assert not tokens_first.can_run(model.blocks, MixerBlock)
     finally:
         handle.remove()
-    assert tokens_first.can_run(model.blocks)
+    assert tokens_first.can_run(model.blocks, MixerBlock)
 
 
 def test_channel_mixing_responses_are_read_on_the_paper_layout():
@@ -138,16 +139,18 @@ def test_channel_mixing_responses_are_read_on_the_paper_layout():
 
 def test_active_dropout_runs_the_plain_blocks_so_the_masks_stay_the_same():
     model = mixer(proj_drop_rate=0.1)
-    assert not tokens_first.can_run(model.train().blocks)  # its draws would fall in another order
-    assert tokens_first.can_run(model.eval().blocks)  # dropout is off in evaluation
+    assert not tokens_first.can_run(
+        model.train().blocks, MixerBlock
+    )  # its draws would fall in another order
+    assert tokens_first.can_run(model.eval().blocks, MixerBlock)  # dropout is off in evaluation
 
 
 def test_other_blocks_run_as_written():
-    assert not tokens_first.can_run(gmlp.GMlp(**SMALL).blocks)  # another block
+    assert not tokens_first.can_run(gmlp.GMlp(**SMALL).blocks, MixerBlock)  # another block
     block = MixerBlock(24, 16)
     block.mlp_tokens = type("MyMlp", (Mlp,), {})(16, 12)  # another token-mixing MLP
-    assert not tokens_first.can_run(nn.Sequential(block))
-    assert tokens_first.can_run(nn.Sequential(MixerBlock(24, 16)))
+    assert not tokens_first.can_run(nn.Sequential(block), MixerBlock)
+    assert tokens_first.can_run(nn.Sequential(MixerBlock(24, 16)), MixerBlock)
 
 
 def test_bf16_autocast_agrees_with_the_plain_blocks():

@@ -14,6 +14,10 @@ Stored as `(N, B, C)` instead, the table needs no turn at all:
   axes are stored in;
 - DropPath draws one number per image, along the image axis wherever it lies.
 
+This is the layout of `nn.MultiheadAttention`'s `[seq_len, batch, d_model]`, which the Mixer's
+token mixer as a drop-in for attention uses too (`mixer_edu.seq_mixing`); both mix with
+`mixer_edu.mlp.mlp_along_first_axis`.
+
 `MlpMixer.forward_features` calls `run_blocks` (the blocks and the final LayerNorm) when
 `can_run` allows it; `MlpMixer.tokens_first_in_memory = False` switches it off. The results
 agree with the plain blocks to float rounding: a matrix product may add up its terms in another
@@ -23,24 +27,21 @@ tolerance).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as module_globals
 
 from ..drop_path import DropPath
-from ..mlp import Mlp
+from ..mlp import Mlp, mlp_along_first_axis
 
 
-def can_run(blocks: nn.Sequential) -> bool:
+def can_run(blocks: nn.Sequential, block_type: type[nn.Module]) -> bool:
     """Whether `run_blocks(blocks, x, norm)` computes what `norm(blocks(x))` computes.
 
-    It does for the paper's blocks (`MixerBlock` with `Mlp` across the tokens and `DropPath`),
-    except when
+    It does for the paper's blocks (`block_type`, i.e. `MixerBlock`, with `Mlp` across the tokens
+    and `DropPath`), except when
     - a hook is registered on one of their modules (it would see `(N, B, C)` tables), or
     - a dropout inside them is active (its random numbers would fall in another order).
     """
-    from ..mixer import MixerBlock  # mixer imports this module
-
     global_hooks = (
         module_globals._global_forward_hooks,
         module_globals._global_forward_pre_hooks,
@@ -50,7 +51,7 @@ def can_run(blocks: nn.Sequential) -> bool:
         return False
     for block in blocks:
         if not (
-            type(block) is MixerBlock
+            type(block) is block_type
             and type(block.mlp_tokens) is Mlp
             and type(block.drop_path) is DropPath
         ):
@@ -78,30 +79,11 @@ def run_blocks(blocks: nn.Sequential, x: Tensor, norm: nn.Module) -> Tensor:
     """
     table = x.transpose(0, 1).contiguous()  # (N, B, C)
     for block in blocks:
-        mixed = token_mixing(block.mlp_tokens, block.norm1(table))
+        mixed = mlp_along_first_axis(block.mlp_tokens, block.norm1(table))  # across N
         table = table + per_image(block.drop_path, mixed)
         mixed = block.mlp_channels(block.norm2(table))  # on the last axis, C, as in the block
         table = table + per_image(block.drop_path, mixed)
     return norm(table).transpose(0, 1).contiguous()  # (N, B, C) -> (B, N, C)
-
-
-def token_mixing(mlp: Mlp, table: Tensor) -> Tensor:
-    """The token-mixing MLP on a table stored tokens first, weights on the left.
-
-    Args:
-        mlp: `Mlp(N, D_S)`: fc1's weight is `(D_S, N)`, fc2's `(N, D_S)`.
-        table: `(N, B, C)`, contiguous.
-
-    Returns:
-        `(N, B, C)`: what `mlp(x.transpose(1, 2)).transpose(1, 2)` gives for `x = table`
-        transposed to `(B, N, C)`.
-    """
-    tokens, images, channels = table.shape
-    columns = table.view(tokens, images * channels)  # (N, B*C): every channel of every image
-    hidden = torch.addmm(mlp.fc1.bias.unsqueeze(1), mlp.fc1.weight, columns)  # (D_S, B*C)
-    hidden = mlp.drop1(mlp.act(hidden))
-    mixed = torch.addmm(mlp.fc2.bias.unsqueeze(1), mlp.fc2.weight, hidden)  # (N, B*C)
-    return mlp.drop2(mixed).view(tokens, images, channels)
 
 
 def per_image(drop_path: DropPath, table: Tensor) -> Tensor:
