@@ -1,5 +1,6 @@
 import json
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from mixer_edu import data
-from mixer_edu.support import standin
+from mixer_edu.support import paths, standin
 
 
 def test_standin_is_read_by_torchvisions_cifar10_class(data_root):
@@ -144,6 +145,16 @@ def test_data_root_follows_the_environment(monkeypatch, tmp_path):
     assert data.standin_root() == tmp_path / "standin"
     monkeypatch.delenv(data.DATA_ENV)
     assert data.default_data_root().name == "data"
+
+
+def test_a_checkout_keeps_data_and_runs_beside_pyproject_from_any_folder(monkeypatch, tmp_path):
+    # Notebooks in notebooks/ and notebooks/exercises/solutions/ must find the same data and
+    # each other's runs: both folders live in the checkout, not in the working directory.
+    checkout = Path(__file__).resolve().parent.parent
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert paths.project_folder() == checkout
+    assert data.default_data_root() == checkout / "data"
 
 
 def test_batch_size_larger_than_the_data_is_rejected(data_root):

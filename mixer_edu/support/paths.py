@@ -16,7 +16,7 @@ DATA_ENV = "MIXER_EDU_DATA"
 
 def project_folder() -> Path:
     """The repository (when `mixer_edu` runs from a checkout), else the working directory."""
-    repository = Path(__file__).resolve().parent.parent
+    repository = Path(__file__).resolve().parents[2]  # mixer_edu/support/paths.py -> the checkout
     return repository if (repository / "pyproject.toml").is_file() else Path.cwd()
 
 
