@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from mixer_edu import DropPath, MixerBlock, Mlp, MlpMixer, gmlp, weights
-from mixer_edu.mlp import mlp_along_first_axis
 from mixer_edu.support import tokens_first
 
 from .helpers import randomize_
@@ -70,14 +69,6 @@ def test_per_image_draws_one_number_per_image_and_keeps_the_layout():
     zeroed = (dropped == 0).all(dim=(0, 2))  # (B,): whole images
     assert 0 < zeroed.sum() < 16
     assert torch.equal((dropped == 0).any(dim=(0, 2)), zeroed)
-
-
-def test_token_mixing_tokens_first_equals_the_mlp_on_the_transposed_table():
-    mlp = randomize_(Mlp(16, 8))
-    x = torch.randn(3, 16, 5)  # (B, N, C)
-    expected = mlp(x.transpose(1, 2)).transpose(1, 2)  # the block's way: tokens last
-    mixed = mlp_along_first_axis(mlp, x.transpose(0, 1).contiguous())  # (N, B, C)
-    torch.testing.assert_close(mixed.transpose(0, 1), expected, rtol=0, atol=1e-6)
 
 
 def test_the_blocks_run_tokens_first_and_the_switch_turns_it_off(monkeypatch):
