@@ -72,7 +72,6 @@ from torch import Tensor, nn
 from .drop_path import DropPath, drop_path_rates
 from .mlp import Mlp
 from .patching import PatchEmbedding, Size
-from .support import tokens_first
 from .support.timm_compat import (
     LayerOptions,
     TimmCompatMixin,
@@ -182,14 +181,7 @@ class MlpMixer(TimmCompatMixin, nn.Module):
 
     timm's other methods (`forward_intermediates`, `prune_intermediate_layers`,
     `set_grad_checkpointing`, `group_matcher`, `get_classifier`) come from `TimmCompatMixin`.
-
-    A speed-up: `forward_features` runs the blocks on the token table stored tokens first,
-    `(N, B, C)`, where token mixing needs no transpose (`support.tokens_first`). Set
-    `tokens_first_in_memory = False` (on the class or on one model) to run `self.blocks(x)` as
-    written.
     """
-
-    tokens_first_in_memory: bool = True
 
     def __init__(
         self,
@@ -300,12 +292,6 @@ class MlpMixer(TimmCompatMixin, nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         x = self.stem(images)  # (B, C_in, H, W) -> (B, N, C)
-        if (
-            self.tokens_first_in_memory
-            and not self.grad_checkpointing
-            and tokens_first.can_run(self.blocks, MixerBlock)
-        ):
-            return tokens_first.run_blocks(self.blocks, x, self.norm)  # a speed-up, same result
         # The stem's (B, N, C) is a view of the convolution's output, which lies in memory one
         # channel after another. Copy it once into row-major order: otherwise every residual
         # sum inherits that layout, and every LayerNorm (forward and backward) copies it again.

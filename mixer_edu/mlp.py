@@ -15,17 +15,10 @@ along the other axes. A Mixer uses this MLP twice per block: once on columns of 
 across tokens). See `mixer_edu.mixer`.
 
 The attribute names `fc1`, `act`, `drop1`, `fc2`, `drop2` are timm's, so timm checkpoints load.
-
-The same MLP can act along the *first* axis instead, with its weights on the left:
-`fc1(x) = W1 · x + b1` for x viewed as `(L, everything else)`, one matrix product over all the
-columns at once (`mlp_along_first_axis`). That is token mixing on a table stored tokens first,
-`(N, B, C)`: the layout of `nn.MultiheadAttention` that `mixer_edu.seq_mixing` uses, and the one
-the Mixer's fast path stores its table in (`mixer_edu.support.tokens_first`).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from .support.validation import check_positive_int, check_probability, to_pair
@@ -80,37 +73,3 @@ class Mlp(nn.Module):
         x = self.drop1(x)
         x = self.fc2(x)  # (..., hidden) -> (..., out)
         return self.drop2(x)
-
-
-def linear_along_first_axis(linear: nn.Linear, x: Tensor) -> Tensor:
-    """Apply `linear` along the first axis of `x`: `W · x + b`, weights on the left.
-
-    Args:
-        linear: `nn.Linear(L, S)` with weight `(S, L)` and bias `(S,)`.
-        x: `(L, B, D)`.
-
-    Returns:
-        `(S, B, D)`; what `linear(x.permute(2, 1, 0)).permute(2, 1, 0)` gives, to float
-        rounding, without copying the permuted tensor.
-    """
-    length, batch, channels = x.shape
-    columns = x.reshape(length, batch * channels)  # (L, B, D) -> (L, B*D): one column per channel
-    mixed = torch.addmm(linear.bias.unsqueeze(1), linear.weight, columns)  # (S, L) @ (L, B*D)
-    return mixed.view(-1, batch, channels)  # (S, B*D) -> (S, B, D)
-
-
-def mlp_along_first_axis(mlp: Mlp, x: Tensor) -> Tensor:
-    """`mlp` applied along the first axis of `x`: both layers with their weights on the left.
-
-    Args:
-        mlp: `Mlp(L, H)`: fc1's weight is `(H, L)`, fc2's `(L, H)`.
-        x: `(L, B, D)`.
-
-    Returns:
-        `(L, B, D)`; what `mlp(x.permute(2, 1, 0)).permute(2, 1, 0)` gives, to float rounding.
-    """
-    x = linear_along_first_axis(mlp.fc1, x)  # (L, B, D) -> (H, B, D)
-    x = mlp.act(x)
-    x = mlp.drop1(x)
-    x = linear_along_first_axis(mlp.fc2, x)  # (H, B, D) -> (L, B, D)
-    return mlp.drop2(x)

@@ -39,11 +39,9 @@ on `[seq_len, batch, d_model]` tensors (the layout of `nn.MultiheadAttention`), 
 `mixer="attention"` or `mixer="mlp"`, for the masked-language-model experiment in
 `mixer_edu.mlm`.
 
-A note on layout. In `[seq_len, batch, d_model]` the sequence axis comes first, so mixing
-positions is a plain matrix product from the left: `W1 @ X` with X viewed as `(L, batch *
-d_model)` (`mixer_edu.mlp.mlp_along_first_axis`). It computes the same numbers as transposing
-the sequence axis last, applying an `nn.Linear`, and transposing back (what the reference
-implementation does), without the copies.
+A note on layout. In `[seq_len, batch, d_model]` the sequence axis comes first, and `Mlp` acts
+on the last axis, so the mixer turns the sequence axis last, applies the MLP, and turns it back:
+the same transpose as in `MixerBlock.forward`.
 
 An `EncoderLayer` with `mixer="mlp"` computes exactly what a `MixerBlock` computes on the same
 weights (`mixer_edu.mixer`); only the layout of the tensor differs, `(L, B, D)` instead of
@@ -57,7 +55,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .mlp import Mlp, linear_along_first_axis, mlp_along_first_axis
+from .mlp import Mlp
 from .support.validation import check_positive_int, check_probability, check_tensor
 
 MIXERS = ("attention", "mlp")
@@ -105,7 +103,8 @@ class MlpTokenMixer(nn.Module):
         self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
     ) -> Tensor:
         self._check_call(query, key, value, mask)
-        return mlp_along_first_axis(self.mlp, query)  # across positions: (L, B, D) -> (L, B, D)
+        # Across positions: (L, B, D) -> (B, D, L) -> MLP over L -> (B, D, L) -> (L, B, D)
+        return self.mlp(query.permute(1, 2, 0)).permute(2, 0, 1)
 
     def _check_call(self, query, key, value, mask) -> None:
         if not (query is key and key is value):
@@ -148,8 +147,8 @@ class MlpTokenMixer(nn.Module):
             x: `(L, B, D)`, what the mixer sees (in an encoder: the normalised layer input).
         """
         _check_sequence(x, "x")
-        hidden = linear_along_first_axis(self.mlp.fc1, x)  # (H, B, D): pre-activations
-        slope = gelu_slope(hidden).mean(dim=(1, 2))  # (H,)
+        hidden = self.mlp.fc1(x.permute(1, 2, 0))  # (L, B, D) -> (B, D, H): pre-activations
+        slope = gelu_slope(hidden).mean(dim=(0, 1))  # (H,)
         return self.mlp.fc2.weight @ (slope.unsqueeze(1) * self.mlp.fc1.weight)  # (L, L)
 
     def extra_repr(self) -> str:

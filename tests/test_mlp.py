@@ -1,9 +1,7 @@
 import torch
-from einops import rearrange
 from timm.layers import Mlp as TimmMlp
 
 from mixer_edu import Mlp
-from mixer_edu.mlp import linear_along_first_axis, mlp_along_first_axis
 
 from .helpers import randomize_
 
@@ -39,17 +37,3 @@ def test_mlp_acts_on_the_last_axis_only():
     x2[1, 2] += 1.0
     changed = (mlp(x2) != out).any(dim=-1)
     assert changed[1, 2] and changed.sum() == 1
-
-
-def test_linear_along_first_axis_is_a_linear_on_the_permuted_tensor():
-    linear = randomize_(torch.nn.Linear(12, 4))
-    x = torch.randn(12, 3, 8)  # (L, B, D)
-    expected = rearrange(linear(rearrange(x, "l b d -> b d l")), "b d s -> s b d")
-    torch.testing.assert_close(linear_along_first_axis(linear, x), expected, rtol=0, atol=1e-6)
-
-
-def test_mlp_along_first_axis_is_the_mlp_on_the_permuted_tensor():
-    mlp = randomize_(Mlp(12, 5))
-    x = torch.randn(12, 3, 8)  # (L, B, D)
-    expected = mlp(x.permute(2, 1, 0)).permute(2, 1, 0)
-    torch.testing.assert_close(mlp_along_first_axis(mlp, x), expected, rtol=0, atol=1e-6)
