@@ -23,8 +23,9 @@ import argparse
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
-from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS
+from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS, dataset_classes, dataset_label
 from .models import list_models, model_config
+from .support import checkpoint as ckpt
 from .support.plan import COMPILE_CHOICES, DATA_PATHS
 from .support.runtime import PRECISIONS
 from .support.validation import check_choice, check_positive_int, check_range
@@ -95,6 +96,19 @@ class TrainConfig:
         if self.drop_path_rate:
             overrides["drop_path_rate"] = self.drop_path_rate
         return model_config(self.model_name, **overrides)
+
+    def dataset_label(self) -> str:
+        """How results on this run's data set are labelled ('CIFAR-10', 'synthetic stand-in')."""
+        return dataset_label(self.dataset)
+
+    def classes(self) -> tuple[str, ...]:
+        """The class names of this run's data set, in label order."""
+        return dataset_classes(self.dataset)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        """The recipe's settings: what a checkpoint's stored recipe may hold."""
+        return {f.name for f in fields(cls)}
 
 
 @dataclass
@@ -261,13 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_command_line(changes: dict, options: dict, fast: bool = False) -> TrainConfig:
     """The recipe of the data set (or, with `resume`, the checkpoint's), with `changes` applied."""
-    from .support.run_files import checkpoint_recipe  # it reads TrainConfig from this module
-
     config = recipe(changes.get("dataset", "cifar10"), fast=fast)
     if options.get("resume"):
         options.setdefault("out", default_out(replace(config, **changes)))
         config = checkpoint_recipe(options["out"]) or config  # it fills the gaps
     return replace(config, **changes)
+
+
+def checkpoint_recipe(out: Path) -> TrainConfig | None:
+    """The `TrainConfig` stored in `out`'s checkpoint, or None when there is none yet."""
+    path = Path(out) / ckpt.CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    return TrainConfig(**ckpt.load_resumable(path, TrainConfig.field_names())["train_config"])
 
 
 def from_command_line(argv: list[str] | None = None) -> tuple[TrainConfig, dict]:

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchvision import tv_tensors
 from torchvision.datasets import CIFAR10
@@ -195,17 +197,105 @@ def _cifar10_missing_message(root: Path, error: Exception, download: bool) -> st
 # --------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# Augmentation: a random crop and a flip, the same code for one image and for a whole batch.
+# --------------------------------------------------------------------------------------------
+
+CROP_PADDING = 4  # zero pixels around each image before the random crop
+
+
+def random_crops(
+    n: int, padding: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random crop positions and flips for `n` images: `(top, left, flip)`, each of shape (n,).
+
+    `top` and `left` are uniform over 0..2*padding (the corner of the crop in the padded image),
+    `flip` is True with probability 1/2.
+
+    Args:
+        n: how many images.
+        padding: the zero border p around each image.
+        generator: a CPU generator (the device path's, seeded per epoch, so the draws repeat on
+            resume), or None: torch's global one (seeded per epoch and per DataLoader worker).
+    """
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return top, left, flip
+
+
+def crop_and_flip(
+    padded: torch.Tensor,
+    index: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    flip: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Cut one `size` window out of each chosen padded image, mirrored left-right where `flip`.
+
+    Args:
+        padded: images `(N, C, H + 2p, W + 2p)`, any dtype.
+        index: which image each window comes from, `(B,)`.
+        top, left: the window's corner in the padded image, `(B,)`.
+        flip: mirror the window horizontally, `(B,)` bool.
+        size: the window `(H, W)`.
+
+    Returns:
+        `(B, C, H, W)`; `output[b, c, i, j] = padded[index[b], c, top[b] + i, left[b] + j]`, or
+        `left[b] + W - 1 - j` where `flip[b]`. Two gathers, no loop over images.
+    """
+    (height, width), (_, channels, padded_height, padded_width) = size, padded.shape
+    device = padded.device
+    # 1. The rows: every (image, channel, row) of the padded set is one row of `flat`.
+    flat = padded.reshape(-1, padded_width)  # (N * C * (H + 2p), W + 2p), a view
+    first_row = (index[:, None] * channels + torch.arange(channels, device=device)) * padded_height
+    row_ids = first_row[:, :, None] + top[:, None, None] + torch.arange(height, device=device)
+    rows = flat.index_select(0, row_ids.flatten())  # (B * C * H, W + 2p)
+    rows = rows.view(len(index), channels, height, padded_width)
+    # 2. The columns: a window starting at `left`, read backwards where flipped.
+    columns = torch.arange(width, device=device)
+    columns = torch.where(flip[:, None], width - 1 - columns, columns) + left[:, None]  # (B, W)
+    columns = columns[:, None, None, :].expand(-1, channels, height, -1)  # (B, C, H, W)
+    return rows.gather(3, columns)  # (B, C, H, W)
+
+
+class RandomCropFlip(nn.Module):
+    """The training crop-and-flip of one uint8 image `(3, H, W)`: `crop_and_flip` on a batch of 1.
+
+    The image is padded by `padding` zero pixels, and one window of its size is cut out at a
+    random corner, mirrored with probability 1/2, from torch's global generator (which the
+    DataLoader seeds in each worker). The same as torchvision's `RandomCrop(size, padding)`
+    followed by `RandomHorizontalFlip()`, drawn the same way.
+    """
+
+    def __init__(self, padding: int = CROP_PADDING):
+        super().__init__()
+        self.padding = padding
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(image, (self.padding,) * 4)[None]  # (1, 3, H + 2p, W + 2p)
+        top, left, flip = random_crops(1, self.padding)
+        first = torch.zeros(1, dtype=torch.int64)
+        out = crop_and_flip(padded, first, top, left, flip, tuple(image.shape[-2:]))[0]
+        return tv_tensors.wrap(out, like=image) if isinstance(image, tv_tensors.Image) else out
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+
 def augmentation(augment: str = "crop-flip") -> v2.Compose:
     """Random changes of one uint8 image `(3, 32, 32)`, for training.
 
     `'none'`; `'crop-flip'` (default): a random 32x32 crop of the image padded by 4 pixels on
-    every side, then a horizontal flip with probability 1/2; `'randaugment'` or `'autoaugment'`
-    (torchvision's CIFAR-10 policy) after the crop and flip.
+    every side, then a horizontal flip with probability 1/2 (`RandomCropFlip`, the code the
+    device path runs on whole batches); `'randaugment'` or `'autoaugment'` (torchvision's
+    CIFAR-10 policy) after the crop and flip.
     """
     check_choice(augment, AUGMENTATIONS, "augment")
     steps = []
     if augment != "none":
-        steps += [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+        steps.append(RandomCropFlip())
     if augment == "randaugment":
         steps.append(v2.RandAugment(num_ops=2, magnitude=9))
     elif augment == "autoaugment":

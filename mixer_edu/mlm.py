@@ -53,13 +53,12 @@ from tqdm.auto import tqdm
 
 from .mlm_text import IGNORE_INDEX, MlmData, mask_tokens
 from .seq_mixing import MIXERS, TextEncoder, check_mixer
-from .support.compare import mean_and_range
-from .support.course import fast_mode
 from .support.errors import TrainingDivergedError, command_line, exit_status
+from .support.metrics import mean_and_range
 from .support.paths import check_folder
-from .support.runtime import autocast
-from .support.validation import check_positive_int, check_range
-from .train import warmup_cosine
+from .support.runtime import autocast, fast_mode, resolve_device
+from .support.validation import check_choice, check_positive_int, check_range
+from .train import parameter_groups, warmup_cosine
 
 # ------------------------------------------------------------------------------------------------
 # Training and evaluation
@@ -84,7 +83,7 @@ class MlmConfig:
     eval_every: int = 100
     eval_sequences: int = 512
     seed: int = 0
-    bf16: bool = False  # bfloat16 autocast: faster on many CPUs, slightly less exact
+    precision: str = "fp32"  # or "bf16": bfloat16 autocast, faster on many CPUs, less exact
 
     def __post_init__(self):  # bad values fail here, not as a silent or cryptic run
         positive = ("seq_len", "d_model", "num_layers", "num_heads", "batch_size", "steps")
@@ -97,6 +96,7 @@ class MlmConfig:
         check_range(self.mlp_ratio, "mlp_ratio", 0, low_open=True)
         check_range(self.lr, "lr", 0, low_open=True)
         check_range(self.weight_decay, "weight_decay", 0)
+        check_choice(self.precision, ("fp32", "bf16"), "precision")
 
     @classmethod
     def fast(cls, **overrides) -> MlmConfig:
@@ -153,9 +153,11 @@ def build_encoder(mixer: str, config: MlmConfig, vocab_size: int) -> TextEncoder
     )
 
 
-def mlm_loss(model: TextEncoder, inputs: Tensor, targets: Tensor, bf16: bool = False) -> Tensor:
+def mlm_loss(
+    model: TextEncoder, inputs: Tensor, targets: Tensor, precision: str = "fp32"
+) -> Tensor:
     """Cross-entropy at the picked positions only (the others are `IGNORE_INDEX`)."""
-    with autocast(inputs.device, "bf16" if bf16 else "fp32"):
+    with autocast(inputs.device, precision):
         logits = model(inputs)  # (B, L, V)
     logits = logits.flatten(0, 1).float()  # (B*L, V)
     return F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE_INDEX)
@@ -198,22 +200,24 @@ def train_mlm(
     config: MlmConfig,
     data: MlmData | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> MlmRun:
     """Train one encoder with `mixer` on the masked-character task; return its curves and model.
 
     Deterministic for a given `config.seed`: the model's initial weights, the training batches and
-    their masks come from seeded generators, so both mixers see exactly the same data. The
-    held-out set does not depend on the seed (`heldout_set`).
+    their masks come from seeded generators on the CPU, so both mixers see exactly the same data
+    on any device. The held-out set does not depend on the seed (`heldout_set`). `device`: where
+    to train (default: the course's, `MIXER_EDU_DEVICE` or the fastest this machine has).
     """
     data = data or MlmData(seq_len=config.seq_len)
+    device = resolve_device(device)
     torch.manual_seed(config.seed)
-    model = build_encoder(mixer, config, data.vocab.size)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    # The course's warm-up cosine (`mixer_edu.train.warmup_cosine`), ending at 10% of the peak.
+    model = build_encoder(mixer, config, data.vocab.size).to(device)
+    # The course's optimiser: AdamW, decay on the weight matrices only (`train.parameter_groups`),
+    # and its warm-up cosine (`train.warmup_cosine`), here ending at 10% of the peak.
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
     schedule = warmup_cosine(optimizer, config.warmup_steps, config.steps, final=0.1)
-    heldout_inputs, heldout_targets = heldout_set(data, config)
+    heldout_inputs, heldout_targets = (t.to(device) for t in heldout_set(data, config))
     generator = torch.Generator().manual_seed(config.seed)
 
     evals = [{"step": 0, **evaluate_heldout(model, heldout_inputs, heldout_targets)}]  # untrained
@@ -221,9 +225,9 @@ def train_mlm(
     bar = tqdm(range(1, config.steps + 1), desc=f"{mixer:9s}", disable=not progress)
     for step in bar:
         tokens = data.train_batch(config.batch_size, generator)
-        inputs, targets = mask_tokens(tokens, data.vocab, generator)
+        inputs, targets = (t.to(device) for t in mask_tokens(tokens, data.vocab, generator))
         start = time.perf_counter()
-        loss = mlm_loss(model, inputs, targets, config.bf16)
+        loss = mlm_loss(model, inputs, targets, config.precision)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -257,16 +261,16 @@ def training_speed(
     learning rate 0, so the models' weights do not change.
     """
     generator = torch.Generator().manual_seed(config.seed + 2)
-    inputs, targets = mask_tokens(
-        data.train_batch(config.batch_size, generator), data.vocab, generator
-    )
+    tokens = data.train_batch(config.batch_size, generator)
+    device = next(next(iter(models.values())).parameters()).device  # where they trained
+    inputs, targets = (t.to(device) for t in mask_tokens(tokens, data.vocab, generator))
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=0.0) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     for round_index in range(repeats + 1):
         for name, model in models.items():
             model.train()
             start = time.perf_counter()
-            loss = mlm_loss(model, inputs, targets, config.bf16)
+            loss = mlm_loss(model, inputs, targets, config.precision)
             optimizers[name].zero_grad(set_to_none=True)
             loss.backward()
             optimizers[name].step()
@@ -291,6 +295,7 @@ def run_experiment(
     progress: bool = True,
     speed_repeats: int = 10,
     seeds: tuple[int, ...] | None = None,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Train every mixer in `mixers` once per seed, with the same config and data; time them.
 
@@ -305,7 +310,9 @@ def run_experiment(
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0, 1, 2)")
     data = data or MlmData(seq_len=config.seq_len)
     seed_runs = {
-        mixer: [train_mlm(mixer, replace(config, seed=seed), data, progress) for seed in seeds]
+        mixer: [
+            train_mlm(mixer, replace(config, seed=seed), data, progress, device) for seed in seeds
+        ]
         for mixer in mixers
     }
     runs = {mixer: mixer_runs[0] for mixer, mixer_runs in seed_runs.items()}
@@ -425,7 +432,10 @@ def main(argv: list[str] | None = None) -> dict:
         default=[full.seed],
         help="one run of each mixer per seed; the table gives mean and range (default 0)",
     )
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: bfloat16 autocast"
+    )
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
     parser.add_argument("--out", help="directory for results.json and the trained encoders")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -433,11 +443,15 @@ def main(argv: list[str] | None = None) -> dict:
     make = MlmConfig.fast if args.fast or fast_mode() else MlmConfig
     names = ("steps", "seq_len", "d_model", "num_layers", "num_heads", "batch_size", "lr")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    config = make(**overrides, seed=args.seeds[0], bf16=args.bf16)
+    config = make(**overrides, seed=args.seeds[0], precision=args.precision)
     if args.out:
         check_folder(args.out, "--out")  # before training, not after it
     results = run_experiment(
-        config, tuple(args.mixers), progress=not args.no_progress, seeds=tuple(args.seeds)
+        config,
+        tuple(args.mixers),
+        progress=not args.no_progress,
+        seeds=tuple(args.seeds),
+        device=args.device,
     )
     print(format_results(results))
     if args.out:

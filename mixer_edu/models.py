@@ -31,12 +31,16 @@ images, patches, width and depth.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from .gmlp import GMlp
 from .mixer import MlpMixer
+from .support.checkpoint import load_checkpoint, load_weights
 from .support.validation import check_choice
 
 
@@ -135,3 +139,83 @@ def create_model(name: str, **overrides) -> nn.Module:
         >>> model = create_model("gmlp_cifar_tiny", near_identity_gate=False)
     """
     return model_class(name)(**model_config(name, **overrides))
+
+
+# --------------------------------------------------------------------------------------------
+# Models back from checkpoints (written by `mixer_edu.train`, read by `support.checkpoint`).
+# --------------------------------------------------------------------------------------------
+
+# The modules whose layer classes a checkpoint's model config may name. mixer_edu's own layers
+# (every nn.Module subclass defined in these modules) and torch's activations and normalisations:
+# building any of them only creates weights.
+LAYER_MODULES = (
+    "mixer_edu.mlp",
+    "mixer_edu.drop_path",
+    "mixer_edu.patching",
+    "mixer_edu.mixer",
+    "mixer_edu.gmlp",
+    "mixer_edu.seq_mixing",
+    "torch.nn.modules.activation",
+    "torch.nn.modules.normalization",
+    "torch.nn.modules.linear",  # nn.Identity
+)
+
+
+def layer_classes() -> dict[str, type[nn.Module]]:
+    """The allow-list: `{"mixer_edu.mixer.MixerBlock": MixerBlock, ...}`, by `encode_config` name.
+
+    Only classes *defined* in `LAYER_MODULES` (not what they import) and only `nn.Module`
+    subclasses: a name in a checkpoint can never reach a function such as `os.system`.
+    """
+    classes = {}
+    for module_name in LAYER_MODULES:
+        for value in vars(importlib.import_module(module_name)).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, nn.Module)
+                and value.__module__ == module_name
+            ):
+                classes[f"{value.__module__}.{value.__qualname__}"] = value
+    return classes
+
+
+def decode_config(config: dict) -> dict:
+    """Undo `encode_config`; a class name is looked up in the allow-list `layer_classes()` only."""
+    allowed = None
+    decoded = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"class"}:
+            allowed = allowed if allowed is not None else layer_classes()
+            name = value["class"]
+            if not isinstance(name, str) or name not in allowed:
+                raise ValueError(
+                    f"model_config[{key!r}] names {name!r}, which is not one of mixer_edu's layer "
+                    "classes (or torch.nn's activation and normalisation layers); such a "
+                    "checkpoint is not loaded, for safety: a name could point at any function."
+                )
+            value = allowed[name]
+        decoded[key] = value
+    return decoded
+
+
+def build_model(checkpoint: dict) -> nn.Module:
+    """A new model with the checkpoint's name and configuration, and its weights."""
+    model = create_model(checkpoint["model_name"], **decode_config(checkpoint["model_config"]))
+    load_weights(model, checkpoint["model"], f"the checkpoint of {checkpoint['model_name']}")
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the trained model stored in a checkpoint or snapshot.
+
+    Returns:
+        `(model, checkpoint)`: the model in eval mode on `device`, and the checkpoint dict
+        (`epoch`, `dataset`, `classes`, ... ; see the module docstring).
+
+    Example:
+        >>> model, checkpoint = load_model("runs/standin/checkpoint.pt")
+        >>> checkpoint["epoch"], checkpoint["dataset"]
+    """
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint)
+    return model.to(device).eval(), checkpoint

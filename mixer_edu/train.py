@@ -25,12 +25,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import RunOptions, TrainConfig, default_out, from_command_line
+from .device_data import epoch_batches, image_count, run_loaders
 from .evaluation import evaluate
 from .models import create_model
 from .support import checkpoint as ckpt
-from .support import distributed, fast_step, machine, run_files
+from .support import compiled_step, distributed, machine, run_files
 from .support.errors import command_line, exit_status
-from .support.loaders import epoch_batches, image_count, run_loaders
 from .support.metrics import METRICS_NAME, epoch_line, epoch_record, read_metrics
 from .support.paths import check_folder
 from .support.runtime import autocast, epoch_seed, seed_everything
@@ -77,7 +77,7 @@ def train_step(
 
     Args:
         precision, label_smoothing: `forward_loss`'s. clip_grad: `clip_and_update`'s.
-        fast: the fast path, these same two halves compiled (`support.fast_step.build`), or
+        fast: the fast path, these same two halves compiled (`support.compiled_step.build`), or
             None: the plain functions above.
     """
     forward, update = (fast.forward_loss, fast.update) if fast else (forward_loss, clip_and_update)
@@ -247,7 +247,9 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
         # DDP and the fast path: the model wrapped (DDP averages gradients), and the step's two
         # halves compiled as planned (None: the plain step).
         stepper = distributed.wrap(model, ranks, device)
-        fast = fast_step.as_planned(forward_loss, clip_and_update, stepper, optimizer, plan, say)
+        fast = compiled_step.as_planned(
+            forward_loss, clip_and_update, stepper, optimizer, plan, say
+        )
         evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
 
         # The epochs. Rank 0 evaluates and writes; each epoch's files are written in the

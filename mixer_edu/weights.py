@@ -71,7 +71,7 @@ def _blocks(model: nn.Module) -> nn.Sequential:
         raise TypeError(
             f"expected a Mixer (e.g. mixer_edu.create_model('mixer_cifar_small')), "
             f"got {type(model).__name__}; a model loaded with timm converts with "
-            "mixer_edu.support.pretrained.from_timm(model)."
+            "mixer_edu.tools.pretrained.from_timm(model)."
         )
     return blocks
 

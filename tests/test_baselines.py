@@ -4,7 +4,7 @@ import torch
 from mixer_edu import create_model
 from mixer_edu.baselines import SmallViT, count_parameters, create_baseline
 from mixer_edu.permutation import ImagePermutation, permute_mixer
-from mixer_edu.support.compare import ImageData, accuracy, format_runs, train_briefly
+from mixer_edu.tools.compare import ImageData, accuracy, format_runs, train_briefly
 
 
 @pytest.mark.parametrize("name", ["cnn_cifar_tiny", "vit_cifar_tiny"])
@@ -131,7 +131,7 @@ def test_the_papers_table1_shapes_are_the_shapes_of_the_models_we_build():
 
 
 def test_train_seeds_runs_one_brief_run_per_seed_and_reports_their_range():
-    from mixer_edu.support.compare import format_seed_runs, train_seeds
+    from mixer_edu.tools.compare import format_seed_runs, train_seeds
 
     train, test = _toy_data(64, seed=0), _toy_data(32, seed=1)
     built = []

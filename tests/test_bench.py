@@ -4,7 +4,8 @@ import time
 import pytest
 import torch
 
-from mixer_edu.support import bench, bench_core, bench_loop, peaks
+from mixer_edu.support import peaks
+from mixer_edu.tools import bench, bench_core, bench_loop
 
 
 def test_forward_flops_match_the_formula_for_a_mixer():

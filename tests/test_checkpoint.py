@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from mixer_edu import create_model, model_config
+from mixer_edu.config import TrainConfig
 from mixer_edu.mixer import MixerBlock
+from mixer_edu.models import decode_config, load_model
 from mixer_edu.support import checkpoint as ckpt
 
 from .helpers import randomize_
@@ -30,12 +32,12 @@ def _checkpoint(model_name="mixer_cifar_tiny", **overrides):
 def test_load_model_rebuilds_the_same_model_in_eval_mode(tmp_path):
     model, state = _checkpoint(drop_path_rate=0.1)
     path = ckpt.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
-    loaded, checkpoint = ckpt.load_model(path)
+    loaded, checkpoint = load_model(path)
     assert not loaded.training and checkpoint["epoch"] == 3
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(images), model.eval()(images))
-    assert ckpt.load_model(tmp_path / "run")[1]["epoch"] == 3  # a run folder works too
+    assert load_model(tmp_path / "run")[1]["epoch"] == 3  # a run folder works too
 
 
 def test_interrupted_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -82,7 +84,7 @@ def test_classes_in_the_config_are_stored_by_name_and_resolved_from_the_allow_li
     config = {"embed_dim": 8, "block_layer": MixerBlock, "act_layer": torch.nn.GELU}
     encoded = ckpt.encode_config(config)
     assert encoded["block_layer"] == {"class": "mixer_edu.mixer.MixerBlock"}
-    assert ckpt.decode_config(encoded) == config
+    assert decode_config(encoded) == config
 
 
 @pytest.mark.parametrize(
@@ -106,16 +108,16 @@ def test_a_crafted_checkpoint_naming_any_other_callable_is_refused_before_a_call
     monkeypatch.setattr("builtins.eval", lambda *args: called.append(args))
     monkeypatch.setattr(ckpt, "save_atomic", lambda *args: called.append(args))
     with pytest.raises(ValueError, match="not one of mixer_edu's layer classes"):
-        ckpt.load_model(path)
+        load_model(path)
     assert not called
 
 
 def test_a_snapshot_is_a_model_but_not_a_checkpoint_to_resume(tmp_path):
     _, state = _checkpoint()
     path = ckpt.save_atomic(state, tmp_path / "snapshots" / "epoch_003.pt")
-    assert ckpt.load_model(path)[1]["epoch"] == 3
+    assert load_model(path)[1]["epoch"] == 3
     with pytest.raises(ValueError, match="snapshot.*cannot continue"):
-        ckpt.load_resumable(path)
+        ckpt.load_resumable(path, TrainConfig.field_names())
 
 
 def _die_during_save(path):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mixer_edu.support import course
+from mixer_edu.tools import course
 
 
 def test_fast_mode_follows_the_environment(monkeypatch):

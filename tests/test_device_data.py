@@ -4,10 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from mixer_edu import data
+from mixer_edu.data import crop_and_flip, random_crops
+from mixer_edu.device_data import DeviceLoader, device_loaders
 from mixer_edu.support import standin
-from mixer_edu.support.device_data import DeviceLoader, crop_and_flip, device_loaders, draw_crops
 
 
 def random_set(n=40, size=32, classes=10, seed=0):
@@ -143,10 +145,11 @@ def recover_crops(crops, padding=4):
     return top, left, flip
 
 
-def per_image_crops(n, seed):
-    """`n` crops of the marker image by the per-image torchvision path (data.augmentation)."""
+def per_image_crops(n, seed, augment=None):
+    """`n` crops of the marker image by the per-image path (data.augmentation by default)."""
     torch.manual_seed(seed)
-    augment, image = data.augmentation("crop-flip"), tv_tensors.Image(marker_image())
+    augment = augment or data.augmentation("crop-flip")
+    image = tv_tensors.Image(marker_image())
     return torch.stack([augment(image).as_subclass(torch.Tensor) for _ in range(n)])
 
 
@@ -207,9 +210,26 @@ def test_device_and_per_image_paths_draw_the_same_crops_and_flips():
     assert not same_distribution(per_image["flip"], never["flip"])
 
 
-def test_draw_crops_uses_only_the_given_generator():
-    first = draw_crops(100, 4, torch.Generator().manual_seed(3))
-    again = draw_crops(100, 4, torch.Generator().manual_seed(3))
+def test_the_per_image_crop_and_flip_draws_as_torchvisions_random_crop_and_flip():
+    torchvision = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+    reference = tables(*recover_crops(per_image_crops(4000, seed=0, augment=torchvision)))
+    ours = tables(*recover_crops(per_image_crops(4000, seed=1)))
+    for name in reference:
+        assert same_distribution(reference[name], ours[name]), name
+
+
+def test_every_data_path_crops_and_flips_with_the_lessons_function(monkeypatch):
+    calls = []
+    real = data.crop_and_flip
+    monkeypatch.setattr(data, "crop_and_flip", lambda *a: calls.append(len(a[1])) or real(*a))
+    per_image_crops(3, seed=0)  # the DataLoader path: one image at a time
+    device_crops(5, seed=0)  # the device path: the whole batch at once
+    assert calls == [1, 1, 1, 5]
+
+
+def test_random_crops_uses_only_the_given_generator():
+    first = random_crops(100, 4, torch.Generator().manual_seed(3))
+    again = random_crops(100, 4, torch.Generator().manual_seed(3))
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert first[0].min() >= 0 and first[0].max() <= 8 and first[2].dtype == torch.bool
 

@@ -18,9 +18,9 @@ import torch
 from mixer_edu import create_model
 from mixer_edu.data import make_loaders
 from mixer_edu.evaluation import predict
-from mixer_edu.support.checkpoint import load_model
-from mixer_edu.support.compare import load_images, train_briefly
-from mixer_edu.support.course import cmp, course_device
+from mixer_edu.models import load_model
+from mixer_edu.tools.compare import load_images, train_briefly
+from mixer_edu.tools.course import cmp, course_device
 from mixer_edu.train import train
 from tests.test_train import small
 

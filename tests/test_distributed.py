@@ -9,9 +9,9 @@ import torch
 from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import config_from_command_line
-from mixer_edu.support import checkpoint as ckpt
-from mixer_edu.support import distributed, fast_step
-from mixer_edu.support.device_data import DeviceLoader
+from mixer_edu.device_data import DeviceLoader
+from mixer_edu.models import load_model
+from mixer_edu.support import compiled_step, distributed
 from mixer_edu.support.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     Not bit for bit: DDP averages the two halves' gradients, so the sums run in another order
     (float rounding, about 1e-6 here after 16 steps); DropPath is off, whose masks are drawn per
     rank. CutMix and crop-flip are on: the device path mixes the whole global batch on every rank.
-    `compiled`: the two processes run the fast path (`mixer_edu.support.fast_step`; graphs
+    `compiled`: the two processes run the fast path (`mixer_edu.support.compiled_step`; graphs
     captured with aot_eager, as in tests/test_fast_step.py), the one process the eager step.
     """
     if compiled and torch.__version__ < "2.7":
@@ -75,7 +75,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     args += ["--precision", "fp32", "--device", "cpu", "--dataset", "standin"]
     args += ["--compile"] if compiled else []
     env = {**os.environ, data.DATA_ENV: str(data_root), "OMP_NUM_THREADS": "1"}
-    env[fast_step.BACKEND_ENV] = "aot_eager"
+    env[compiled_step.BACKEND_ENV] = "aot_eager"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", "2", "-m", "mixer_edu.train", *args]
@@ -106,7 +106,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
         config, out=tmp_path / "one", precision="fp32", device="cpu", data_root=data_root,
         progress=False,
     )  # fmt: skip
-    two, saved = ckpt.load_model(tmp_path / "two")
+    two, saved = load_model(tmp_path / "two")
     assert saved["epoch"] == 2
     for name, tensor in one.model.state_dict().items():
         torch.testing.assert_close(two.state_dict()[name], tensor, rtol=0, atol=1e-4)

@@ -209,8 +209,8 @@ def test_viz_of_a_checkpoint_naming_os_system_is_refused(finished_run, data_root
             ["--fast", "--heads", "3", "--d-model", "64"],
             "num_heads=3 must divide d_model=64",
         ),
-        ("support.bench", ["--quick", "--calls", "0"], "--calls must be a positive int"),
-        ("support.bench", ["--quick", "--device", "banana"], "device must be one of"),
+        ("tools.bench", ["--quick", "--calls", "0"], "--calls must be a positive int"),
+        ("tools.bench", ["--quick", "--device", "banana"], "device must be one of"),
         ("support.standin", ["--root", "{a_file}"], "is inside {a_file}, which is a file"),
     ],
 )

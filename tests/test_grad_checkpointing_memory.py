@@ -3,7 +3,7 @@
 import torch
 
 from mixer_edu import MlpMixer
-from mixer_edu.support.bench_memory import peak_step_memory
+from mixer_edu.tools.bench_memory import peak_step_memory
 
 
 def test_checkpointing_lowers_the_peak_memory_of_a_training_pass():

@@ -13,7 +13,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
 from mixer_edu import MlpMixer, model_config
-from mixer_edu.support import pretrained
+from mixer_edu.tools import pretrained
 
 from .helpers import randomize_
 

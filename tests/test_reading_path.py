@@ -9,7 +9,7 @@ from mixer_edu import train as training
 
 PACKAGE = Path(mixer_edu.__file__).resolve().parent
 SUPPORT = PACKAGE / "support"
-MOST_LESSON_MODULES = 8
+MOST_LESSON_MODULES = 9
 
 
 def lesson_modules_before_the_first_step(argv: list[str]) -> set[str]:

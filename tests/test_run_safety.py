@@ -17,6 +17,7 @@ import torch
 
 from mixer_edu import train as training
 from mixer_edu.config import RECIPES, TrainConfig
+from mixer_edu.models import load_model
 from mixer_edu.support import checkpoint as ckpt
 from mixer_edu.support import disk
 from mixer_edu.support.disk import DiskFullError
@@ -261,7 +262,7 @@ def test_a_checkpoint_this_version_cannot_read_names_both_versions(
 def test_a_checkpoint_from_before_the_version_fields_still_loads_and_resumes(data_root, tmp_path):
     training.train(TrainConfig(**_tiny_config()), **options(data_root, tmp_path))
     _rewrite_checkpoint(tmp_path, format=None, mixer_edu_version=None, device=None)
-    model, saved = ckpt.load_model(tmp_path / ckpt.CHECKPOINT_NAME)
+    model, saved = load_model(tmp_path / ckpt.CHECKPOINT_NAME)
     assert "format" not in saved and saved["epoch"] == 1
     result = training.train(
         TrainConfig(**_tiny_config(epochs=2)), **options(data_root, tmp_path, resume=True)

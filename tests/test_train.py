@@ -12,6 +12,7 @@ from mixer_edu import data
 from mixer_edu import train as training
 from mixer_edu.config import TrainConfig, recipe
 from mixer_edu.evaluation import evaluate, predict
+from mixer_edu.models import load_model
 from mixer_edu.support import checkpoint as ckpt
 from mixer_edu.support.metrics import read_metrics
 
@@ -62,11 +63,11 @@ def test_run_writes_checkpoint_metrics_and_snapshots_as_the_contract_says(short_
     assert all(r["images_per_second"] > 0 for r in records)
     snapshots = [p.name for p in ckpt.list_snapshots(out)]
     assert snapshots == [f"epoch_{epoch:03d}.pt" for epoch in range(7)]
-    initial, state = ckpt.load_model(out / "snapshots" / "epoch_000.pt")
+    initial, state = load_model(out / "snapshots" / "epoch_000.pt")
     assert state["epoch"] == 0 and torch.count_nonzero(initial.head.weight) == 0  # untrained
     # Loaded onto the trained model's device (a GPU where there is one): compared there.
     device = next(short_run.model.parameters()).device
-    model, state = ckpt.load_model(out / "checkpoint.pt", device=device)
+    model, state = load_model(out / "checkpoint.pt", device=device)
     assert state["epoch"] == 6 and state["dataset"] == "standin"
     assert state["classes"] == list(data.dataset_classes("standin"))
     for key in ("optimizer", "scheduler", "rng", "train_config"):
@@ -140,7 +141,7 @@ def _interrupted_and_straight(config, tmp_path, monkeypatch, **options):
     with pytest.raises(KeyboardInterrupt):
         training.train(config, out=tmp_path / "resumed", **options)
     monkeypatch.setattr(training, "train_one_epoch", real_epoch)
-    _, left = ckpt.load_model(tmp_path / "resumed")  # Ctrl-C left a usable checkpoint
+    _, left = load_model(tmp_path / "resumed")  # Ctrl-C left a usable checkpoint
     assert left["epoch"] == 1
     resumed = training.train(config, out=tmp_path / "resumed", resume=True, **options)
     return straight, resumed
@@ -253,8 +254,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_evaluate_takes_batches_from_anywhere_to_the_models_device_and_answers_on_the_cpu(
     device,
 ):
+    from mixer_edu.device_data import DeviceLoader
     from mixer_edu.models import create_model
-    from mixer_edu.support.device_data import DeviceLoader
 
     model = create_model("mixer_cifar_tiny", num_blocks=1, embed_dim=16).to(device)
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)

@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 
 from mixer_edu import create_model, patchify, train, viz
-from mixer_edu.support import pretrained
-from mixer_edu.support.checkpoint import list_snapshots, load_model
+from mixer_edu.models import load_model
+from mixer_edu.support.checkpoint import list_snapshots
+from mixer_edu.tools import pretrained
 from mixer_edu.viz import cli
 from mixer_edu.weights import grating, spatial_frequency
 

@@ -6,7 +6,7 @@ On a GPU, `model(images)` with the model on the device and `images` still on the
 "Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor) should be the same". On
 a CPU it just works, so CI cannot see the bug. This guard stands in for a second device:
 
-- the course device (`MIXER_EDU_DEVICE`, which `mixer_edu.support.course.course_device`
+- the course device (`MIXER_EDU_DEVICE`, which `mixer_edu.tools.course.course_device`
   reads) becomes `cpu:0`: an ordinary CPU to torch, but a separate place to the guard;
 - every tensor made there or moved there (`device=...`, `.to(...)`, a module's `.to(...)`) is
   *on the device*, and so is everything computed from such a tensor, and its gradient;

@@ -18,7 +18,7 @@ CI has no GPU, so this is how the course's device code paths get exercised: run 
    CIFAR-10-sized synthetic stand-in (50,000 training and 10,000 test images, written first and
    not timed), so it does the work of the CIFAR-10 run without a download. The summary gives its
    wall time, start-up and compilation included, and its last epoch line;
-4. `bench`: `python -m mixer_edu.support.bench --loop` on the device (fp32, the CIFAR
+4. `bench`: `python -m mixer_edu.tools.bench --loop` on the device (fp32, the CIFAR
    configuration).
 
 Every step has a time budget (seconds; `--budget STEP=SECONDS` changes one, `--budget-scale`
@@ -228,7 +228,7 @@ def run_classroom(budget: float, device: str, epochs: int, train_images: int | N
 
 def run_bench(budget: float, device: str, quick: bool = False) -> Result:
     command = [
-        sys.executable, "-m", "mixer_edu.support.bench", "--device", device, "--loop",
+        sys.executable, "-m", "mixer_edu.tools.bench", "--device", device, "--loop",
         "--config", "cifar", "--precision", "fp32",
     ] + (["--quick"] if quick else [])  # fmt: skip
     result = run_step("bench", command, ROOT, budget)

@@ -20,12 +20,12 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from mixer_edu.device_data import DeviceLoader
 from mixer_edu.models import create_model
-from mixer_edu.support import fast_step
-from mixer_edu.support.bench_core import sync
-from mixer_edu.support.device_data import DeviceLoader
+from mixer_edu.support import compiled_step
 from mixer_edu.support.plan import describe_device, plan_run
 from mixer_edu.support.runtime import resolve_device
+from mixer_edu.tools.bench_core import sync
 from mixer_edu.train import (
     clip_and_update,
     forward_loss,
@@ -54,11 +54,11 @@ def main() -> None:
     labels = torch.randint(0, 10, (len(images),))
     loader = DeviceLoader(images, labels, batch, device=device, augment="crop-flip")
 
-    with fast_step.run_settings(plan):
+    with compiled_step.run_settings(plan):
         fast = None
         if plan.compile_mode:
             mode = plan.compile_mode
-            fast = fast_step.build(forward_loss, clip_and_update, model, optimizer, mode)
+            fast = compiled_step.build(forward_loss, clip_and_update, model, optimizer, mode)
         options = dict(precision=plan.precision, label_smoothing=0.1, clip_grad=1.0, fast=fast)
 
         def steps(count: int, seed: int) -> float:

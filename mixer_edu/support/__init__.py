@@ -5,7 +5,7 @@ The lessons (`mixer_edu.patching`, `mlp`, `drop_path`, `mixer`, `models`, `train
 
 - how a run runs: `machine` (the set-up `train` enters once), `plan` (precision, data path,
   compile, workers, printed at the start), `runtime` (device, seeds, allocator settings),
-  `distributed` (torchrun / DDP), `fast_step` (the compiled step and its GPU settings),
+  `distributed` (torchrun / DDP), `compiled_step` (the compiled step and its GPU settings),
   `peaks` (datasheet peaks for the bench), `device_data` (the data set kept on the accelerator);
 - files: `checkpoint` (atomic writes, safe loading, exact resume), `metrics` (`metrics.jsonl`),
   `run_files` (start or resume, each epoch's files written in the background),

@@ -1,15 +1,14 @@
-"""Checkpoints: save training state so that nothing is lost, and load models back.
+"""Checkpoints: save training state so that nothing is lost, and read it back safely.
 
 A checkpoint is a `torch.save`d dict (`REQUIRED_KEYS`, plus the optimiser, scheduler, random
 states and recipe in `checkpoint.pt`), written atomically, versioned (`FORMAT`) and loaded with
-`weights_only=True`, layer classes only through an allow-list (`LAYER_MODULES`). The file layout
-and why each rule exists: docs/training.md, "Checkpoints".
+`weights_only=True`. This module knows nothing of the course's models: rebuilding one from a
+checkpoint, with layer classes only through an allow-list, is `mixer_edu.models.load_model`.
+The file layout and why each rule exists: docs/training.md, "Checkpoints".
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import importlib.metadata
 import io
 import random
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import create_model
 from . import disk
 from .errors import MixerEduError
 
@@ -139,10 +137,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return checkpoint
 
 
-def load_resumable(path: str | Path) -> dict:
-    """`load_checkpoint`, for a checkpoint that training can continue from (not a snapshot)."""
+def load_resumable(path: str | Path, recipe_fields: set[str]) -> dict:
+    """`load_checkpoint`, for a checkpoint that training can continue from (not a snapshot).
+
+    `recipe_fields` are the setting names this version's recipe (`TrainConfig`) has.
+    """
     checkpoint = load_checkpoint(path)
-    check_recipe_fields(checkpoint, path)
+    check_recipe_fields(checkpoint, path, recipe_fields)
     if missing := [key for key in RESUME_KEYS if key not in checkpoint]:
         raise ValueError(
             f"{path} holds only a model's weights (a snapshot: no {', '.join(missing)}), so "
@@ -152,17 +153,14 @@ def load_resumable(path: str | Path) -> dict:
     return checkpoint
 
 
-def check_recipe_fields(checkpoint: dict, path: Path) -> None:
-    """Refuse a recipe with fields this version's `TrainConfig` does not have (a newer one)."""
-    from ..config import TrainConfig  # here: config imports the models, as this module does
-
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown := sorted(set(checkpoint.get("train_config", {})) - known):
+def check_recipe_fields(checkpoint: dict, path: Path, recipe_fields: set[str]) -> None:
+    """Refuse a recipe with settings other than `recipe_fields`, this version's (a newer one)."""
+    if unknown := sorted(set(checkpoint.get("train_config", {})) - set(recipe_fields)):
         raise CheckpointVersionError(
             f"{path} was written by {_written_by(checkpoint)}, whose recipe has settings this "
             f"mixer_edu {package_version()} does not know ({', '.join(unknown)}), so the run "
             "cannot be continued exactly. Upgrade mixer_edu to resume it; its weights still "
-            "load with mixer_edu.support.checkpoint.load_model."
+            "load with mixer_edu.models.load_model."
         )
 
 
@@ -202,59 +200,6 @@ def encode_config(config: dict) -> dict:
         else value
         for key, value in config.items()
     }
-
-
-# The modules whose layer classes a checkpoint's model config may name. mixer_edu's own layers
-# (every nn.Module subclass defined in these modules) and torch's activations and normalisations:
-# building any of them only creates weights.
-LAYER_MODULES = (
-    "mixer_edu.mlp",
-    "mixer_edu.drop_path",
-    "mixer_edu.patching",
-    "mixer_edu.mixer",
-    "mixer_edu.gmlp",
-    "mixer_edu.seq_mixing",
-    "torch.nn.modules.activation",
-    "torch.nn.modules.normalization",
-    "torch.nn.modules.linear",  # nn.Identity
-)
-
-
-def layer_classes() -> dict[str, type[nn.Module]]:
-    """The allow-list: `{"mixer_edu.mixer.MixerBlock": MixerBlock, ...}`, by `encode_config` name.
-
-    Only classes *defined* in `LAYER_MODULES` (not what they import) and only `nn.Module`
-    subclasses: a name in a checkpoint can never reach a function such as `os.system`.
-    """
-    classes = {}
-    for module_name in LAYER_MODULES:
-        for value in vars(importlib.import_module(module_name)).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, nn.Module)
-                and value.__module__ == module_name
-            ):
-                classes[f"{value.__module__}.{value.__qualname__}"] = value
-    return classes
-
-
-def decode_config(config: dict) -> dict:
-    """Undo `encode_config`; a class name is looked up in the allow-list `layer_classes()` only."""
-    allowed = None
-    decoded = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) == {"class"}:
-            allowed = allowed if allowed is not None else layer_classes()
-            name = value["class"]
-            if not isinstance(name, str) or name not in allowed:
-                raise ValueError(
-                    f"model_config[{key!r}] names {name!r}, which is not one of mixer_edu's layer "
-                    "classes (or torch.nn's activation and normalisation layers); such a "
-                    "checkpoint is not loaded, for safety: a name could point at any function."
-                )
-            value = allowed[name]
-        decoded[key] = value
-    return decoded
 
 
 def model_state(model: nn.Module) -> dict:
@@ -300,7 +245,7 @@ def load_weights(model: nn.Module, state_dict: dict, source: str = "the checkpoi
         raise ValueError(
             f"{source} was saved from a model with another configuration: {'; '.join(problems)}. "
             "Build the model with the checkpoint's own configuration: "
-            "mixer_edu.support.checkpoint.load_model(path) does that for you."
+            "mixer_edu.models.load_model(path) does that for you."
         )
     model.load_state_dict(state_dict, strict=True)
 
@@ -323,29 +268,6 @@ def check_same_model(checkpoint: dict, model_name: str, config: dict, path) -> N
             "with the same configuration; to start a new run, choose another --out folder or "
             "pass --overwrite."
         )
-
-
-def build_model(checkpoint: dict) -> nn.Module:
-    """A new model with the checkpoint's name and configuration, and its weights."""
-    model = create_model(checkpoint["model_name"], **decode_config(checkpoint["model_config"]))
-    load_weights(model, checkpoint["model"], f"the checkpoint of {checkpoint['model_name']}")
-    return model
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the trained model stored in a checkpoint or snapshot.
-
-    Returns:
-        `(model, checkpoint)`: the model in eval mode on `device`, and the checkpoint dict
-        (`epoch`, `dataset`, `classes`, ... ; see the module docstring).
-
-    Example:
-        >>> model, checkpoint = load_model("runs/standin/checkpoint.pt")
-        >>> checkpoint["epoch"], checkpoint["dataset"]
-    """
-    checkpoint = load_checkpoint(path)
-    model = build_model(checkpoint)
-    return model.to(device).eval(), checkpoint
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, fast_step
+from . import compiled_step, distributed
 from .plan import RunPlan, describe_device, plan_run
 from .run_lock import run_lock
 from .runtime import prepare, resolve_device
@@ -45,6 +45,6 @@ def prepared(config, run, out: Path) -> Iterator[Machine]:
     ):
         plan = plan_run(describe_device(device), config.batch_size, config.augment, **run.plan())
         prepare(device)
-        with fast_step.run_settings(plan):  # TF32, compile cache
+        with compiled_step.run_settings(plan):  # TF32, compile cache
             say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
             yield Machine(ranks, device, plan, say)

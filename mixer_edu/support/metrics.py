@@ -11,9 +11,9 @@ fails (a full disk) leaves no half line.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
-from ..data import dataset_label
 from . import disk
 
 METRICS_NAME = "metrics.jsonl"
@@ -78,9 +78,18 @@ def epoch_record(
         "lr": lr,
         "grad_norm": train_stats["grad_norm"],
         "images_per_second": train_stats["images_per_second"],
-        "dataset": dataset_label(config.dataset),
+        "dataset": config.dataset_label(),
         "model": config.model_name,
         "precision": plan.precision,
         "device": plan.device.type,
         "data_path": plan.data_path,
     }
+
+
+def mean_and_range(values: list[float], spec: str = "5.1%") -> str:
+    """`mean (lowest - highest)` of one number over seeds, each formatted with `spec`.
+
+    The course reports every small comparison over several seeds this way (notebooks 02, 03, 07
+    and 08): the mean says where the runs land, the range how far one run can be from it.
+    """
+    return f"{statistics.mean(values):{spec}} ({min(values):{spec}} - {max(values):{spec}})"

@@ -1,7 +1,7 @@
 """The hardware's rates that the benchmark's "% of peak" is measured against.
 
 A step's FLOP/s means something only next to what the hardware can do: a large square matmul
-measured on this machine (`mixer_edu.support.bench_core.matmul_gflops`, sized by `matmul_size`),
+measured on this machine (`mixer_edu.tools.bench_core.matmul_gflops`, sized by `matmul_size`),
 and, for GPUs whose figures NVIDIA publishes, the datasheet's peak beside it.
 """
 

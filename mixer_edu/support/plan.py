@@ -5,7 +5,7 @@ draw other, equally distributed crops); they decide how fast it goes. `plan_run`
 the run options (`'auto'` where the user did not choose) and a description of the device, by the
 rules in its docstring, and the trainer prints them at the start of a run (`RunPlan.summary`).
 
-The rules come from measurements (`python -m mixer_edu.support.bench`), cited with the machine
+The rules come from measurements (`python -m mixer_edu.tools.bench`), cited with the machine
 they were made on. A rule is a default, never a restriction: every choice can be made by hand
 (`precision=`, `data_path=`, `compile=`, `num_workers=`).
 """
@@ -16,9 +16,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .device_data import DEVICE_AUGMENTATIONS
 from .runtime import PRECISIONS, available_cores, cpu_name, default_num_workers, supports_bf16
 from .validation import check_choice, check_positive_int
+
+# The augmentations the device data path makes a whole batch at a time (`mixer_edu.device_data`);
+# the others (RandAugment, AutoAugment) work image by image, in DataLoader workers.
+DEVICE_AUGMENTATIONS = ("none", "crop-flip")
 
 DATA_PATHS = ("auto", "device", "per-image")
 COMPILE_CHOICES = ("auto", True, False)
@@ -60,10 +63,10 @@ class RunPlan:
 
     device: DeviceDescription
     precision: str  # 'fp32' or 'bf16'
-    data_path: str  # 'device' (mixer_edu.support.device_data) or 'per-image' (mixer_edu.data)
+    data_path: str  # 'device' (mixer_edu.device_data) or 'per-image' (mixer_edu.data)
     step: str  # 'eager', 'compile' or 'cuda-graphs' (torch.compile, mode="reduce-overhead")
     workers: int  # DataLoader worker processes (0 on the device path: there is no DataLoader)
-    tf32: bool = False  # float32 matmuls on TF32 tensor cores (mixer_edu.support.fast_step)
+    tf32: bool = False  # float32 matmuls on TF32 tensor cores (mixer_edu.support.compiled_step)
     why: str = ""  # the reason for the step mode, when the plan chose it
     auto_compile: bool = False  # compiled because compile was 'auto' (see `for_steps`)
 

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data import dataset_classes, dataset_label
 from . import checkpoint as ckpt
 from .distributed import describe
 from .errors import TrainingDivergedError
@@ -38,7 +37,7 @@ def start_or_resume(
         ckpt.remove_stale_temporaries(out)  # left by a run killed while it wrote
     path = out / ckpt.CHECKPOINT_NAME
     if path.exists() and run.resume:
-        saved = ckpt.load_resumable(path)
+        saved = ckpt.load_resumable(path, config.field_names())
         notes = check_resumable(saved, config, path)  # refuses, or says what changed
         notes += run_changes(saved, plan.precision, plan.data_path, plan.device.type)
         ckpt.load_weights(model, saved["model"], str(path))
@@ -68,7 +67,7 @@ def start_or_resume(
 def start_message(config, out: Path, images: int, plan, ranks) -> str:
     """What a run prints as it starts: model, data, epochs, folder, the plan, the processes."""
     return (
-        f"Training {config.model_name} on the {dataset_label(config.dataset)} ({images} "
+        f"Training {config.model_name} on the {config.dataset_label()} ({images} "
         f"training images) for {config.epochs} epochs; writing to {out}\n{plan.summary()}"
         f"{describe(ranks, config.batch_size)}"
     )
@@ -101,8 +100,8 @@ def epoch_files(epoch: int, *, config, model, optimizer, scheduler, plan) -> tup
         "model": on_cpu(ckpt.model_state(model)),
         "epoch": epoch,
         "dataset": config.dataset,
-        "dataset_label": dataset_label(config.dataset),
-        "classes": list(dataset_classes(config.dataset)),
+        "dataset_label": config.dataset_label(),
+        "classes": list(config.classes()),
     }
     full = {
         **snapshot,
@@ -182,14 +181,6 @@ class EpochWriter:
                     self.wait()
         finally:
             self._pool.shutdown(wait=True)
-
-
-def checkpoint_recipe(out: Path):
-    """The `TrainConfig` stored in `out`'s checkpoint, or None when there is none yet."""
-    from ..config import TrainConfig
-
-    path = Path(out) / ckpt.CHECKPOINT_NAME
-    return TrainConfig(**ckpt.load_resumable(path)["train_config"]) if path.exists() else None
 
 
 # Divergence: a loss or a weight that is inf or nan stops the run before anything is written.

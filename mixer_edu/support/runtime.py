@@ -29,6 +29,14 @@ import torch
 
 from .validation import check_choice
 
+FAST_ENV = "MIXER_EDU_FAST"  # fast mode: short runs on the stand-in, as in CI
+
+
+def fast_mode() -> bool:
+    """True when `MIXER_EDU_FAST` is set to anything but '', '0', 'false' or 'no'."""
+    return os.environ.get(FAST_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("cuda", "mps", "cpu")
 
@@ -168,7 +176,7 @@ def keep_freed_memory() -> bool:
     and again. By default glibc serves big blocks with fresh `mmap`s and hands freed memory back
     to the system, so every step pays a page fault for each 4 KB page it touches again. Raising
     the mmap threshold to its maximum (32 MB) and the trim threshold to 2 GB keeps those pages
-    in the process (`python -m mixer_edu.support.bench --default-malloc` measures the difference).
+    in the process (`python -m mixer_edu.tools.bench --default-malloc` measures the difference).
     Process-wide and harmless: the memory stays with the process until it exits.
 
     Returns False (and changes nothing) where the C library is not glibc.

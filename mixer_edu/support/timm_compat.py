@@ -22,7 +22,7 @@ What each method is for:
 - `set_grad_checkpointing(True)`: keep only each block's input during the forward pass and
   recompute the block's insides during the backward pass. Training then stores far fewer
   activations (less memory) and runs each block's forward twice (more time); the numbers are the
-  same. `python -m mixer_edu.support.bench --grad-checkpointing` measures the saving.
+  same. `python -m mixer_edu.tools.bench --grad-checkpointing` measures the saving.
 - `group_matcher()`: regular expressions that group the parameters by depth (stem, block i, final
   norm), for optimisers that give each depth its own learning rate.
 - `get_classifier()`: the head, to replace or inspect it.

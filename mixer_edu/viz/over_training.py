@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import weights
-from ..support.checkpoint import list_snapshots, load_model
+from ..models import load_model
+from ..support.checkpoint import list_snapshots
 from ..support.validation import check_positive_int
 from .layout import (
     columns_for,

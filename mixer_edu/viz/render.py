@@ -18,7 +18,8 @@ from torch import nn
 
 from .. import data
 from ..evaluation import predict
-from ..support.checkpoint import list_snapshots, load_model
+from ..models import load_model
+from ..support.checkpoint import list_snapshots
 from ..support.metrics import read_metrics
 from ..support.validation import check_positive_int
 from .channel_mixing import plot_channel_mixing

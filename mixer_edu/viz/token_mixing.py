@@ -9,7 +9,7 @@ training changed instead of the weights. For a gMLP block the tiles are the rows
 gating projection (`mixer_edu.gmlp`).
 
 `plot_paper_token_mixing` draws the same for Google's pretrained Mixer-B/16
-(`mixer_edu.support.pretrained`), the closest public model to the one in the paper's figure.
+(`mixer_edu.tools.pretrained`), the closest public model to the one in the paper's figure.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from torch import nn
 
 from .. import weights
 from ..gmlp import SpatialGatingBlock
-from ..support import pretrained
 from ..support.validation import check_positive_int
+from ..tools import pretrained
 from .layout import (
     columns_for,
     count_of,
@@ -175,7 +175,7 @@ def plot_token_mixing(
     the rows of the spatial gating projection.
 
     Args:
-        model: a Mixer (ours, or a timm one converted with `support.pretrained.from_timm`),
+        model: a Mixer (ours, or a timm one converted with `tools.pretrained.from_timm`),
             on any device.
         block: a block index, or several (`(0, 1, 2)` as in the paper's figure).
         mode: `'pairs'`: units of opposite phase side by side, pairs sorted by spatial frequency
@@ -240,7 +240,7 @@ def plot_paper_token_mixing(
     """`plot_token_mixing` for the paper's pretrained weights, or None (with a message) offline.
 
     Args:
-        name: a timm pretrained Mixer (default `mixer_edu.support.pretrained.DEFAULT_WEIGHTS`,
+        name: a timm pretrained Mixer (default `mixer_edu.tools.pretrained.DEFAULT_WEIGHTS`,
             Mixer-B/16 pre-trained on ImageNet-21k by the paper's authors, fine-tuned on
             ImageNet-1k; its 14x14 grid and 384 units per block are those of the paper's figure).
         block: block index or indices; `(0, 1, 2)` gives the paper's three columns.

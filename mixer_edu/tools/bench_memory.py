@@ -5,8 +5,8 @@ during the forward pass and recomputes the block's activations during the backwa
 memory held at the peak, one more forward pass of work. This module measures both for one
 training pass (forward, loss, backward), off and on, on the same model and batch:
 
-    python -m mixer_edu.support.bench --grad-checkpointing              # Mixer-S/16, batch 16
-    python -m mixer_edu.support.bench --grad-checkpointing --config cifar
+    python -m mixer_edu.tools.bench --grad-checkpointing              # Mixer-S/16, batch 16
+    python -m mixer_edu.tools.bench --grad-checkpointing --config cifar
 
 Peak memory counts tensors only: on CUDA torch's allocator statistics; on a CPU, where there
 are none, torch's profiler records every allocation and free of the pass.
@@ -92,7 +92,7 @@ def measure_checkpointing(
 
 
 def report_checkpointing(machine: str, result: dict) -> str:
-    """The lines `python -m mixer_edu.support.bench --grad-checkpointing` prints."""
+    """The lines `python -m mixer_edu.tools.bench --grad-checkpointing` prints."""
     mib = 2**20
     return "\n".join(
         [

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from ..mixer import MlpMixer
+from ..support import compiled_step
+from ..support.peaks import datasheet_peak, matmul_size
+from ..support.runtime import autocast, cpu_name
 from ..train import train_step
-from . import fast_step
-from .peaks import datasheet_peak, matmul_size
-from .runtime import autocast, cpu_name
 
 CONFIGS = {
     "cifar": dict(
@@ -203,7 +203,7 @@ def machine_summary(
         "bf16_matmul_gflops": matmul_gflops(torch.bfloat16, size, repeats, device, clock),
     }
     if device.type == "cuda":
-        with fast_step.tf32_matmuls(True):
+        with compiled_step.tf32_matmuls(True):
             tf32 = matmul_gflops(torch.float32, size, repeats, device, clock)
         machine["tf32_matmul_gflops"] = tf32
     if (known := datasheet_peak(name)) is not None:

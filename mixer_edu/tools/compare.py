@@ -12,7 +12,7 @@ one. `train_briefly` does that in memory, without writing anything:
     print(run.test_acc, run.params, run.images_per_second)
 
 It is built from the trainer's own pieces, so a comparison trains the way the course's main run
-does: the batches come from `support.device_data.DeviceLoader` (random crop after 4 pixels of
+does: the batches come from `device_data.DeviceLoader` (random crop after 4 pixels of
 padding, then a horizontal flip, as the recipe), each epoch is `mixer_edu.train.train_one_epoch`
 (label smoothing, gradient clipping), the optimiser and schedule come from `mixer_edu.train`
 (AdamW without decay on biases and norms, linear warmup then cosine) and the accuracies from
@@ -38,10 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from ..data import dataset_classes, load_dataset
+from ..device_data import DeviceLoader
 from ..evaluation import predict
+from ..support.metrics import mean_and_range
+from ..support.runtime import epoch_seed
 from ..train import parameter_groups, train_one_epoch, warmup_cosine
-from .device_data import DeviceLoader
-from .runtime import epoch_seed
 
 
 @dataclass
@@ -224,15 +225,6 @@ def train_seeds(
     only the random initial weights and the batch order change. `recipe` goes to `train_briefly`.
     """
     return [train_briefly(build(seed), train, test, epochs, seed=seed, **recipe) for seed in seeds]
-
-
-def mean_and_range(values: list[float], spec: str = "5.1%") -> str:
-    """`mean (lowest - highest)` of one number over seeds, each formatted with `spec`.
-
-    The course reports every small comparison over several seeds this way (notebooks 02, 03, 07
-    and 08): the mean says where the runs land, the range how far one run can be from it.
-    """
-    return f"{statistics.mean(values):{spec}} ({min(values):{spec}} - {max(values):{spec}})"
 
 
 def format_seed_runs(runs: dict[str, list[BriefRun]]) -> str:

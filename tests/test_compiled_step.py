@@ -1,4 +1,4 @@
-"""The fast path (`mixer_edu.support.fast_step`): the trainer's step compiled, same numbers.
+"""The fast path (`mixer_edu.support.compiled_step`): the trainer's step compiled, same numbers.
 
 The graphs are captured with the `aot_eager` backend: dynamo and AOTAutograd trace exactly as
 they do for inductor (a graph break or a recompilation shows up the same), without generating
@@ -10,9 +10,9 @@ import torch
 from torch._dynamo.utils import counters
 
 from mixer_edu import train as training
+from mixer_edu.device_data import DeviceLoader
 from mixer_edu.models import create_model
-from mixer_edu.support import fast_step
-from mixer_edu.support.device_data import DeviceLoader
+from mixer_edu.support import compiled_step
 from mixer_edu.train import parameter_groups, warmup_cosine
 
 # Where compiled and eager steps may differ: float32 rounding in another order (AOTAutograd's
@@ -48,7 +48,7 @@ def _one_epoch(compiled: bool, clip_grad=1.0):
     scheduler = warmup_cosine(optimizer, 3, STEPS)  # the rate changes at every step
     fast = None
     if compiled:
-        fast = fast_step.build(
+        fast = compiled_step.build(
             training.forward_loss, training.clip_and_update, model, optimizer,
             backend_name="aot_eager",
         )  # fmt: skip
@@ -121,7 +121,7 @@ def test_a_graph_break_in_the_step_is_an_error_not_a_slow_step(fresh_dynamo):
         print("a Python side effect dynamo cannot put in a graph")
         return training.forward_loss(model, images, targets, precision, label_smoothing)
 
-    fast = fast_step.build(
+    fast = compiled_step.build(
         forward_with_a_break, training.clip_and_update, model, optimizer, backend_name="aot_eager"
     )
     images, labels = next(iter(_loader().epoch(seed=0)))
@@ -134,26 +134,26 @@ def test_capturable_state_stays_out_of_checkpoints():
     setting, so a run continues on a machine without a GPU (the switch is tested on the CPU)."""
     model = create_model("mixer_cifar_tiny")
     optimizer = torch.optim.AdamW(model.parameters())
-    fast_step._make_capturable(optimizer, torch.device("cpu"))
+    compiled_step._make_capturable(optimizer, torch.device("cpu"))
     assert optimizer.param_groups[0]["capturable"] is True
     assert optimizer.state_dict()["param_groups"][0]["capturable"] is False
 
 
 def test_tf32_is_switched_on_for_the_block_only():
     before = torch.get_float32_matmul_precision()
-    with fast_step.tf32_matmuls(True):
+    with compiled_step.tf32_matmuls(True):
         assert torch.get_float32_matmul_precision() == "high"
     assert torch.get_float32_matmul_precision() == before
-    with fast_step.tf32_matmuls(False):
+    with compiled_step.tf32_matmuls(False):
         assert torch.get_float32_matmul_precision() == before
 
 
 def test_the_compile_cache_goes_to_the_user_cache_folder_unless_set(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert fast_step.compile_cache() == tmp_path / "mixer_edu" / "torchinductor"
+    assert compiled_step.compile_cache() == tmp_path / "mixer_edu" / "torchinductor"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
-    assert fast_step.compile_cache() == tmp_path / "mine"
+    assert compiled_step.compile_cache() == tmp_path / "mine"
 
 
 def test_a_compiled_run_resumes_on_the_eager_path(data_root, tmp_path, monkeypatch, fresh_dynamo):
@@ -161,7 +161,7 @@ def test_a_compiled_run_resumes_on_the_eager_path(data_root, tmp_path, monkeypat
     its checkpoint continues in an eager run."""
     from tests.test_train import small
 
-    monkeypatch.setenv(fast_step.BACKEND_ENV, "aot_eager")
+    monkeypatch.setenv(compiled_step.BACKEND_ENV, "aot_eager")
     options = dict(data_root=data_root, progress=False, device="cpu", precision="fp32")
     first = training.train(small(epochs=1), out=tmp_path, compile=True, **options)
     assert [r["epoch"] for r in first.history] == [1]
@@ -178,4 +178,4 @@ def test_a_plan_without_a_compile_gets_the_plain_step():
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(model.parameters())
     eager = SimpleNamespace(compile_mode=None)
-    assert fast_step.as_planned(forward_loss, clip_and_update, model, optimizer, eager) is None
+    assert compiled_step.as_planned(forward_loss, clip_and_update, model, optimizer, eager) is None

@@ -1,6 +1,6 @@
 """Benchmark: how fast our Mixer trains and infers, next to timm's, on this machine.
 
-`python -m mixer_edu.support.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with
+`python -m mixer_edu.tools.bench` builds `mixer_edu`'s `MlpMixer` and timm's `MlpMixer` with
 the same configuration and the same weights, and measures, in one process:
 
 - **training steps** per second (forward, backward and an AdamW step on a fixed batch), and
@@ -23,17 +23,17 @@ fp32 rows and their matmul run in TF32, as the trainer runs them there, and for 
 figures NVIDIA publishes the datasheet's peaks are printed beside the measured ones.
 
 `--data` also measures the input pipeline alone, in images per second, next to the model-only
-training step: the batch path of `support.device_data` (the data set on the device, augmented
+training step: the batch path of `device_data` (the data set on the device, augmented
 a batch at a time) and, for 32x32 images, the per-image torchvision path of
 `mixer_edu.data.make_loaders` in this process (0 workers). A loop that prepares a batch and then
 trains on it reaches at most data / (data + model) of the model-only speed: the "loop ceiling".
 
 `--loop` also measures the whole training loop, data, step and evaluation, through the
 trainer's own `train_one_epoch`, next to the model-only step, and reports the fraction of
-model-only speed the loop reaches (`mixer_edu.support.bench_loop`).
+model-only speed the loop reaches (`mixer_edu.tools.bench_loop`).
 
 `--grad-checkpointing` measures instead what `set_grad_checkpointing(True)` trades: peak memory
-and time of a training pass with it off and on (`mixer_edu.support.bench_memory`).
+and time of a training pass with it off and on (`mixer_edu.tools.bench_memory`).
 
 Process-wide settings apply to both models alike: torch's thread count (`--threads`) and the
 allocator (`support.runtime.keep_freed_memory`, which the trainer also applies; `--default-malloc`
@@ -49,7 +49,7 @@ for tests). Speed is measured here, never asserted by the tests.
 
 This module is the command, the model and data rows and their tables. What every bench shares
 (the configurations, the timed steps, the alternating clock, the machine's matmul peaks) is in
-`mixer_edu.support.bench_core`; `bench_loop` and `bench_memory` build on that module only.
+`mixer_edu.tools.bench_core`; `bench_loop` and `bench_memory` build on that module only.
 """
 
 from __future__ import annotations
@@ -64,7 +64,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..data import ImageTensors, NormalizeBatch, augmentation
-from . import fast_step
+from ..device_data import DeviceLoader
+from ..support import compiled_step
+from ..support.errors import command_line, exit_status
+from ..support.paths import check_folder
+from ..support.peaks import describe_machine
+from ..support.runtime import keep_freed_memory, resolve_device
+from ..support.validation import check_positive_int
 from .bench_core import (
     CONFIGS,
     build_pair,
@@ -80,12 +86,6 @@ from .bench_core import (
 )
 from .bench_loop import loop_benchmark, report_epoch, report_loop
 from .bench_memory import measure_checkpointing, report_checkpointing
-from .device_data import DeviceLoader
-from .errors import command_line, exit_status
-from .paths import check_folder
-from .peaks import describe_machine
-from .runtime import keep_freed_memory, resolve_device
-from .validation import check_positive_int
 
 # --------------------------------------------------------------------------------------------
 # Measuring.
@@ -136,7 +136,7 @@ def benchmark(
                 else inference_step(model, images, precision)
                 for name, model in models.items()
             }
-            with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32
+            with compiled_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32
                 times = time_alternating(
                     steps, calls or CONFIGS[config]["calls"], repeats, device, clock=clock
                 )
@@ -218,7 +218,7 @@ def _matmul_label(machine: dict, precision: str) -> str:
 
 
 def report(machine: dict, result: dict) -> str:
-    """The table `python -m mixer_edu.support.bench` prints for one configuration."""
+    """The table `python -m mixer_edu.tools.bench` prints for one configuration."""
     m, batch = result["model"], result["batch_size"]
     train_flops, infer_flops = result["train_flops_per_image"], result["infer_flops_per_image"]
     precisions = dict.fromkeys(row["precision"] for row in result["rows"])
@@ -289,7 +289,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mixer_edu.support.bench",
+        prog="python -m mixer_edu.tools.bench",
         description="Training and inference throughput of mixer_edu's MlpMixer next to timm's.",
     )
     add = parser.add_argument
@@ -322,13 +322,13 @@ def _parser() -> argparse.ArgumentParser:
         "--loop",
         action="store_true",
         help="also measure the whole training loop (data, step, evaluation, through the "
-        "trainer's train_one_epoch) next to the model-only step (mixer_edu.support.bench_loop)",
+        "trainer's train_one_epoch) next to the model-only step (mixer_edu.tools.bench_loop)",
     )
     add("--loop-batches", type=int, default=10, help="batches per loop epoch (default 10)")
     add(
         "--compile",
         action="store_true",
-        help="with --loop: also time the trainer's fast path (mixer_edu.support.fast_step: the "
+        help="with --loop: also time the trainer's fast path (mixer_edu.support.compiled_step: the "
         "step compiled, CUDA graphs on a GPU), its compile time included in the projection",
     )
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")

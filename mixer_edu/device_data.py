@@ -1,8 +1,9 @@
 """Device data: the data set lives on the training device and is augmented a whole batch at a time.
 
-The whole data set is one uint8 tensor `(N, 3, H, W)` on the device; each step shuffles, crops,
-flips (one gather), normalises and optionally mixes a batch with a few tensor operations, all
-drawn from a CPU generator seeded with the epoch's seed. Why, and how it matches torchvision's
+The whole data set is one uint8 tensor `(N, 3, H, W)` on the device; each step shuffles, crops
+and flips (the lesson's `mixer_edu.data.crop_and_flip`, on the whole batch at once), normalises
+and optionally mixes a batch with a few tensor operations, all drawn from a CPU generator seeded
+with the epoch's seed. Why, and how it matches torchvision's
 per-image path: docs/training.md, "The data set on the device".
 """
 
@@ -14,65 +15,18 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from ..data import batch_mixing, dataset_classes, load_dataset, normalization
-from .validation import check_positive_int
-
-DEVICE_AUGMENTATIONS = ("none", "crop-flip")
-
-
-def draw_crops(
-    n: int, padding: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random crop positions and flips for `n` images: `(top, left, flip)`, each of shape (n,).
-
-    `top` and `left` are uniform over 0..2*padding (the corner of the crop in the padded image),
-    `flip` is True with probability 1/2.
-
-    Args:
-        n: how many images.
-        padding: the zero border p around each image.
-        generator: the epoch's CPU generator, so the draws repeat on resume.
-    """
-    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    return top, left, flip
-
-
-def crop_and_flip(
-    padded: torch.Tensor,
-    index: torch.Tensor,
-    top: torch.Tensor,
-    left: torch.Tensor,
-    flip: torch.Tensor,
-    size: tuple[int, int],
-) -> torch.Tensor:
-    """Cut one `size` window out of each chosen padded image, mirrored left-right where `flip`.
-
-    Args:
-        padded: images `(N, C, H + 2p, W + 2p)`, any dtype.
-        index: which image each window comes from, `(B,)`.
-        top, left: the window's corner in the padded image, `(B,)`.
-        flip: mirror the window horizontally, `(B,)` bool.
-        size: the window `(H, W)`.
-
-    Returns:
-        `(B, C, H, W)`; `output[b, c, i, j] = padded[index[b], c, top[b] + i, left[b] + j]`, or
-        `left[b] + W - 1 - j` where `flip[b]`. Two gathers, no loop over images.
-    """
-    (height, width), (_, channels, padded_height, padded_width) = size, padded.shape
-    device = padded.device
-    # 1. The rows: every (image, channel, row) of the padded set is one row of `flat`.
-    flat = padded.reshape(-1, padded_width)  # (N * C * (H + 2p), W + 2p), a view
-    first_row = (index[:, None] * channels + torch.arange(channels, device=device)) * padded_height
-    row_ids = first_row[:, :, None] + top[:, None, None] + torch.arange(height, device=device)
-    rows = flat.index_select(0, row_ids.flatten())  # (B * C * H, W + 2p)
-    rows = rows.view(len(index), channels, height, padded_width)
-    # 2. The columns: a window starting at `left`, read backwards where flipped.
-    columns = torch.arange(width, device=device)
-    columns = torch.where(flip[:, None], width - 1 - columns, columns) + left[:, None]  # (B, W)
-    columns = columns[:, None, None, :].expand(-1, channels, height, -1)  # (B, C, H, W)
-    return rows.gather(3, columns)  # (B, C, H, W)
+from . import data  # the lesson's crop_and_flip, called through the module (tests patch it)
+from .data import (
+    CROP_PADDING,
+    batch_mixing,
+    dataset_classes,
+    load_dataset,
+    make_loaders,
+    normalization,
+)
+from .support import distributed
+from .support.plan import DEVICE_AUGMENTATIONS
+from .support.validation import check_positive_int
 
 
 class DeviceLoader:
@@ -90,7 +44,7 @@ class DeviceLoader:
         train: shuffle and augment (training); False: the images in order, unchanged (test).
         augment: `'crop-flip'` (random crop after `padding` zero pixels on each side, then a
             horizontal flip with probability 1/2) or `'none'`. Only when `train`.
-        padding: the crop's padding, 4 as in `mixer_edu.data.augmentation`.
+        padding: the crop's padding, `mixer_edu.data.CROP_PADDING` as in `augmentation`.
         mixing: `'none'`, `'cutmix'`, `'mixup'` or `'cutmix-mixup'` (see
             `mixer_edu.data.batch_mixing`), applied with probability `mixing_prob`.
         num_classes: for the mixed soft targets (default: the largest label + 1).
@@ -107,7 +61,7 @@ class DeviceLoader:
         device: str | torch.device = "cpu",
         train: bool = True,
         augment: str = "crop-flip",
-        padding: int = 4,
+        padding: int = CROP_PADDING,
         mixing: str = "none",
         mixing_alpha: float = 1.0,
         mixing_prob: float = 1.0,
@@ -174,7 +128,9 @@ class DeviceLoader:
         part = self._part(rank, world_size)
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same numbers anywhere
         order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
-        crops = draw_crops(n, self.padding, generator) if self.augment == "crop-flip" else None
+        crops = None
+        if self.augment == "crop-flip":
+            crops = data.random_crops(n, self.padding, generator)
         mix_seeds = torch.randint(2**62, (len(self),), generator=generator).tolist()
         order = order.to(self.device)
         if crops is not None:
@@ -189,7 +145,7 @@ class DeviceLoader:
             if crops is None:
                 images = self.images[index]
             else:  # draws are per epoch position, so a batch's crops follow its slot
-                images = crop_and_flip(
+                images = data.crop_and_flip(
                     self.padded, index, top[where], left[where], flip[where], size
                 )
             images, labels = self.normalize(images), self.labels[index]  # float32, int64
@@ -308,3 +264,56 @@ def device_loaders(
         test_x, test_y, test_batch_size or 2 * batch_size, train=False, **common
     )
     return train_loader, test_loader
+
+
+# --------------------------------------------------------------------------------------------
+# The loaders of one training run, on the data path its plan chose, shared among ranks.
+# --------------------------------------------------------------------------------------------
+
+
+def run_loaders(config, *, data_root, plan, device, ranks):
+    """`(train_loader, test_loader, mixing)` for `config` on the plan's data path.
+
+    `mixing` is the CutMix/MixUp the loop applies to each batch: None on the device path, where
+    the loader mixes whole global batches itself.
+    """
+    distributed.local_batch_size(config.batch_size, ranks)  # an error before any work
+    common = dict(
+        root=data_root,
+        augment=config.augment,
+        train_images=config.train_images,
+        test_images=config.test_images,
+    )
+    with distributed.main_first(ranks):  # one process downloads or generates the data set
+        if plan.data_path == "device":
+            train_loader, test_loader = device_loaders(
+                config.dataset,
+                config.batch_size,
+                device=device,
+                mixing=config.mixing,
+                mixing_prob=config.mixing_prob,
+                **common,
+            )
+            return train_loader, test_loader, None
+        train_loader, test_loader = make_loaders(
+            config.dataset, config.batch_size, num_workers=plan.workers, **common
+        )
+    classes = len(dataset_classes(config.dataset))
+    mixing = batch_mixing(config.mixing, classes, prob=config.mixing_prob)
+    return distributed.shard_per_image(train_loader, ranks), test_loader, mixing
+
+
+def epoch_batches(train_loader, seed: int, ranks):
+    """What one epoch iterates: the device loader's batches from `seed`, or the DataLoader
+    (its order and its workers' seeds come from torch's global generator, seeded just before,
+    or, on several ranks, from `seed`, shared by all ranks)."""
+    if isinstance(train_loader, DeviceLoader):
+        return train_loader.epoch(seed, ranks.rank, ranks.world_size)
+    if isinstance(train_loader.batch_sampler, distributed.RankBatches):
+        train_loader.batch_sampler.set_seed(seed)
+    return train_loader
+
+
+def image_count(loader) -> int:
+    """Training images per epoch, for the first line of a run."""
+    return loader.num_images if isinstance(loader, DeviceLoader) else len(loader.dataset)

@@ -1,4 +1,8 @@
-"""Small helpers the notebooks share: the run mode, reproducible set-up, and one-line checks.
+"""The notebooks' one door to the course's helpers: run mode, set-up, one-line checks, runs.
+
+Notebooks import the lessons (`mixer_edu.patching`, `mixer`, `train`, ...), `mixer_edu.viz`,
+`mixer_edu.exercises` and this module, nothing else: what they need from the tools and the
+machinery (short comparison runs from `tools.compare`, saved runs) is passed on from here.
 
 Three environment variables choose how much a notebook does, and where:
 
@@ -24,17 +28,34 @@ import torch
 from PIL import Image
 
 from ..data import DATASETS
-from .paths import project_folder
-from .runtime import resolve_device, seed_everything
-from .validation import check_choice
+from ..models import load_model
+from ..support.checkpoint import snapshot_path
+from ..support.paths import project_folder
+from ..support.runtime import FAST_ENV, fast_mode, resolve_device, seed_everything
+from ..support.validation import check_choice
+from .compare import format_runs, format_seed_runs, load_images, train_seeds
 
-FAST_ENV = "MIXER_EDU_FAST"
+# Passed on to the notebooks (see the module docstring).
+__all__ = [
+    "DATASET_ENV",
+    "FAST_ENV",
+    "cmp",
+    "course_dataset",
+    "course_device",
+    "describe_mode",
+    "fast_mode",
+    "format_runs",
+    "format_seed_runs",
+    "load_images",
+    "load_model",
+    "run_dir",
+    "sample_photo",
+    "setup_notebook",
+    "snapshot_path",
+    "train_seeds",
+]
+
 DATASET_ENV = "MIXER_EDU_DATASET"
-
-
-def fast_mode() -> bool:
-    """True when `MIXER_EDU_FAST` is set to anything but '', '0', 'false' or 'no'."""
-    return os.environ.get(FAST_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def course_dataset() -> str:

@@ -1,9 +1,9 @@
 """The benchmark's loop rows: the whole training loop next to the model-only step.
 
-`python -m mixer_edu.support.bench --loop` measures, for each precision, on one model and one
+`python -m mixer_edu.tools.bench --loop` measures, for each precision, on one model and one
 device:
 
-    model-only   the bench's training step (`support.bench_core.training_step`) on one fixed batch,
+    model-only   the bench's training step (`tools.bench_core.training_step`) on one fixed batch,
                  `batches` times: forward, loss, backward, clipping, AdamW; no data at all;
                  and, for the evaluation, forward passes (`inference_step`) on a fixed batch
                  over as many test images
@@ -17,7 +17,7 @@ device:
     checkpoint   what the trainer writes after every epoch: the weights' snapshot and the
                  checkpoint (weights, AdamW's state, scheduler, random generators), atomically
     fast ...     with `compiled=True` (`--compile`), the model-only step, the loop and the
-                 evaluation again on the trainer's fast path (`mixer_edu.support.fast_step`)
+                 evaluation again on the trainer's fast path (`mixer_edu.support.compiled_step`)
 
 and reports training images per second and the fraction of model-only speed the loop reaches
 (`report_loop`), and where an epoch's time goes, projected to CIFAR-10's size (`report_epoch`),
@@ -25,7 +25,7 @@ without the evaluation that follows every epoch (loop against model-only trainin
 with it (loop and evaluation against the model-only steps and forward passes of the same work).
 timm's model-only step runs in the same measurement, so the loop can be compared with the
 reference implementation's bare step.
-All of them take turns (`mixer_edu.support.bench_core.time_alternating`), so a shared machine's
+All of them take turns (`mixer_edu.tools.bench_core.time_alternating`), so a shared machine's
 drift touches them alike. The images are random uint8 pictures: cropping costs the same
 whatever they show.
 """
@@ -39,9 +39,12 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig
+from ..device_data import DeviceLoader
 from ..evaluation import evaluate
+from ..support import compiled_step
+from ..support.plan import describe_device, plan_run
+from ..support.run_files import epoch_files, write_epoch_files
 from ..train import clip_and_update, forward_loss, train_one_epoch, train_step, warmup_cosine
-from . import fast_step
 from .bench_core import (
     build_pair,
     configuration,
@@ -52,9 +55,6 @@ from .bench_core import (
     time_alternating,
     training_step,
 )
-from .device_data import DeviceLoader
-from .plan import describe_device, plan_run
-from .run_files import epoch_files, write_epoch_files
 
 CIFAR_TRAIN, CIFAR_TEST, CLASSROOM_EPOCHS = 50_000, 10_000, 30  # the classroom run's size
 
@@ -122,7 +122,7 @@ def loop_benchmark(
             }
             compile_seconds = _first_call_seconds(fast_epochs, device, clock)
             epochs |= {f"ours {name}": epoch for name, epoch in fast_epochs.items()}
-        with fast_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32 there
+        with compiled_step.tf32_matmuls(device.type == "cuda"):  # as the trainer runs fp32 there
             times = time_alternating(epochs, 1, repeats, device, warmup=1, clock=clock)
         rows.append(
             {"precision": precision, "seconds": median_seconds(times), "compile": compile_seconds}
@@ -140,7 +140,7 @@ def loop_benchmark(
 def _loop_epoch(model, loader: DeviceLoader, precision: str):
     """One epoch as the trainer runs it: its epoch function, AdamW, warmup-cosine schedule,
     label smoothing 0.1 and clipping at 1 (the recipe's), on the loader's batches of seed 0.
-    Setting `epoch.fast` (a `fast_step.build` result) runs it on the fast path."""
+    Setting `epoch.fast` (a `compiled_step.build` result) runs it on the fast path."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scheduler = warmup_cosine(optimizer, 1, 10**9)
 
@@ -166,7 +166,7 @@ def _build_fast(model, optimizer, batch_size: int):
     `mixer_edu.train`, with the plan's mode (CUDA graphs on a GPU at small batches)."""
     device = next(model.parameters()).device
     mode = plan_run(describe_device(device), batch_size, compile=True).compile_mode
-    return fast_step.build(forward_loss, clip_and_update, model, optimizer, mode)
+    return compiled_step.build(forward_loss, clip_and_update, model, optimizer, mode)
 
 
 def _fast_epoch(model, images, labels, precision: str, batches: int):
