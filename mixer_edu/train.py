@@ -71,16 +71,18 @@ def train_step(
     precision="fp32",
     label_smoothing=0.1,
     clip_grad=1.0,
-    fast=None,
+    compiled=None,
 ):
     """Forward, loss, backward, clipping, AdamW: one step. Returns `(loss, logits, grad_norm)`.
 
     Args:
         precision, label_smoothing: `forward_loss`'s. clip_grad: `clip_and_update`'s.
-        fast: the fast path, these same two halves compiled (`support.compiled_step.build`), or
-            None: the plain functions above.
+        compiled: these same two halves compiled (`support.compiled_step.build`), or None:
+            the plain functions above.
     """
-    forward, update = (fast.forward_loss, fast.update) if fast else (forward_loss, clip_and_update)
+    forward, update = (forward_loss, clip_and_update)
+    if compiled is not None:  # the same two functions, compiled
+        forward, update = compiled.forward_loss, compiled.update
     loss, logits = forward(model, images, targets, precision, label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -105,7 +107,7 @@ def train_one_epoch(
     Args:
         mixing: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
         progress: show a progress bar, titled `desc`.
-        **step_options: `train_step`'s `precision`, `label_smoothing`, `clip_grad` and `fast`.
+        **step_options: `train_step`'s `precision`, `label_smoothing`, `clip_grad` and `compiled`.
 
     Returns:
         Mean `loss`, `acc` and `grad_norm` of the epoch, and `images_per_second`.
@@ -123,9 +125,9 @@ def train_one_epoch(
         scheduler.step()
 
         first_bad_step = run_files.note_nonfinite(loss, step, first_bad_step)
-        hard = targets.argmax(1) if targets.ndim == 2 else targets  # (B,) class indices
+        class_indices = targets.argmax(1) if targets.ndim == 2 else targets  # (B,)
         total_loss += loss.detach() * len(images)
-        correct += (logits.argmax(1) == hard).sum()
+        correct += (logits.argmax(1) == class_indices).sum()
         grad_norm_sum += grad_norm if grad_norm is not None else 0
         seen += len(images)
         if step % 10 == 0:  # reading values waits for the device: only every 10 steps
@@ -223,7 +225,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     out = Path(run.out) if run.out is not None else default_out(config)
     check_folder(out, "the output folder (out, --out)")  # before any data is read
     # The machine: the processes (torchrun), a lock on `out`, the plan and its settings.
-    with machine.prepared(config, run, out) as (ranks, device, plan, say):
+    with machine.prepared(config, run, out) as (ranks, device, plan, print_once):
         # Data first: a missing data set should stop the run before anything is written.
         train_loader, test_loader, mixing = run_loaders(
             config, data_root=run.data_root, plan=plan, device=device, ranks=ranks
@@ -240,17 +242,21 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
 
         # Resume: continue from out/checkpoint.pt, or start a fresh run there.
         save = dict(config=config, model=model, optimizer=optimizer, scheduler=scheduler, plan=plan)
-        start_epoch = run_files.start_or_resume(out, run=run, say=say, ranks=ranks, **save)
-        distributed.barrier(ranks)  # every rank has decided before rank 0 writes
-        say(run_files.start_message(config, out, image_count(train_loader), plan, ranks))
-
-        # DDP and the fast path: the model wrapped (DDP averages gradients), and the step's two
-        # halves compiled as planned (None: the plain step).
-        stepper = distributed.wrap(model, ranks, device)
-        fast = compiled_step.as_planned(
-            forward_loss, clip_and_update, stepper, optimizer, plan, say
+        start_epoch = run_files.start_or_resume(
+            out, run=run, print_once=print_once, ranks=ranks, **save
         )
-        evaluator = fast.evaluator if fast else model  # rank 0 alone evaluates: no DDP needed
+        distributed.barrier(ranks)  # every rank has decided before rank 0 writes
+        print_once(run_files.start_message(config, out, image_count(train_loader), plan, ranks))
+
+        # DDP and the compiled step: the model wrapped (DDP averages gradients), and the step's two
+        # halves compiled as planned (None: the plain step).
+        ddp_model = distributed.wrap(model, ranks, device)
+        compiled = compiled_step.as_planned(
+            forward_loss, clip_and_update, ddp_model, optimizer, plan, print_once
+        )
+        evaluator = (
+            compiled.evaluator if compiled else model
+        )  # rank 0 alone evaluates: no DDP needed
 
         # The epochs. Rank 0 evaluates and writes; each epoch's files are written in the
         # background while the next epoch trains.
@@ -264,10 +270,10 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                 seed_everything(distributed.rank_seed(seed, ranks))
                 lr = optimizer.param_groups[0]["lr"]
                 train_stats = train_one_epoch(
-                    stepper, epoch_batches(train_loader, seed, ranks), optimizer, scheduler,
+                    ddp_model, epoch_batches(train_loader, seed, ranks), optimizer, scheduler,
                     device, mixing=mixing, precision=plan.precision,
                     label_smoothing=config.label_smoothing, clip_grad=config.clip_grad,
-                    fast=fast, progress=run.progress and ranks.is_main,
+                    compiled=compiled, progress=run.progress and ranks.is_main,
                     desc=f"epoch {epoch}/{config.epochs}",
                 )  # fmt: skip
                 train_stats = distributed.combine_stats(train_stats, ranks, device)
@@ -278,9 +284,9 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                         epoch, lr, train_stats, test_stats, config=config, plan=plan
                     )
                     writer.save(epoch, record, **save)
-                    say(epoch_line(record, config.epochs))
+                    print_once(epoch_line(record, config.epochs))
                 distributed.barrier(ranks)
-    say(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
+    print_once(f"Done. Checkpoint: {out / ckpt.CHECKPOINT_NAME}  metrics: {out / METRICS_NAME}")
     history = read_metrics(out)
     return TrainResult(out, out / ckpt.CHECKPOINT_NAME, out / METRICS_NAME, model.eval(), history)
 

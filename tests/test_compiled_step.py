@@ -1,4 +1,4 @@
-"""The fast path (`mixer_edu.support.compiled_step`): the trainer's step compiled, same numbers.
+"""The compiled step (`mixer_edu.support.compiled_step`): the trainer's step compiled, same numbers.
 
 The graphs are captured with the `aot_eager` backend: dynamo and AOTAutograd trace exactly as
 they do for inductor (a graph break or a recompilation shows up the same), without generating
@@ -40,15 +40,15 @@ def _loader() -> DeviceLoader:
 
 
 def _one_epoch(compiled: bool, clip_grad=1.0):
-    """The trainer's epoch function over 6 batches, eager or on the fast path; the model, the
+    """The trainer's epoch function over 6 batches, eager or on the compiled step; the model, the
     optimizer and the learning rates it used."""
     torch.manual_seed(0)
     model = create_model("mixer_cifar_tiny")
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.05), lr=1e-3)
     scheduler = warmup_cosine(optimizer, 3, STEPS)  # the rate changes at every step
-    fast = None
+    built = None
     if compiled:
-        fast = compiled_step.build(
+        built = compiled_step.build(
             training.forward_loss, training.clip_and_update, model, optimizer,
             backend_name="aot_eager",
         )  # fmt: skip
@@ -57,9 +57,9 @@ def _one_epoch(compiled: bool, clip_grad=1.0):
     loader = _loader()
     stats = training.train_one_epoch(
         model, loader.epoch(seed=1), optimizer, scheduler, torch.device("cpu"),
-        precision="fp32", label_smoothing=0.1, clip_grad=clip_grad, fast=fast,
+        precision="fp32", label_smoothing=0.1, clip_grad=clip_grad, compiled=built,
     )  # fmt: skip
-    return model, optimizer, rates, stats, fast
+    return model, optimizer, rates, stats, built
 
 
 def _recording(step, optimizer, rates):
@@ -72,20 +72,20 @@ def _recording(step, optimizer, rates):
 
 def test_the_compiled_step_trains_like_the_eager_step(fresh_dynamo):
     eager, eager_optimizer, eager_rates, eager_stats, _ = _one_epoch(compiled=False)
-    fast, fast_optimizer, fast_rates, fast_stats, _ = _one_epoch(compiled=True)
+    compiled, compiled_optimizer, compiled_rates, compiled_stats, _ = _one_epoch(compiled=True)
     difference = max(
         (a - b).abs().max().item()
-        for a, b in zip(eager.parameters(), fast.parameters(), strict=True)
+        for a, b in zip(eager.parameters(), compiled.parameters(), strict=True)
     )
     assert difference < WEIGHT_TOLERANCE
     start = _init().parameters()
     moved = max((a - b).abs().max().item() for a, b in zip(eager.parameters(), start, strict=True))
     assert moved > 100 * WEIGHT_TOLERANCE  # the comparison is not between untrained models
-    assert fast_rates == eager_rates and len(set(fast_rates)) == STEPS - 1  # 1e-3 twice
-    assert fast_stats["grad_norm"] == pytest.approx(eager_stats["grad_norm"], rel=1e-4)
-    assert fast_stats["loss"] == pytest.approx(eager_stats["loss"], rel=1e-5)
+    assert compiled_rates == eager_rates and len(set(compiled_rates)) == STEPS - 1  # 1e-3 twice
+    assert compiled_stats["grad_norm"] == pytest.approx(eager_stats["grad_norm"], rel=1e-4)
+    assert compiled_stats["loss"] == pytest.approx(eager_stats["loss"], rel=1e-5)
     # What a checkpoint stores stays what the eager step stores: learning rates as floats.
-    for group in fast_optimizer.state_dict()["param_groups"]:
+    for group in compiled_optimizer.state_dict()["param_groups"]:
         assert isinstance(group["lr"], float)
 
 
@@ -102,13 +102,13 @@ def _update_is_captured() -> bool:
 
 
 def test_the_whole_step_compiles_without_graph_breaks_or_recompiles(fresh_dynamo):
-    *_, fast = _one_epoch(compiled=True)
+    *_, built = _one_epoch(compiled=True)
     assert dict(counters["graph_break"]) == {}
     if _update_is_captured():
-        assert fast.notes == []
-    for note in fast.notes:  # a fallback names what runs eagerly, and why
+        assert built.notes == []
+    for note in built.notes:  # a fallback names what runs eagerly, and why
         assert "clipping and AdamW run eagerly" in note
-    graphs = 1 if fast.notes else 2  # forward+loss (with its backward), clipping+AdamW
+    graphs = 1 if built.notes else 2  # forward+loss (with its backward), clipping+AdamW
     # Six steps with six learning rates: each region compiled once, never again.
     assert counters["stats"]["unique_graphs"] == graphs
 
@@ -121,16 +121,16 @@ def test_a_graph_break_in_the_step_is_an_error_not_a_slow_step(fresh_dynamo):
         print("a Python side effect dynamo cannot put in a graph")
         return training.forward_loss(model, images, targets, precision, label_smoothing)
 
-    fast = compiled_step.build(
+    built = compiled_step.build(
         forward_with_a_break, training.clip_and_update, model, optimizer, backend_name="aot_eager"
     )
     images, labels = next(iter(_loader().epoch(seed=0)))
     with pytest.raises(torch._dynamo.exc.Unsupported):
-        fast.forward_loss(model, images, labels, "fp32", 0.1)
+        built.forward_loss(model, images, labels, "fp32", 0.1)
 
 
 def test_capturable_state_stays_out_of_checkpoints():
-    """On CUDA the fast path makes AdamW capturable; a checkpoint keeps the optimizer's own
+    """On CUDA the compiled step makes AdamW capturable; a checkpoint keeps the optimizer's own
     setting, so a run continues on a machine without a GPU (the switch is tested on the CPU)."""
     model = create_model("mixer_cifar_tiny")
     optimizer = torch.optim.AdamW(model.parameters())

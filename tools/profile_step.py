@@ -1,12 +1,12 @@
 """Where one training step's time goes: the trainer's loop profiled on the device, op by op.
 
     python tools/profile_step.py                  # the classroom recipe's model and batch, CUDA
-    python tools/profile_step.py --eager          # the plain step, without the fast path
+    python tools/profile_step.py --eager          # the plain step, without the compiled step
     python tools/profile_step.py --steps 100 --rows 30
 
 It builds what `python -m mixer_edu.train` builds for the classroom recipe (mixer_cifar_small,
-batch 128, crop-flip on the device, the plan's fast path), times its first steps (the compile, or
-the compile cache's load), then runs `--steps` more steps of `train_one_epoch` under
+batch 128, crop-flip on the device, the plan's compiled step), times its first steps (the
+compile, or the compile cache's load), then runs `--steps` more steps of `train_one_epoch` under
 `torch.profiler` and prints the wall time per step and the ops that take the most time on the
 CPU and on the device. Random images, so no data set is needed. For a GPU machine (see
 tools/gpu_check.py); on a CPU it works too.
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rows", type=int, default=25)
-    parser.add_argument("--eager", action="store_true", help="the plain step, no fast path")
+    parser.add_argument("--eager", action="store_true", help="the plain step, no compiled step")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -55,11 +55,13 @@ def main() -> None:
     loader = DeviceLoader(images, labels, batch, device=device, augment="crop-flip")
 
     with compiled_step.run_settings(plan):
-        fast = None
+        compiled = None
         if plan.compile_mode:
             mode = plan.compile_mode
-            fast = compiled_step.build(forward_loss, clip_and_update, model, optimizer, mode)
-        options = dict(precision=plan.precision, label_smoothing=0.1, clip_grad=1.0, fast=fast)
+            compiled = compiled_step.build(forward_loss, clip_and_update, model, optimizer, mode)
+        options = dict(
+            precision=plan.precision, label_smoothing=0.1, clip_grad=1.0, compiled=compiled
+        )
 
         def steps(count: int, seed: int) -> float:
             subset = [b for _, b in zip(range(count), loader.epoch(seed=seed), strict=False)]

@@ -1,4 +1,4 @@
-"""The fast path: the trainer's one training step, compiled (`plan.step != 'eager'`).
+"""The compiled step: the trainer's one training step, compiled (`plan.step != 'eager'`).
 
 The lesson's step (`mixer_edu.train`) is two halves with the backward pass between them:
 
@@ -58,11 +58,13 @@ def backend() -> str:
     return os.environ.get(BACKEND_ENV, "inductor")
 
 
-def as_planned(forward_loss, update, model, optimizer, plan, say=print) -> CompiledStep | None:
+def as_planned(
+    forward_loss, update, model, optimizer, plan, print_once=print
+) -> CompiledStep | None:
     """`build` with the plan's compile mode, or None where the plan runs the plain step."""
     if not plan.compile_mode:
         return None
-    return build(forward_loss, update, model, optimizer, plan.compile_mode, say)
+    return build(forward_loss, update, model, optimizer, plan.compile_mode, print_once)
 
 
 def build(
@@ -71,12 +73,12 @@ def build(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     mode: str | None = None,
-    say: Callable[[str], None] = print,
+    print_once: Callable[[str], None] = print,
     backend_name: str | None = None,
 ) -> CompiledStep:
     """Compile the step's two halves (the lesson's own functions) for `model` and `optimizer`.
 
-    `mode` is `torch.compile`'s ('default' or 'reduce-overhead'); `say` prints a fallback's
+    `mode` is `torch.compile`'s ('default' or 'reduce-overhead'); `print_once` prints a fallback's
     reason; `backend_name` defaults to `backend()`. Call it after a resume has loaded the
     optimizer's state: on CUDA it makes the optimizer capturable, moving its step counts onto
     the GPU. `model` may be a DistributedDataParallel wrapper; the evaluator compiles the model
@@ -94,30 +96,32 @@ def build(
         model.module.compile(**options)
         compiled_forward = forward_loss
         notes.append("under DistributedDataParallel the model is compiled, the loss runs eagerly")
-        say(f"note: {notes[-1]}")
+        print_once(f"note: {notes[-1]}")
     else:
         compiled_forward = torch.compile(forward_loss, **options)
 
-    def fast_forward_loss(*args, **kwargs):
+    def compiled_forward_loss(*args, **kwargs):
         if graphs:  # a new step: outputs of the last replay may now be overwritten
             torch.compiler.cudagraph_mark_step_begin()
         return compiled_forward(*args, **kwargs)
 
-    fast_update = _CompiledUpdate(update, optimizer, torch.compile(update, **options), say)
-    fast_update.notes = notes
+    compiled_update = _CompiledUpdate(
+        update, optimizer, torch.compile(update, **options), print_once
+    )
+    compiled_update.notes = notes
     # Evaluation without CUDA graphs: a replay overwrites the outputs of the last one, and the
     # evaluation keeps every batch's logits; the test set's 40 batches launch little anyway.
     plain = {key: value for key, value in options.items() if key != "mode"}
     inner = getattr(model, "module", model)  # rank 0 evaluates alone: not through DDP
     evaluator = inner if notes else torch.compile(inner, dynamic=False, **plain)
-    return CompiledStep(fast_forward_loss, fast_update, evaluator, notes)
+    return CompiledStep(compiled_forward_loss, compiled_update, evaluator, notes)
 
 
 class _CompiledUpdate:
     """`update` compiled, called like it; falls back to it where torch cannot capture it."""
 
-    def __init__(self, update: Callable, optimizer, compiled: Callable, say=print):
-        self.update, self.compiled, self.say, self.notes = update, compiled, say, []
+    def __init__(self, update: Callable, optimizer, compiled: Callable, print_once=print):
+        self.update, self.compiled, self.print_once, self.notes = update, compiled, print_once, []
         device = optimizer.param_groups[0]["params"][0].device
         # One learning-rate tensor per parameter group, refreshed from the float the scheduler
         # wrote before every call: the compiled graph reads the tensor, so a new learning rate
@@ -148,7 +152,7 @@ class _CompiledUpdate:
                 f"clipping and AdamW run eagerly: torch {torch.__version__} cannot capture them "
                 f"in one graph ({reason})"
             )
-            self.say(f"note: {self.notes[-1]}")
+            self.print_once(f"note: {self.notes[-1]}")
             result = None
         finally:
             for group, lr in zip(groups, floats, strict=True):

@@ -22,13 +22,13 @@ from .runtime import prepare, resolve_device
 
 
 class Machine(NamedTuple):
-    """What a run runs on: its processes (`ranks`), `device`, `plan`, and `say`, which prints
+    """What a run runs on: its processes (`ranks`), `device`, `plan`, and `print_once`, which prints
     a line above the progress bars on the main process and nothing elsewhere."""
 
     ranks: distributed.Ranks
     device: torch.device
     plan: RunPlan
-    say: Callable[[str], None]
+    print_once: Callable[[str], None]
 
 
 @contextlib.contextmanager
@@ -46,5 +46,5 @@ def prepared(config, run, out: Path) -> Iterator[Machine]:
         plan = plan_run(describe_device(device), config.batch_size, config.augment, **run.plan())
         prepare(device)
         with compiled_step.run_settings(plan):  # TF32, compile cache
-            say = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
-            yield Machine(ranks, device, plan, say)
+            print_once = tqdm.write if run.progress and ranks.is_main else (lambda message: None)
+            yield Machine(ranks, device, plan, print_once)

@@ -23,14 +23,14 @@ from .resume_changes import check_resumable, run_changes
 
 
 def start_or_resume(
-    out: Path, *, run, say, ranks, config, model, optimizer, scheduler, plan
+    out: Path, *, run, print_once, ranks, config, model, optimizer, scheduler, plan
 ) -> int:
     """The epoch to start after: the checkpoint's when resuming, else 0 (a fresh `out`).
 
     Args:
         out: the run folder. config, run: `TrainConfig` and `RunOptions`.
         model, optimizer, scheduler: loaded in place from the checkpoint when resuming.
-        say: prints a line (or nothing). ranks: every rank reads; only rank 0 deletes.
+        print_once: prints a line (or nothing). ranks: every rank reads; only rank 0 deletes.
         plan: its precision, data path and device are compared with the run's start.
     """
     if ranks.is_main:  # (run_lock has checked that `out` can be written)
@@ -45,9 +45,9 @@ def start_or_resume(
         scheduler.load_state_dict(saved["scheduler"])
         ckpt.set_rng_state(saved["rng"])
         keep_metrics_up_to(out / METRICS_NAME, saved["epoch"])
-        say(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
+        print_once(f"Resuming {out} from epoch {saved['epoch']} of {config.epochs}.")
         for note in notes:
-            say(note)
+            print_once(note)
         return saved["epoch"]
     if path.exists() and not run.overwrite:
         epoch = ckpt.load_checkpoint(path)["epoch"]
@@ -57,7 +57,7 @@ def start_or_resume(
             "another out folder."
         )
     if run.resume:
-        say(f"No checkpoint in {out} yet: starting a new run.")
+        print_once(f"No checkpoint in {out} yet: starting a new run.")
     if ranks.is_main:
         for old in [path, out / METRICS_NAME, *ckpt.list_snapshots(out)]:
             old.unlink(missing_ok=True)

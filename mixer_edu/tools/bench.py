@@ -328,8 +328,8 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--compile",
         action="store_true",
-        help="with --loop: also time the trainer's fast path (mixer_edu.support.compiled_step: the "
-        "step compiled, CUDA graphs on a GPU), its compile time included in the projection",
+        help="with --loop: also time the trainer's compiled step (mixer_edu.support.compiled_step: "
+        "the step compiled, CUDA graphs on a GPU), its compile time included in the projection",
     )
     add("--quick", action="store_true", help="a tiny model, 1 call, 2 repeats (for tests)")
     add(

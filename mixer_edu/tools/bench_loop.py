@@ -16,8 +16,8 @@ device:
     data         the loader's epoch alone: its batches, cropped and flipped, no model
     checkpoint   what the trainer writes after every epoch: the weights' snapshot and the
                  checkpoint (weights, AdamW's state, scheduler, random generators), atomically
-    fast ...     with `compiled=True` (`--compile`), the model-only step, the loop and the
-                 evaluation again on the trainer's fast path (`mixer_edu.support.compiled_step`)
+    compiled ... with `compiled=True` (`--compile`), the model-only step, the loop and the
+                 evaluation again on the trainer's compiled step (`mixer_edu.support.compiled_step`)
 
 and reports training images per second and the fraction of model-only speed the loop reaches
 (`report_loop`), and where an epoch's time goes, projected to CIFAR-10's size (`report_epoch`),
@@ -70,7 +70,7 @@ def loop_benchmark(
     compiled: bool = False,
 ) -> dict:
     """Seconds per epoch of the model-only step, the loop, the evaluation, the data alone and
-    the checkpoint, per precision; with `compiled`, also of the fast path (and its compile).
+    the checkpoint, per precision; with `compiled`, also of the compiled step (and its compile).
     The loop is the trainer's own `train_one_epoch`, not a copy of it."""
     device = torch.device(device)
     kwargs, batch = configuration(config, batch_size)
@@ -110,13 +110,13 @@ def loop_benchmark(
         compile_seconds = None
         if compiled:
             loop_epoch = _loop_epoch(ours, train_loader, precision)
-            loop_epoch.fast = _build_fast(ours, loop_epoch.optimizer, len(fixed_images))
+            loop_epoch.compiled = _build_compiled(ours, loop_epoch.optimizer, len(fixed_images))
             fast_epochs = {
-                "fast model-only": _fast_epoch(
+                "compiled model-only": _compiled_epoch(
                     ours, fixed_images, fixed_labels, precision, batches
                 ),
-                "fast loop": loop_epoch,
-                "fast evaluation": lambda p=precision, f=loop_epoch.fast: evaluate(
+                "compiled loop": loop_epoch,
+                "compiled evaluation": lambda p=precision, f=loop_epoch.compiled: evaluate(
                     f.evaluator, test_loader, device, p
                 ),
             }
@@ -140,7 +140,7 @@ def loop_benchmark(
 def _loop_epoch(model, loader: DeviceLoader, precision: str):
     """One epoch as the trainer runs it: its epoch function, AdamW, warmup-cosine schedule,
     label smoothing 0.1 and clipping at 1 (the recipe's), on the loader's batches of seed 0.
-    Setting `epoch.fast` (a `compiled_step.build` result) runs it on the fast path."""
+    Setting `epoch.compiled` (a `compiled_step.build` result) runs it on the compiled step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scheduler = warmup_cosine(optimizer, 1, 10**9)
 
@@ -153,30 +153,30 @@ def _loop_epoch(model, loader: DeviceLoader, precision: str):
             scheduler,
             loader.device,
             precision=precision,
-            fast=epoch.fast,
+            compiled=epoch.compiled,
         )
 
-    epoch.fast = None
+    epoch.compiled = None
     epoch.optimizer = optimizer
     return epoch
 
 
-def _build_fast(model, optimizer, batch_size: int):
-    """The trainer's fast path for `model` and `optimizer`: the compiled halves of the step in
+def _build_compiled(model, optimizer, batch_size: int):
+    """The trainer's compiled step for `model` and `optimizer`: the compiled halves of the step in
     `mixer_edu.train`, with the plan's mode (CUDA graphs on a GPU at small batches)."""
     device = next(model.parameters()).device
     mode = plan_run(describe_device(device), batch_size, compile=True).compile_mode
     return compiled_step.build(forward_loss, clip_and_update, model, optimizer, mode)
 
 
-def _fast_epoch(model, images, labels, precision: str, batches: int):
-    """The trainer's step on the fast path on one fixed batch, `batches` times."""
+def _compiled_epoch(model, images, labels, precision: str, batches: int):
+    """The trainer's step on the compiled step on one fixed batch, `batches` times."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    fast = _build_fast(model, optimizer, len(images))
+    compiled = _build_compiled(model, optimizer, len(images))
 
     def step():
         model.train()
-        train_step(model, images, labels, optimizer, precision=precision, fast=fast)
+        train_step(model, images, labels, optimizer, precision=precision, compiled=compiled)
 
     return _repeat(step, batches)
 
@@ -266,7 +266,7 @@ def report_epoch(loop: dict) -> str:
     the hand-over between data and steps), the evaluation and the checkpoint, each a fraction
     of the epoch. The projection scales the loop and the evaluation to CIFAR-10's 50,000
     training and 10,000 test images and adds one checkpoint per epoch, for 30 epochs, plus the
-    compile time of the fast path (its first calls).
+    compile time of the compiled step (its first calls).
     """
     n, n_test, batch = loop["train_images"], loop["test_images"], loop["batch_size"]
     train_scale = (CIFAR_TRAIN // batch * batch) / n
@@ -275,14 +275,14 @@ def report_epoch(loop: dict) -> str:
         "its copy, and its write where that outlasts the next epoch); "
         f"{CLASSROOM_EPOCHS} epochs projected to {CIFAR_TRAIN:,} training and {CIFAR_TEST:,} "
         "test images",
-        f"{'':6s}{'path':>6s}{'data':>8s}{'step':>8s}{'rest':>8s}{'eval':>8s}{'ckpt':>8s}"
+        f"{'':6s}{'path':>9s}{'data':>8s}{'step':>8s}{'rest':>8s}{'eval':>8s}{'ckpt':>8s}"
         f"{'epoch s':>10s}{'compile s':>11s}{f'{CLASSROOM_EPOCHS} epochs s':>14s}",
     ]
     for row in loop["rows"]:
         seconds = row["seconds"]
         paths = [("eager", "ours ")]
-        if "ours fast loop" in seconds:
-            paths.append(("fast", "ours fast "))
+        if "ours compiled loop" in seconds:
+            paths.append(("compiled", "ours compiled "))
         for path, prefix in paths:
             loop_s, step_s = seconds[prefix + "loop"], seconds[prefix + "model-only"]
             data_s, eval_s = seconds["ours data"], seconds[prefix + "evaluation"]
@@ -293,9 +293,9 @@ def report_epoch(loop: dict) -> str:
             epoch_s = loop_s + eval_s + ckpt_s
             parts = [data_s, step_s, loop_s - data_s - step_s, eval_s, ckpt_s]
             full_epoch = trained + ckpt_s
-            compile_s = row.get("compile") if path == "fast" else 0.0
+            compile_s = row.get("compile") if path == "compiled" else 0.0
             total = CLASSROOM_EPOCHS * full_epoch + (compile_s or 0.0)
-            line = f"{row['precision']:6s}{path:>6s}" + "".join(
+            line = f"{row['precision']:6s}{path:>9s}" + "".join(
                 f"{p / epoch_s:8.1%}" for p in parts
             )
             line += f"{full_epoch:10.2f}{compile_s or 0.0:11.1f}{total:14.0f}"
