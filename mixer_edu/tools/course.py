@@ -33,7 +33,7 @@ from ..support.checkpoint import snapshot_path
 from ..support.paths import project_folder
 from ..support.runtime import FAST_ENV, fast_mode, resolve_device, seed_everything
 from ..support.validation import check_choice
-from .compare import format_runs, format_seed_runs, load_images, train_seeds
+from .compare import format_runs, format_seed_runs, load_images, train_briefly, train_seeds
 
 # Passed on to the notebooks (see the module docstring).
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "sample_photo",
     "setup_notebook",
     "snapshot_path",
+    "train_briefly",
     "train_seeds",
 ]
 
