@@ -47,7 +47,8 @@ def drop_path(
     Returns:
         A tensor of the same shape as `x`.
     """
-    check_probability(drop_prob, "drop_prob")
+    if not torch.jit.is_scripting():  # TorchScript cannot compile the check's message
+        check_probability(drop_prob, "drop_prob")
     if drop_prob == 0.0 or not training:
         return x
     keep_prob = 1.0 - drop_prob

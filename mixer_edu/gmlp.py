@@ -60,9 +60,15 @@ def mix_tokens(linear: nn.Linear, x: Tensor) -> Tensor:
         `(B, S, C)`; what `linear(x.transpose(1, 2)).transpose(1, 2)` gives, to float rounding,
         computed without copying the transposed table.
     """
-    weight = linear.weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
-    bias = linear.bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
-    return torch.baddbmm(bias, weight, x)  # (B, S, N) @ (B, N, C) + (S, 1) -> (B, S, C)
+    return mix_tokens_by(linear.weight, linear.bias, x)
+
+
+def mix_tokens_by(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
+    """`mix_tokens` given the Linear's weight `(S, N)` and bias `(S,)` rather than the module
+    (TorchScript cannot pass a module to a function): `(B, N, C) -> (B, S, C)`."""
+    weights = weight.expand(x.shape[0], -1, -1)  # (S, N) viewed as (B, S, N), no copy
+    biases = bias.unsqueeze(-1)  # (S, 1): broadcasts over the C channels
+    return torch.baddbmm(biases, weights, x)  # (B, S, N) @ (B, N, C) + (S, 1) -> (B, S, C)
 
 
 class SpatialGatingUnit(nn.Module):
@@ -112,7 +118,7 @@ class SpatialGatingUnit(nn.Module):
     def gate(self, x: Tensor) -> Tensor:
         """The gate G = W · LayerNorm(Z2) + b alone: `(B, N, D) -> (B, N, D/2)`."""
         _, z2 = x.chunk(2, dim=-1)
-        return mix_tokens(self.proj, self.norm(z2))  # across tokens: (B, N, D/2)
+        return mix_tokens_by(self.proj.weight, self.proj.bias, self.norm(z2))  # (B, N, D/2)
 
     def forward(self, x: Tensor) -> Tensor:
         z1, _ = x.chunk(2, dim=-1)  # (B, N, D) -> (B, N, D/2): the half that gets gated
@@ -196,6 +202,8 @@ class SpatialGatingBlock(nn.Module):
     Shapes:
         `(B, N, C) -> (B, N, D) -> (B, N, D/2) -> (B, N, C)`, then added to the input.
     """
+
+    __jit_unused_properties__ = ["spatial_gating"]  # a submodule: TorchScript cannot return it
 
     def __init__(
         self,

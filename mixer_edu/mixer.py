@@ -106,6 +106,9 @@ class MixerBlock(nn.Module):
         `(B, N, C) -> (B, N, C)`.
     """
 
+    # Properties that return a submodule: TorchScript cannot compile them, and forward needs none.
+    __jit_unused_properties__ = ["token_mixing", "channel_mixing"]
+
     def __init__(
         self,
         dim: int,
@@ -296,7 +299,7 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         # channel after another. Copy it once into row-major order: otherwise every residual
         # sum inherits that layout, and every LayerNorm (forward and backward) copies it again.
         x = x.contiguous()
-        if self.grad_checkpointing:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_blocks(self.blocks, x)  # the same numbers, less memory (timm_compat)
         else:
             x = self.blocks(x)  # (B, N, C)

@@ -27,11 +27,16 @@ blocks), with the shapes of Liu et al. 2021 and timm: 30 layers, 16x16 patches, 
 width 6C; gMLP-Ti/S/B have C = 128/256/512 and 5.9M/19.4M/73.1M parameters with the head.
 `gmlp_cifar_tiny` and `gmlp_cifar_small` match `mixer_cifar_tiny` and `mixer_cifar_small` in
 images, patches, width and depth.
+
+Every model comes with timm's `pretrained_cfg`: how to prepare its images (mean and std, size,
+crop, interpolation), which `timm.data.resolve_model_data_config(model)` reads. The models are
+untrained; `mixer_edu.tools.pretrained` loads the paper's weights through timm.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,16 +46,40 @@ from torch import nn
 from .gmlp import GMlp
 from .mixer import MlpMixer
 from .support.checkpoint import load_checkpoint, load_weights
-from .support.validation import check_choice
+from .support.timm_compat import BlockFeatures
+from .support.validation import check_choice, to_pair
+
+# How to prepare the images, in the words of timm's `pretrained_cfg`. The paper's models: timm's
+# settings for the paper's weights (pixels scaled to [-1, 1] by mean and std 0.5; resized to
+# 224 / 0.875 = 256 with bicubic interpolation, then the central 224x224).
+PAPER_IMAGES = dict(
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    interpolation="bicubic",
+    crop_pct=0.875,
+    crop_mode="center",
+)
+# The CIFAR models: CIFAR-10's per-channel statistics, those of `mixer_edu.data` (written out
+# here so that building a model does not import the data pipeline; a test checks they agree);
+# test images are used whole, without resizing or cropping.
+CIFAR_IMAGES = dict(
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2470, 0.2435, 0.2616),
+    interpolation="bilinear",
+    crop_pct=1.0,
+    crop_mode="center",
+)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registry entry: the class that builds the model, its keywords, a printable title."""
+    """One registry entry: the class that builds the model, its keywords, a printable title,
+    and how its images are prepared (mean, std, crop; see `pretrained_cfg`)."""
 
     model_class: type[nn.Module]
     config: dict
     title: str
+    images: dict
 
 
 # The paper's models see 224x224 RGB images and ImageNet's 1000 classes.
@@ -62,13 +91,14 @@ CIFAR = dict(img_size=32, patch_size=4, num_classes=10)
 def paper_mixer(size: str, patch: int, blocks: int, width: int) -> tuple[str, ModelSpec]:
     """A row of the paper's Table 1: `("mixer_b16_224", Mixer-B/16's entry)`."""
     config = dict(PAPER, patch_size=patch, num_blocks=blocks, embed_dim=width)
-    return f"mixer_{size.lower()}{patch}_224", ModelSpec(MlpMixer, config, f"Mixer-{size}/{patch}")
+    spec = ModelSpec(MlpMixer, config, f"Mixer-{size}/{patch}", PAPER_IMAGES)
+    return f"mixer_{size.lower()}{patch}_224", spec
 
 
 def paper_gmlp(size: str, width: int) -> tuple[str, ModelSpec]:
     """A gMLP of Liu et al. (30 blocks, 16x16 patches, gated width 6C): `("gmlp_ti16_224", ...)`."""
     config = dict(PAPER, patch_size=16, num_blocks=30, embed_dim=width, mlp_ratio=6)
-    return f"gmlp_{size.lower()}16_224", ModelSpec(GMlp, config, f"gMLP-{size}/16")
+    return f"gmlp_{size.lower()}16_224", ModelSpec(GMlp, config, f"gMLP-{size}/16", PAPER_IMAGES)
 
 
 # The registry: adding a model family is one more entry here.
@@ -88,21 +118,27 @@ MODELS: dict[str, ModelSpec] = {
     ),
     # CIFAR-sized Mixers.
     "mixer_cifar_tiny": ModelSpec(
-        MlpMixer, dict(CIFAR, num_blocks=4, embed_dim=64), "Mixer (CIFAR, tiny)"
+        MlpMixer, dict(CIFAR, num_blocks=4, embed_dim=64), "Mixer (CIFAR, tiny)", CIFAR_IMAGES
     ),
     "mixer_cifar_small": ModelSpec(
-        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=128), "Mixer (CIFAR, small)"
+        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=128), "Mixer (CIFAR, small)", CIFAR_IMAGES
     ),
     "mixer_cifar_base": ModelSpec(
-        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=256), "Mixer (CIFAR, base)"
+        MlpMixer, dict(CIFAR, num_blocks=8, embed_dim=256), "Mixer (CIFAR, base)", CIFAR_IMAGES
     ),
     # gMLP: the paper's Ti/S/B at 224x224, then CIFAR-sized.
     **dict(paper_gmlp(size, width) for size, width in [("Ti", 128), ("S", 256), ("B", 512)]),
     "gmlp_cifar_tiny": ModelSpec(
-        GMlp, dict(CIFAR, num_blocks=4, embed_dim=64, mlp_ratio=6), "gMLP (CIFAR, tiny)"
+        GMlp,
+        dict(CIFAR, num_blocks=4, embed_dim=64, mlp_ratio=6),
+        "gMLP (CIFAR, tiny)",
+        CIFAR_IMAGES,
     ),
     "gmlp_cifar_small": ModelSpec(
-        GMlp, dict(CIFAR, num_blocks=8, embed_dim=128, mlp_ratio=6), "gMLP (CIFAR, small)"
+        GMlp,
+        dict(CIFAR, num_blocks=8, embed_dim=128, mlp_ratio=6),
+        "gMLP (CIFAR, small)",
+        CIFAR_IMAGES,
     ),
 }
 
@@ -130,15 +166,55 @@ def model_class(name: str) -> type[nn.Module]:
     return model_spec(name).model_class
 
 
-def create_model(name: str, **overrides) -> nn.Module:
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    *,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+    **overrides,
+) -> nn.Module:
     """Build the named model; keyword overrides change its configuration.
+
+    Args:
+        name: a name of `list_models()`.
+        pretrained: False (the models are built untrained). timm's keyword, accepted so that
+            timm's code can build our models; True raises, pointing to where weights come from.
+        features_only: return the model as a feature extractor (`support.timm_compat.
+            BlockFeatures`), as timm's `create_model` does: its forward gives the token table
+            after the blocks `out_indices` (timm's default: the last three) as `(B, C, h, w)` maps.
+        out_indices: which blocks, with `features_only` (see `support.timm_compat.take_indices`).
+        **overrides: the model's keywords, over the registry's.
+
+    The model (or the feature extractor) carries timm's `pretrained_cfg` (alias `default_cfg`).
 
     Example:
         >>> model = create_model("mixer_b16_224", num_classes=0)   # no head, as in Table 1
         >>> model = create_model("mixer_cifar_small", drop_path_rate=0.1)
         >>> model = create_model("gmlp_cifar_tiny", near_identity_gate=False)
+        >>> features = create_model("mixer_cifar_tiny", features_only=True)  # last 3 blocks
     """
-    return model_class(name)(**model_config(name, **overrides))
+    if pretrained:
+        raise ValueError(
+            f"create_model builds untrained models, so pretrained must be False for {name!r}; "
+            "the paper's weights load from timm with mixer_edu.tools.pretrained.load_pretrained"
+            "('mixer_b16_224.goog_in21k_ft_in1k') (timm.list_pretrained('mixer_*') lists them) "
+            "or from_timm(timm_model); the CIFAR models have none: train one (mixer_edu.train)."
+        )
+    if out_indices is not None and not features_only:
+        raise TypeError("out_indices chooses the outputs of features_only=True; pass both.")
+    model = model_class(name)(**model_config(name, **overrides))
+    model.pretrained_cfg = model.default_cfg = pretrained_cfg(name, model)
+    if not features_only:
+        return model
+    features = BlockFeatures(model, 3 if out_indices is None else out_indices)
+    # As timm's: without the head's entries, which a feature extractor does not have.
+    features.pretrained_cfg = features.default_cfg = {
+        key: value
+        for key, value in model.pretrained_cfg.items()
+        if key not in ("num_classes", "classifier")
+    }
+    return features
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,3 +295,25 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     checkpoint = load_checkpoint(path)
     model = build_model(checkpoint)
     return model.to(device).eval(), checkpoint
+
+
+def pretrained_cfg(name: str, model: nn.Module) -> dict:
+    """timm's `pretrained_cfg` of a model built by `create_model(name, ...)`.
+
+    timm's tools read it: `timm.data.resolve_model_data_config(model)` takes the mean, std, input
+    size, crop and interpolation from it (without it, timm falls back to ImageNet's mean and std,
+    the wrong preprocessing for the paper's weights and for our CIFAR models); `first_conv` and
+    `classifier` name the stem's convolution and the head. The input size and number of classes
+    are those of `model`, after any override.
+    """
+    height, width = to_pair(model.stem.img_size)
+    return dict(
+        architecture=name,
+        input_size=(model.in_chans, height, width),
+        fixed_input_size=True,  # the token-mixing weights fix the number of patches
+        **model_spec(name).images,
+        num_classes=model.num_classes,
+        pool_size=None,
+        first_conv="stem.proj",
+        classifier="head",
+    )

@@ -42,6 +42,7 @@ from .support.validation import (
     check_positive_int,
     check_tensor,
     to_pair,
+    tracing,
 )
 
 Size = int | tuple[int, int]  # S for S x S, or (height, width)
@@ -291,12 +292,24 @@ class PatchEmbedding(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # The checks run in eager mode; TorchScript skips this block, fx and jit.trace skip them.
+        if not torch.jit.is_scripting():
+            if not tracing():
+                self.check_input(images)  # one-line errors that name the fix
+        x = self.proj(images)  # (B, D, h, w): one D-vector per patch
+        x = x.flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D), patches read row by row
+        return self.norm(x)
+
+    @torch.jit.unused
+    def check_input(self, images: torch.Tensor) -> None:
+        """`check_images` for this stem: its channels, image size and weights' dtype.
+
+        Run in eager mode only (see `support.validation.tracing`): TorchScript, `torch.fx` and
+        `torch.jit.trace` see a forward without it, as they see timm's.
+        """
         check_images(
             images, in_chans=self.in_chans, img_size=self.img_size, dtype=self.proj.weight.dtype
         )
-        x = self.proj(images)  # (B, D, h, w): one D-vector per patch
-        x = rearrange(x, "b d h w -> b (h w) d")  # (B, N, D), patches read row by row
-        return self.norm(x)
 
     def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
         """How many pixels one token steps over (timm's feature-map "reduction")."""

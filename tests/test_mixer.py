@@ -2,6 +2,7 @@ import doctest
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.mlp_mixer import MixerBlock as TimmMixerBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 
@@ -71,14 +72,64 @@ def test_mixer_block_equals_timm_with_drop_path_in_train_mode_under_the_same_see
     assert not torch.allclose(a, ours.eval()(x))  # paths really were dropped
 
 
-def test_mixer_block_has_both_residuals():
-    block = MixerBlock(dim=8, num_tokens=4)
-    with torch.no_grad():  # zero the last layer of both MLPs: both branches output 0
-        for mlp in (block.mlp_tokens, block.mlp_channels):
-            mlp.fc2.weight.zero_()
-            mlp.fc2.bias.zero_()
+# The paper's equations written again with torch.nn.functional alone, from a model's weights:
+# what the tests below compare the modules with, so that a mistake in a module cannot hide in
+# its own reference.
+def _mlp_by_hand(mlp, x):
+    return F.linear(F.gelu(F.linear(x, mlp.fc1.weight, mlp.fc1.bias)), mlp.fc2.weight, mlp.fc2.bias)
+
+
+def _layer_norm_by_hand(norm, x):
+    return F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, eps=1e-6)
+
+
+def _token_branch_by_hand(block, x):  # W2 · GELU(W1 · LayerNorm(X)), on (B, N, C)
+    return _mlp_by_hand(block.mlp_tokens, _layer_norm_by_hand(block.norm1, x).transpose(1, 2))
+
+
+def _channel_branch_by_hand(block, u):  # GELU(LayerNorm(U) · W3ᵀ) · W4ᵀ
+    return _mlp_by_hand(block.mlp_channels, _layer_norm_by_hand(block.norm2, u))
+
+
+def _mixer_by_hand(model, images):
+    """`(B, C, H, W) -> (B, num_classes)`: stem, every block's two updates, norm, mean, head."""
+    x = F.conv2d(images, model.stem.proj.weight, model.stem.proj.bias, stride=model.stem.patch_size)
+    x = x.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, N, C), patches row by row
+    for block in model.blocks:
+        x = x + _token_branch_by_hand(block, x).transpose(1, 2)  # U = X + ...
+        x = x + _channel_branch_by_hand(block, x)  # Y = U + ...
+    pooled = _layer_norm_by_hand(model.norm, x).mean(dim=1)
+    return F.linear(pooled, model.head.weight, model.head.bias)
+
+
+def _zero_(mlp):
+    """Make an MLP output zeros: zero its last layer."""
+    with torch.no_grad():
+        mlp.fc2.weight.zero_()
+        mlp.fc2.bias.zero_()
+
+
+def test_mixer_block_has_both_residuals_and_both_branches():
     x = torch.randn(2, 4, 8)
-    assert torch.equal(block(x), x)
+    block = randomize_(MixerBlock(dim=8, num_tokens=4)).eval()
+    expected = x + _token_branch_by_hand(block, x).transpose(1, 2)
+    expected = expected + _channel_branch_by_hand(block, expected)
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-5)
+    # One MLP at a time zeroed: the block is the input plus the other branch, so each residual
+    # is there and each branch adds to it.
+    tokens_only = randomize_(MixerBlock(dim=8, num_tokens=4)).eval()
+    _zero_(tokens_only.mlp_channels)
+    token_update = _token_branch_by_hand(tokens_only, x).transpose(1, 2)
+    assert token_update.abs().min() > 0
+    torch.testing.assert_close(tokens_only(x), x + token_update, rtol=0, atol=1e-5)
+    channels_only = randomize_(MixerBlock(dim=8, num_tokens=4)).eval()
+    _zero_(channels_only.mlp_tokens)
+    channel_update = _channel_branch_by_hand(channels_only, x)
+    assert channel_update.abs().min() > 0
+    torch.testing.assert_close(channels_only(x), x + channel_update, rtol=0, atol=1e-5)
+    # Both zeroed: nothing but the two residuals, the input itself.
+    _zero_(channels_only.mlp_channels)
+    assert torch.equal(channels_only(x), x)
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -115,9 +166,27 @@ def test_initialisation_follows_the_paper_and_timm():
 
 
 def test_untrained_model_predicts_uniform_probabilities():
-    model = MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=16)
-    logits = model(torch.randn(4, 3, 32, 32))
-    assert torch.equal(logits, torch.zeros(4, 10))
+    model = MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=16).eval()
+    images = torch.randn(4, 3, 32, 32)
+    logits = model(images)
+    assert torch.equal(logits, torch.zeros(4, 10))  # the zero head, whatever the blocks compute
+    # So the blocks must be checked through a head that reads them: with a random head (and the
+    # blocks as initialised), the logits are the paper's equations computed by hand.
+    randomize_(model.head)
+    with torch.no_grad():
+        logits = model(images)
+        torch.testing.assert_close(logits, _mixer_by_hand(model, images), rtol=0, atol=1e-5)
+    assert logits.std(dim=0).min() > 0.01  # and they differ from image to image
+
+
+def test_model_computes_the_papers_equations_with_every_weight_random():
+    for config in CONFIGS[:3]:
+        model = randomize_(MlpMixer(**config)).eval()
+        images = images_for(config)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                model(images), _mixer_by_hand(model, images), rtol=0, atol=1e-5
+            )
 
 
 def test_linear_drop_path_schedule_rises_across_blocks():

@@ -26,6 +26,10 @@ What each method is for:
 - `group_matcher()`: regular expressions that group the parameters by depth (stem, block i, final
   norm), for optimisers that give each depth its own learning rate.
 - `get_classifier()`: the head, to replace or inspect it.
+
+`BlockFeatures` is what `create_model(name, features_only=True)` returns, as timm's
+`create_model` does for its Mixer: the model cut after the last block needed, giving the token
+table after chosen blocks as feature maps.
 """
 
 from __future__ import annotations
@@ -234,3 +238,45 @@ class TimmCompatMixin:
         if prune_head:
             self.reset_classifier(0, "")
         return taken
+
+
+class FeatureInfo(list):
+    """timm's description of a feature extractor's outputs: one dict per output, with `num_chs`
+    (channels), `reduction` (pixels per token along a side) and `module` (where it comes from),
+    and timm's accessors for each field."""
+
+    def channels(self) -> list[int]:
+        return [info["num_chs"] for info in self]
+
+    def reduction(self) -> list[int]:
+        return [info["reduction"] for info in self]
+
+    def module_name(self) -> list[str]:
+        return [info["module"] for info in self]
+
+
+class BlockFeatures(nn.Module):
+    """A Mixer as a feature extractor (`features_only=True`), built as timm builds its Mixer's.
+
+    Like timm's `FeatureGetterNet`, it prunes the model (`prune_intermediate_layers`: the blocks
+    after the last one needed, the final norm, the head) and calls `forward_intermediates`.
+
+    Args:
+        model: an `MlpMixer` (or `GMlp`); it is pruned in place and kept as `self.model`.
+        out_indices: which blocks' outputs (see `take_indices`); timm's Mixer default, 3, is the
+            last three blocks.
+
+    Shapes:
+        `(B, in_chans, H, W) -> [(B, C, h, w)]`: one feature map per index, on the patch grid.
+    """
+
+    def __init__(self, model: nn.Module, out_indices: int | Sequence[int] = 3):
+        super().__init__()
+        self.out_indices = model.prune_intermediate_layers(out_indices, prune_norm=True)
+        self.model = model
+        self.feature_info = FeatureInfo(model.feature_info[i] for i in self.out_indices)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.model.forward_intermediates(
+            images, indices=self.out_indices, intermediates_only=True
+        )

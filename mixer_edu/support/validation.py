@@ -10,6 +10,32 @@ import difflib
 import math
 
 import torch
+import torch.fx
+
+
+def tracing() -> bool:
+    """Whether a tracer, not a person, is calling: `torch.jit.trace` or `torch.fx`.
+
+    The input checks of the model's `forward` stand aside then, as timm's models have none: a
+    tracer records the operations on the tensors, and a Python `if` on a shape or an
+    `isinstance` on a tracer's stand-in (an fx `Proxy`) would fail or be frozen into the graph.
+    TorchScript cannot compile this function (the fx flag is Python state), so a forward calls
+    it inside `if not torch.jit.is_scripting():`, a block TorchScript skips without compiling it
+    (in the same `if`, joined by `and`, it would be compiled). `torch.compile` and
+    `torch.export` run the checks themselves (they become guards on the input's shape), so
+    there the checks stay.
+    """
+    return torch.jit.is_tracing() or _fx_symbolic_tracing()
+
+
+# torch.fx.symbolic_trace's flag. Newer torch also sets `is_fx_tracing` under torch.export and
+# warns when it is read; it names symbolic tracing alone `is_fx_symbolic_tracing`. torch 2.6
+# has only `is_fx_tracing`.
+_fx_symbolic_tracing = getattr(
+    torch.fx._symbolic_trace,
+    "is_fx_symbolic_tracing",
+    torch.fx._symbolic_trace.is_fx_tracing,
+)
 
 
 def to_pair(value) -> tuple:

@@ -90,13 +90,8 @@ def mixer_config_from_timm(timm_model: nn.Module) -> dict:
             f"LayerNorm(eps={LAYER_NORM_EPS}) as the paper does."
         )
     stem = timm_model.stem
-    height, width = stem.img_size
-    patch_height, patch_width = stem.patch_size
-    if height != width or patch_height != patch_width:
-        raise TypeError(
-            f"mixer_edu builds square images and patches; this timm model has images "
-            f"{height}x{width} and patches {patch_height}x{patch_width}."
-        )
+    # timm keeps (height, width) pairs; MlpMixer takes a side for squares, pairs for rectangles.
+    img_size, patch_size = _side_or_pair(stem.img_size), _side_or_pair(stem.patch_size)
     dim = timm_model.embed_dim
     hidden = (first.mlp_tokens.fc1.out_features, first.mlp_channels.fc1.out_features)
     mlp_ratio = tuple(width_ / dim for width_ in hidden)
@@ -104,14 +99,20 @@ def mixer_config_from_timm(timm_model: nn.Module) -> dict:
         raise TypeError(f"hidden widths {hidden} are not expressible as ratios of dim {dim}.")
     return dict(
         num_classes=timm_model.num_classes,
-        img_size=height,
+        img_size=img_size,
         in_chans=stem.proj.in_channels,
-        patch_size=patch_height,
+        patch_size=patch_size,
         num_blocks=len(timm_model.blocks),
         embed_dim=dim,
         mlp_ratio=mlp_ratio,
         global_pool=timm_model.global_pool,
     )
+
+
+def _side_or_pair(size: tuple[int, int]) -> int | tuple[int, int]:
+    """`(S, S) -> S`; a rectangle `(height, width)` stays a pair."""
+    height, width = size
+    return height if height == width else (height, width)
 
 
 def from_timm(timm_model: nn.Module) -> MlpMixer:
