@@ -19,6 +19,7 @@ from einops import rearrange
 from mixer_edu.exercises import (
     check_causal_token_mixing,
     check_drop_path,
+    check_mixer_block,
     check_mixer_forward,
     check_patchify,
     check_smoothed_cross_entropy,
@@ -468,3 +469,14 @@ def test_most_plausible_wrong_answers_get_a_specific_hint(capsys):
             specific += 1
     assert specific >= 2 * (specific + len(generic)) / 3, generic
     assert not generic, generic  # today every one of them is named
+
+
+def test_a_block_whose_output_changes_form_when_its_mlps_are_off_gets_a_verdict(capsys):
+    from tests.test_exercise_checkers import Block
+
+    class ListWhenSilent(Block):
+        def forward(self, x):
+            out = super().forward(x)
+            return out.tolist() if not self.mlp_tokens.fc2.weight.any() else out
+
+    assert_rejected(check_mixer_block, ListWhenSilent, "not a torch.Tensor", capsys)
