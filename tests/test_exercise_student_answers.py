@@ -85,6 +85,20 @@ def divides_by_sixteen(model, images):
     return model.head(model.norm(x).sum(dim=1) / 16)
 
 
+def norm_before_the_blocks(model, images):
+    x = model.norm(model.stem(images))
+    for block in model.blocks:
+        x = block(x)
+    return model.head(x.mean(dim=1))
+
+
+def first_block_again(model, images):
+    x = model.stem(images)
+    for _ in range(len(model.blocks)):
+        x = model.blocks[0](x)
+    return model.head(model.norm(x).mean(dim=1))
+
+
 def switches_to_train_mode(model, images):
     model.train()  # "the model should be ready to learn"
     return model(images)
@@ -122,6 +136,8 @@ EXERCISE_9 = [
         "the output of block 1 differs from the reference's: the channel-mixing MLP reads",
     ),
     (divides_by_sixteen, "divided by 16, but this model has N = 9 tokens"),
+    (norm_before_the_blocks, "model.norm is applied to the stem's tokens, before the blocks"),
+    (first_block_again, "the first block runs again and again"),
     (switches_to_train_mode, "switched the model to training mode"),
     (switches_to_eval_mode, "switched the model to evaluation mode"),
     (switches_off_gradients, "switched requires_grad off for model.stem.proj.weight"),
@@ -192,7 +208,19 @@ def twin_with(stem=None, positions=None):
     return vit_twin
 
 
+def shallow_copy(vit, shuffle):
+    twin = copy.copy(vit)
+    weight = twin.stem.proj.weight.detach()
+    twin.stem.proj.weight = torch.nn.Parameter(
+        weight.flatten(2)[:, :, shuffle.pixel_order].reshape(weight.shape)
+    )
+    embedding = twin.position_embedding.detach()
+    twin.position_embedding = torch.nn.Parameter(embedding[:, shuffle.patch_order])
+    return twin
+
+
 EXERCISE_10 = [
+    (shallow_copy, "the twin is a shallow copy"),
     (shares_the_blocks, "shares its memory with the original's"),
     (without_no_grad, "inside a torch.no_grad() block"),
     (switches_the_vit_to_train_mode, "switched the vit to training mode"),
@@ -304,6 +332,15 @@ def fixed_count(x, p):
     return x * mask.view((b,) + (1,) * (x.ndim - 1)) / (1 - p)
 
 
+def mask_of_one_axis(x, p):
+    return x * (torch.rand(x.shape[0]) < 1 - p)[:, None] / (1 - p)  # right for (B, C) only
+
+
+def bias_on_channels(mlp, x):
+    hidden = torch.einsum("sn,bnc->bsc", mlp.fc1.weight, x) + mlp.fc1.bias
+    return torch.einsum("ns,bsc->bnc", mlp.fc2.weight, mlp.act(hidden)) + mlp.fc2.bias[:, None]
+
+
 DTYPES_AND_BATCHES = [
     (check_patchify, patchify_into_zeros, "dtype torch.float32, expected torch.uint8"),
     (check_patchify, patchify_in_float, "patchify only moves pixels, so its result keeps"),
@@ -391,6 +428,8 @@ def causal_mask_of_channels(mlp, x):
 
 
 BROADCASTING = [
+    (check_drop_path, drop_path_module(mask_of_one_axis), "size 1 on every other axis"),
+    (check_token_mixing, bias_on_channels, "one value per hidden unit (8)"),
     (check_smoothed_cross_entropy, log_softmax_without_keepdim, "a class axis of size 1, (B, 1)"),
     (check_smoothed_cross_entropy, one_hot_without_classes, "the one-hot targets need K columns"),
     (check_smoothed_cross_entropy, picks_columns, "a (B, B) table"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from .checks import call_and_check, check_output
-from .feedback import Feedback, isolated, shape
+from .feedback import Feedback, broadcast_sizes, isolated, shape
 from .sandbox import run_student_code
 
 DROP_PROB = 0.25
@@ -40,6 +40,16 @@ def _shape_hint(out: torch.Tensor) -> str:
     return (
         "DropPath returns its input's shape: its mask has one value per sample and size 1 on "
         "every other axis, however many there are, so that it broadcasts"
+    )
+
+
+def _exception_hint(error: BaseException) -> str | None:
+    if broadcast_sizes(error) is None:
+        return None
+    return (
+        "The mask did not line up with the input: broadcasting matches axes from the last one, "
+        "so a mask with one value per sample must have the batch axis first and size 1 on every "
+        "other axis of the input, as many as the input has"
     )
 
 
@@ -128,7 +138,14 @@ def check_drop_path(drop_path_class) -> bool:
         x = _positive(BATCH, 4, 6)
         what = f"DropPath({DROP_PROB}) in train mode on x {tuple(x.shape)}"
         ok, out = call_and_check(
-            feedback, what, module, x, expected=x, inputs={"x": x}, shape_hint=_shape_hint
+            feedback,
+            what,
+            module,
+            x,
+            expected=x,
+            inputs={"x": x},
+            hint=_exception_hint,
+            shape_hint=_shape_hint,
         )
         if not ok:
             return feedback.stop()

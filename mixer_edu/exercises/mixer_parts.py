@@ -205,7 +205,10 @@ POOL = {
 
 def forward(model, images, stem="", token="", channel="", pool="", order=None) -> Tensor:
     """The Mixer's logits, with the named step (if any) made in its typical wrong way."""
-    x = STEM[stem][0](model, images) if stem else _conv_tokens(model, images)
+    if stem == "norm first":
+        x = model.norm(_conv_tokens(model, images))
+    else:
+        x = STEM[stem][0](model, images) if stem else _conv_tokens(model, images)
     for block in order if order is not None else model.blocks:
         x0 = x
         x = TOKEN[token][0](x, block) if token else x + _tokens(block, block.norm1(x))
@@ -230,7 +233,17 @@ def everywhere(model, images) -> list[tuple[Callable[[], Tensor], str]]:
              "only the last block runs: apply every block of model.blocks, one after the other"),
             (lambda: forward(model, images, order=blocks[::-1]),
              "the blocks run in reverse order; apply model.blocks from first to last"),
+            (lambda: forward(model, images, order=blocks[:1] * len(blocks)),
+             "the first block runs again and again: apply each block of model.blocks once, "
+             "one after the other"),
         ]  # fmt: skip
+    candidates.append(
+        (
+            lambda: forward(model, images, stem="norm first", pool="no norm"),
+            "model.norm is applied to the stem's tokens, before the blocks; the final LayerNorm "
+            "comes after the last block",
+        )
+    )
     candidates.append(
         (
             lambda: forward(model, images).softmax(dim=-1),

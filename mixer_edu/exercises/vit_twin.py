@@ -192,7 +192,15 @@ def _check_case(feedback: Feedback, vit_twin, case: tuple) -> bool:
     snapshot = Snapshot({}, {"vit": vit})
     what = f"vit_twin on {label}"
     ok, twin = feedback.call(what, vit_twin, vit, shuffle, hint=_exception_hint)
-    if not ok or not check_unchanged(feedback, what, snapshot):
+    if not ok:
+        return False
+    if twin is not vit and getattr(twin, "_modules", None) is vit._modules:
+        return feedback.fail(
+            f"{label}: the twin is a shallow copy: it holds the original's own layers and "
+            "parameters, so every change to the twin changes the original too; the twin must "
+            "be a copy of its own, down to every tensor."
+        )
+    if not check_unchanged(feedback, what, snapshot):
         return False
     if not _check_copy(feedback, label, twin, vit):
         return False
