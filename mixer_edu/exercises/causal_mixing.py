@@ -29,7 +29,15 @@ import torch.nn.functional as F
 
 from .. import Mlp
 from .checks import call_and_check, check_gradients, check_values, frozen_copy
-from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
+from .feedback import (
+    Feedback,
+    broadcast_sizes,
+    close,
+    isolated,
+    max_difference,
+    randomize_,
+    shape,
+)
 from .sandbox import run_student_code
 
 # (batch, positions N, channels C). N == C in the second case: mixing the channels by mistake
@@ -42,12 +50,16 @@ NEG_INF_HINT = (
 )
 
 
-def _mixed(mlp: Mlp, x: torch.Tensor, mask1, mask2) -> torch.Tensor:
-    """The MLP across positions with its weights multiplied by the given masks."""
+def _mixed(mlp: Mlp, x: torch.Tensor, mask1, mask2, bias_on_channels=False) -> torch.Tensor:
+    """The MLP across positions with its weights multiplied by the given masks (and, by
+    mistake, its biases added along the channels)."""
     w1 = mlp.fc1.weight * mask1 if mask1 is not None else mlp.fc1.weight
     w2 = mlp.fc2.weight * mask2 if mask2 is not None else mlp.fc2.weight
-    hidden = F.gelu(torch.einsum("kn,bnc->bkc", w1, x) + mlp.fc1.bias[:, None])
-    return torch.einsum("tk,bkc->btc", w2, hidden) + mlp.fc2.bias[:, None]
+    b1, b2 = (mlp.fc1.bias, mlp.fc2.bias) if bias_on_channels else (
+        mlp.fc1.bias[:, None], mlp.fc2.bias[:, None]
+    )  # fmt: skip
+    hidden = F.gelu(torch.einsum("kn,bnc->bkc", w1, x) + b1)
+    return torch.einsum("tk,bkc->btc", w2, hidden) + b2
 
 
 def reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
@@ -110,6 +122,13 @@ def _diagnose(function, out: torch.Tensor, mlp: Mlp, x: torch.Tensor) -> str:
         for (mask1, mask2), hint in _mistakes(x.shape[1]):
             if close(out, _mixed(mlp, x, mask1, mask2)):
                 return hint
+        lower = torch.ones(x.shape[1], x.shape[1]).tril()
+        if x.shape[1] == x.shape[2] and close(out, _mixed(mlp, x, lower, lower, True)):
+            return (
+                "the masks are right, but the biases were added along the last axis, the "
+                "channels; each has one value per hidden unit or position, so it must line up "
+                "with the position axis"
+            )
         difference, where = max_difference(out, reference(mlp, x))
     leak = _later_positions_leak(function, mlp, x)
     found = (
@@ -123,6 +142,15 @@ def _diagnose(function, out: torch.Tensor, mlp: Mlp, x: torch.Tensor) -> str:
 
 def _exception_hint(x: torch.Tensor):
     def hint(error: BaseException) -> str | None:
+        sizes = broadcast_sizes(error)
+        n, c = x.shape[1], x.shape[2]
+        if sizes is not None and set(sizes) == {n, c}:
+            return (
+                f"A tensor sized by the N={n} positions met one sized by the C={c} channels: "
+                "the masks are position by position (N x N, like the weights), and a layer's "
+                "bias has one value per position, which lines up with the last axis (the "
+                "channels) unless it gets a trailing axis of size 1, (N, 1)"
+            )
         if not isinstance(error, RuntimeError) or not re.search(r"\d+x\d+ and \d+x\d+", str(error)):
             return None
         return (

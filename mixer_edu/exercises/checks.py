@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .feedback import Feedback, check_is_tensor, close, shape
+from .feedback import Feedback, check_is_tensor, close, max_difference, shape
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -37,7 +37,9 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 
 class Snapshot:
-    """Copies of the tensors and module weights given to student code, to detect changes."""
+    """What student code was given, to detect what it changed: the input tensors' values, and for
+    each module its layers, their train/eval modes, and its parameters (the same objects, their
+    values, dtypes and `requires_grad`) and buffers."""
 
     def __init__(self, inputs: dict[str, Tensor], modules: dict[str, nn.Module]):
         self.inputs = {name: (x, x.detach().clone()) for name, x in inputs.items()}
@@ -45,10 +47,11 @@ class Snapshot:
             name: (module, {k: v.detach().clone() for k, v in module.state_dict().items()})
             for name, module in modules.items()
         }
+        self.layers = {name: _layers(module) for name, module in modules.items()}
 
     def changed_input(self) -> str | None:
         for name, (tensor, saved) in self.inputs.items():
-            if tensor.shape != saved.shape or not torch.equal(tensor.detach(), saved):
+            if tensor.shape != saved.shape or not _equal(tensor.detach(), saved):
                 return name
         return None
 
@@ -58,13 +61,72 @@ class Snapshot:
             for key, value in saved.items():
                 if key not in now or now[key].shape != value.shape:
                     return name, key
-                if not torch.equal(now[key].detach(), value):
+                if not _equal(now[key].detach(), value):
                     return name, key
         return None
 
+    def changed_layers(self) -> str | None:
+        """How the modules' layers, modes or parameter settings changed, in words; or None."""
+        for name, (module, _) in self.modules.items():
+            before, now = self.layers[name], _layers(module)
+            for path in [*before, *(path for path in now if path not in before)]:
+                where = f"{name}.{path}" if path else f"the {name}"
+                prefix = f"{name}.{path}." if path else f"{name}."
+                if path not in now or path not in before:
+                    return f"replaced or removed layers of the {name} ({where})"
+                (layer, training, parameters), (layer_now, training_now, parameters_now) = (
+                    before[path],
+                    now[path],
+                )
+                if layer_now is not layer:
+                    return f"replaced {where} with another layer"
+                if training_now != training:
+                    return (
+                        f"switched {where} to {'training' if training_now else 'evaluation'} "
+                        f"mode (it was in {'training' if training else 'evaluation'} mode): a "
+                        ".train() or .eval() call changes the caller's model, and with dropout "
+                        "or DropPath its outputs"
+                    )
+                for key, (tensor, requires_grad, dtype) in parameters.items():
+                    now_tensor = parameters_now.get(key)
+                    if now_tensor is None or now_tensor[0] is not tensor:
+                        return f"replaced the parameter {prefix}{key} with a new tensor"
+                    if now_tensor[1] != requires_grad:
+                        return (
+                            f"switched requires_grad {'on' if now_tensor[1] else 'off'} for "
+                            f"{prefix}{key}, so the caller's training would "
+                            + ("train it" if now_tensor[1] else "no longer train it")
+                        )
+                    if now_tensor[2] != dtype:
+                        return f"converted {prefix}{key} from {dtype} to {now_tensor[2]}"
+        return None
+
+
+def _layers(module: nn.Module) -> dict:
+    """path -> (layer, its mode, {parameter name: (tensor, requires_grad, dtype)})."""
+    return {
+        path: (
+            layer,
+            layer.training,
+            {
+                key: (value, value.requires_grad, value.dtype)
+                for key, value in layer.named_parameters(recurse=False)
+            },
+        )
+        for path, layer in module.named_modules(remove_duplicate=False)
+    }
+
+
+def _equal(a: Tensor, b: Tensor) -> bool:
+    """Same dtype and values (NaN equal to NaN: a NaN weight left as it was is unchanged)."""
+    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b) or (
+        a.is_floating_point() and torch.equal(a.isnan(), b.isnan())
+        and torch.equal(a.nan_to_num(), b.nan_to_num())
+    ))  # fmt: skip
+
 
 def check_unchanged(feedback: Feedback, what: str, snapshot: Snapshot) -> bool:
-    """Fail if student code changed an input tensor or a given module's weights in place."""
+    """Fail if student code changed an input tensor or a given module (layers, modes, weights)."""
     name = snapshot.changed_input()
     if name is not None:
         return feedback.fail(
@@ -72,13 +134,19 @@ def check_unchanged(feedback: Feedback, what: str, snapshot: Snapshot) -> bool:
             "an assignment into a slice), so the caller's tensor is overwritten; build the "
             "result as a new tensor."
         )
+    layers = snapshot.changed_layers()
+    if layers is not None:
+        return feedback.fail(
+            f"{what} {layers}. Code that computes with a module it was given must leave it as "
+            "it found it: its layers, their mode and their parameters belong to the caller."
+        )
     changed = snapshot.changed_weight()
     if changed is not None:
         module, key = changed
         return feedback.fail(
             f"{what} changed the weights of the {module} it was given ({key}) in place: a "
             "layer's weights may only change in the optimizer's step; compute with a masked "
-            "or modified copy instead (e.g. weight * mask), and leave the parameter itself alone."
+            "or modified copy instead, and leave the parameter itself alone."
         )
     return True
 
@@ -90,15 +158,19 @@ def check_output(
     expected: Tensor,
     shape_hint: Callable[[Tensor], str] | None = None,
     finite_hint: str | None = None,
+    dtype_hint: str | None = None,
 ) -> bool:
     """Checks 2-5 and 7 of the module docstring on the student's `out`."""
     if not check_is_tensor(feedback, out, what):
         return False
     if out.dtype != expected.dtype:
+        hint = dtype_hint or (
+            "keep the input's precision (look for .long(), .int(), .half(), .double(), .float(), "
+            "integer division //, or a mask or table made in another dtype)"
+        )
         return feedback.fail(
             f"{what} returned a tensor of dtype {out.dtype}, expected {expected.dtype} (the "
-            "input's): keep the input's precision (look for .long(), .int(), .half(), "
-            ".double(), integer division //, or a mask made in another dtype)."
+            f"input's): {hint}."
         )
     if out.device != expected.device:
         return feedback.fail(
@@ -137,6 +209,7 @@ def call_and_check(
     hint: Callable[[BaseException], str | None] | None = None,
     shape_hint: Callable[[Tensor], str] | None = None,
     finite_hint: str | None = None,
+    dtype_hint: str | None = None,
 ):
     """Run `function(*args)` and make the opening checks: `(True, out)` or `(False, None)`.
 
@@ -145,7 +218,9 @@ def call_and_check(
     """
     snapshot = Snapshot(inputs or {}, modules or {})
     ok, out = feedback.call(what, function, *args, hint=hint)
-    if not ok or not check_output(feedback, what, out, expected, shape_hint, finite_hint):
+    if not ok or not check_output(
+        feedback, what, out, expected, shape_hint, finite_hint, dtype_hint
+    ):
         return False, None
     if not check_unchanged(feedback, what, snapshot):
         return False, None
@@ -218,6 +293,35 @@ def check_values(
         passed: the whole line printed when the values agree.
     """
     out = out.detach()
-    if not close(out, expected):
-        return feedback.fail(f"{label}: {diagnose(out)}.")
-    return feedback.ok(passed)
+    if close(out, expected):
+        return feedback.ok(passed)
+    try:
+        hint = diagnose(out)
+    except Exception:  # noqa: BLE001 - a diagnosis that cannot run for this case
+        difference, where = max_difference(out, expected)
+        hint = (
+            f"the output differs from the reference (largest difference {difference:.3g} at "
+            f"index {where})"
+        )
+    return feedback.fail(f"{label}: {hint}.")
+
+
+def first_match(out: Tensor, candidates) -> str | None:
+    """The hint of the first `(compute, hint)` in `candidates` whose result equals `out`.
+
+    A candidate that cannot be computed for this case (a mistake that only runs when N == C)
+    or has another shape is skipped: explaining a mistake must never crash the checker.
+    """
+    with torch.no_grad():
+        for compute, hint in candidates:
+            try:
+                mistaken = compute()
+            except Exception:  # noqa: BLE001, S112 - that mistake cannot happen here
+                continue
+            if (
+                isinstance(mistaken, Tensor)
+                and mistaken.shape == out.shape
+                and close(out, mistaken)
+            ):
+                return hint
+    return None

@@ -12,7 +12,10 @@ errors (a correct DropPath fails them with a probability below one in a million)
 - about `drop_prob` of the samples are dropped (not `keep_prob`), and not the whole batch at once;
 - the kept samples are exactly `x / keep_prob` (so the mean is unchanged);
 - a new draw on every call; the identity in eval mode and for `drop_prob = 0`;
-- the input tensor is not modified in place; any input shape `(B, ...)` works.
+- the input tensor is not modified in place; any input shape `(B, ...)` works;
+- batches of 1 and 2 are dropped as often as large ones (one coin per sample, not a fixed count
+  of round(drop_prob * B) samples, which is 0 for a small batch);
+- float64 and bfloat16 inputs keep their dtype (a mask made in float32 would promote bfloat16).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from .checks import call_and_check, check_output
-from .feedback import Feedback, isolated, shape
+from .feedback import Feedback, broadcast_sizes, isolated, shape
 from .sandbox import run_student_code
 
 DROP_PROB = 0.25
@@ -37,6 +40,16 @@ def _shape_hint(out: torch.Tensor) -> str:
     return (
         "DropPath returns its input's shape: its mask has one value per sample and size 1 on "
         "every other axis, however many there are, so that it broadcasts"
+    )
+
+
+def _exception_hint(error: BaseException) -> str | None:
+    if broadcast_sizes(error) is None:
+        return None
+    return (
+        "The mask did not line up with the input: broadcasting matches axes from the last one, "
+        "so a mask with one value per sample must have the batch axis first and size 1 on every "
+        "other axis of the input, as many as the input has"
     )
 
 
@@ -125,7 +138,14 @@ def check_drop_path(drop_path_class) -> bool:
         x = _positive(BATCH, 4, 6)
         what = f"DropPath({DROP_PROB}) in train mode on x {tuple(x.shape)}"
         ok, out = call_and_check(
-            feedback, what, module, x, expected=x, inputs={"x": x}, shape_hint=_shape_hint
+            feedback,
+            what,
+            module,
+            x,
+            expected=x,
+            inputs={"x": x},
+            hint=_exception_hint,
+            shape_hint=_shape_hint,
         )
         if not ok:
             return feedback.stop()
@@ -169,6 +189,8 @@ def check_drop_path(drop_path_class) -> bool:
         _check_independent_instances(feedback, drop_path_class)
         _check_eval_and_zero(feedback, drop_path_class, module, x)
         _check_shapes(feedback, module)
+        _check_small_batches(feedback, module)
+        _check_dtypes(feedback, module)
     return feedback.done()
 
 
@@ -286,3 +308,71 @@ def _check_shapes(feedback: Feedback, module) -> None:
             )
             return
     feedback.ok("works on (B, C), (B, C, H, W) and a batch of one, one draw per sample")
+
+
+SMALL_BATCH_CALLS = 300  # calls on a batch of 1 and on a batch of 2: 900 coins in all
+
+
+def _check_small_batches(feedback: Feedback, module) -> None:
+    """On batches of 1 and 2, about drop_prob of the samples are dropped too."""
+    module.train()
+    dropped = total = 0
+    for batch in (1, 2):
+        for _ in range(SMALL_BATCH_CALLS):
+            x = _positive(batch, 3)
+            outcome = run_student_code(module, x)
+            if not outcome.ok or not isinstance(outcome.value, torch.Tensor):
+                feedback.call(f"DropPath on a batch of {batch}", module, x)  # says why
+                return
+            if outcome.value.shape != x.shape:
+                feedback.fail(
+                    f"DropPath on a batch of {batch}: output shape {shape(outcome.value)}."
+                )
+                return
+            dropped += int((outcome.value == 0).all(dim=1).sum())
+            total += batch
+    fraction = dropped / total  # standard error 0.014 for 900 coins at drop_prob 0.25
+    if abs(fraction - DROP_PROB) > 0.1:
+        feedback.fail(
+            f"on batches of 1 and 2 samples, {fraction:.0%} of the samples were dropped in "
+            f"{2 * SMALL_BATCH_CALLS} calls, expected about {DROP_PROB:.0%}: the number of "
+            "dropped samples must not be fixed by the batch size (round(drop_prob * B) is 0 "
+            "for a batch of 1 or 2); every sample gets its own coin, whatever the batch size."
+        )
+        return
+    feedback.ok("batches of 1 and 2 are dropped as often as large ones: one coin per sample")
+
+
+def _check_dtypes(feedback: Feedback, module) -> None:
+    """float64 and bfloat16 inputs: same dtype out, whole samples dropped, the kept rescaled."""
+    module.train()
+    keep_prob = 1.0 - DROP_PROB
+    for dtype in (torch.float64, torch.bfloat16):
+        x = _positive(400, 3).to(dtype)
+        ok, out = call_and_check(
+            feedback,
+            f"DropPath({DROP_PROB}) on x (400, 3) of {dtype}",
+            module,
+            x,
+            expected=x,
+            inputs={"x": x},
+            shape_hint=_shape_hint,
+            dtype_hint=(
+                "keep the input's dtype: a mask made in float32 (a .float() conversion, or "
+                "torch.ones or torch.zeros without a dtype) turns a bfloat16 input into "
+                "float32; the mask must not change the input's dtype"
+            ),
+        )
+        if not ok:
+            return
+        out = out.detach().double()
+        kept = (out != 0).all(dim=1)
+        whole = kept | (out == 0).all(dim=1)
+        rescaled = torch.allclose(out[kept], x.double()[kept] / keep_prob, rtol=1e-2)
+        if not whole.all() or not kept.any() or not rescaled:
+            feedback.fail(
+                f"on {dtype} input the samples are not each dropped whole or kept and divided by "
+                "keep_prob, as they are for float32: compute in the input's dtype."
+            )
+            return
+    feedback.ok("float64 and bfloat16 inputs keep their dtype, one draw per sample, rescaled")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import types
 from collections.abc import Callable, Iterator
 
@@ -213,6 +214,15 @@ def autograd_hint(error: BaseException) -> str | None:
             "pass; compute a new tensor instead (y = y * mask, not y *= mask)"
         )
     return None
+
+
+def broadcast_sizes(error: BaseException) -> tuple[int, int] | None:
+    """The two sizes of PyTorch's broadcasting complaint ("the size of tensor a (4) must match
+    the size of tensor b (6) ..."), or None: the checkers turn them into the exercise's terms."""
+    found = re.search(
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", str(error)
+    )
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:

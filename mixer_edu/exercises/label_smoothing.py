@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from .checks import call_and_check, check_gradients, check_values
-from .feedback import Feedback, close, isolated
+from .feedback import Feedback, broadcast_sizes, close, isolated
 
 # (batch, classes, smoothing, logit scale). Scale 60 makes softmax underflow to exactly 0 for the
 # unlikely classes, where log(softmax(z)) becomes -inf but log_softmax stays finite.
 CASES = [
     (4, 10, 0.1, 3.0),
-    (8, 3, 0.0, 3.0),
+    (2, 3, 0.0, 3.0),
     (5, 10, 0.3, 3.0),
     (1, 2, 0.5, 3.0),
     (16, 100, 0.1, 3.0),
@@ -102,6 +102,13 @@ def _mistakes(logits: torch.Tensor, labels: torch.Tensor, smoothing: float):
         "the loss is also averaged over the K classes: sum q_k log p_k over the classes of a "
         "sample, then take the mean over the samples",
     )
+    picked = log_p[:, labels]  # (B, B): every sample's columns of all the batch's labels
+    yield (
+        -(1.0 - smoothing) * picked.mean() - smoothing * log_p.mean(dim=1).mean(),
+        "the true class's log-probability is picked with an index on the class axis alone, "
+        "which gives every sample the columns of all the batch's labels, a (B, B) table; each "
+        "sample needs the log-probability of its own label only",
+    )
     yield (
         loss(q, logits.log_softmax(dim=0)),
         "log_softmax normalises over the batch (dim 0); the probabilities of one sample are "
@@ -135,6 +142,31 @@ def _shape_hint(out: torch.Tensor, batch: int) -> str:
     if out.shape == (batch,):
         return "one loss per sample: return their mean, a single number"
     return "the loss of a batch is a single number (the mean over samples)"
+
+
+def _exception_hint(batch: int, classes: int):
+    def hint(error: BaseException) -> str | None:
+        sizes = broadcast_sizes(error)
+        if sizes is None:
+            return None
+        if set(sizes) == {batch, classes}:
+            return (
+                f"A vector with one number per sample (B={batch}) met the (B, K) table of the "
+                f"K={classes} classes: broadcasting lines axes up from the last one, so the "
+                "vector was matched with the classes, not the samples; a per-sample value needs "
+                "a class axis of size 1, (B, 1), to line up with the samples"
+            )
+        other = sizes[0] if sizes[1] == classes else sizes[1]
+        if classes in sizes and other < classes:
+            return (
+                f"A table with {other} columns met one with a column for each of the "
+                f"K={classes} classes: the one-hot targets need K columns even when no label in "
+                "the batch is the last class (a one-hot encoding that guesses K from the labels "
+                "it sees makes too few)"
+            )
+        return None
+
+    return hint
 
 
 def _diagnose(out: torch.Tensor, logits, labels, smoothing: float) -> str:
@@ -173,6 +205,7 @@ def check_smoothed_cross_entropy(smoothed_cross_entropy) -> bool:
                 smoothing,
                 expected=expected,
                 inputs={"logits": logits, "labels": labels},
+                hint=_exception_hint(b, k),
                 shape_hint=lambda out, b=b: _shape_hint(out, b),
                 finite_hint=UNDERFLOW,
             )

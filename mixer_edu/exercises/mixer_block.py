@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..mixer import MixerBlock as ReferenceBlock
-from .checks import call_and_check, check_gradients, check_values
+from .checks import call_and_check, check_gradients, check_output, check_values
 from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
 from .sandbox import run_student_code
 
@@ -151,7 +151,8 @@ def _check_residuals(feedback: Feedback, block, reference, x, out) -> bool:
             x.clone(),
             hint=_forward_hint,
         )
-        if not ok:
+        what = "the block with " + " and ".join(layers) + " switched off"
+        if not ok or not check_output(feedback, what, switched_off, x):
             return False
         with torch.no_grad():
             outputs[layers] = (switched_off.detach(), _switched_off(reference, *layers)(x))

@@ -12,19 +12,26 @@ The student writes `mixer_forward(model, images)` with the parts of a given
 The checker loads the model's weights (random, so nothing hides behind zeros) into timm's
 `MlpMixer` and compares the student's logits with timm's, on three model sizes. One of them has
 as many tokens as channels (N == C), where pooling over the wrong axis still gives the right
-shape and must be caught by its values. A wrong answer is recomputed in the typical wrong ways
-(no final LayerNorm, the LayerNorm after pooling, max or sum pooling, one token instead of the
-mean, blocks skipped or reversed, probabilities instead of logits) and the matching one named.
+shape and must be caught by its values; one model is in train mode, the others in eval mode, and
+the student's code must leave each as it found it (`checks.Snapshot`). A wrong answer is first
+recomputed in the typical wrong ways, each made in every block (`mixer_parts.everywhere`: a
+missing LayerNorm, residual, transpose, GELU or bias, the stem's patch order, the pooling, the
+blocks skipped or reversed, probabilities instead of logits); if none matches, the tables the
+student's code hands to the model's layers are compared with the reference's, part by part
+(`mixer_parts.locate`), and the first one that differs names the step that made it.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import timm
 import torch
 
 from ..mixer import MlpMixer
-from .checks import call_and_check, check_gradients, frozen_copy
-from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
+from . import mixer_parts
+from .checks import call_and_check, check_gradients, check_values, first_match, frozen_copy
+from .feedback import Feedback, isolated, max_difference, randomize_, shape
 
 # (batch, image size, patch size, blocks, channels C, classes). The first case has N == C
 # (16 patches, 16 channels), so pooling over the channels runs and must be caught by its values;
@@ -43,70 +50,16 @@ def _config(case: tuple) -> dict:
     )
 
 
-def _mistakes(model: MlpMixer, images: torch.Tensor):
-    """The forward pass computed in typical wrong ways, and their hints."""
-    blocks = list(model.blocks)
-
-    def through(order):
-        x = model.stem(images)
-        for block in order:
-            x = block(x)
-        return x
-
-    tokens = through(blocks)
-    normed = model.norm(tokens)
-    yield (
-        lambda: model.head(tokens.mean(dim=1)),
-        "the final LayerNorm (model.norm) is missing: normalise the tokens after the last block",
-    )
-    yield (
-        lambda: model.head(model.norm(tokens.mean(dim=1))),
-        "model.norm is applied after pooling; the Mixer normalises every token, then averages",
-    )
-    yield (
-        lambda: model.head(normed.mean(dim=2)),
-        "the pooling averages over the channels (the last axis); the Mixer averages over the N "
-        "tokens (dim=1), so that one C-vector per image reaches the head",
-    )
-    yield (
-        lambda: model.head(normed.amax(dim=1)),
-        "the pooling takes the maximum over the tokens; the Mixer takes their mean",
-    )
-    yield (
-        lambda: model.head(normed.sum(dim=1)),
-        "the pooling sums the tokens; the Mixer averages them (divide by N)",
-    )
-    yield (
-        lambda: model.head(normed[:, 0]),
-        "the head reads the first token only (ViT's class token); the Mixer has no class token "
-        "and averages all N tokens",
-    )
-    if len(blocks) > 1:
-        yield (
-            lambda: model.head(model.norm(through(blocks[:1])).mean(dim=1)),
-            "only the first block runs: apply every block of model.blocks, one after the other",
-        )
-        yield (
-            lambda: model.head(model.norm(through(blocks[-1:])).mean(dim=1)),
-            "only the last block runs: apply every block of model.blocks, one after the other",
-        )
-        yield (
-            lambda: model.head(model.norm(through(blocks[::-1])).mean(dim=1)),
-            "the blocks run in reverse order; apply model.blocks from first to last",
-        )
-    yield (
-        lambda: model.head(normed.mean(dim=1)).softmax(dim=-1),
-        "the output is probabilities (a softmax); the model returns logits, and the loss "
-        "(cross-entropy) applies the softmax itself",
-    )
-
-
-def _diagnose(out: torch.Tensor, model: MlpMixer, images: torch.Tensor, expected) -> str:
+def _diagnose(function, out: torch.Tensor, model: MlpMixer, images: torch.Tensor, expected) -> str:
+    """Name the mistake: made everywhere (every block), or located part by part (`mixer_parts`)."""
     with torch.no_grad():
-        for compute, hint in _mistakes(model, images):
-            mistaken = compute()
-            if mistaken.shape == out.shape and close(out, mistaken):
-                return hint
+        hint = first_match(out, mixer_parts.everywhere(model, images))
+    if hint is not None:
+        return hint
+    seen = mixer_parts.record_tables(function, frozen_copy(model), images)
+    hint = mixer_parts.locate(seen, model, images)
+    if hint is not None:
+        return hint
     difference, where = max_difference(out, expected)
     return (
         f"the logits differ from timm's (largest difference {difference:.3g} at image "
@@ -128,6 +81,17 @@ def _exception_hint(error: BaseException) -> str | None:
     text = str(error)
     if "images are" in text or "expected 4D" in text or "Expected 3D" in text:
         return "model.stem takes the images (B, 3, H, W) and returns the tokens (B, N, C)"
+    if isinstance(error, RuntimeError) and "normalized_shape" in text:
+        return (
+            "a LayerNorm was given a table whose last axis is not the C channels: the blocks and "
+            "model.norm read (B, N, C), one row per patch (check the stem's output, and that "
+            "every table turned for token mixing is turned back)"
+        )
+    if isinstance(error, RuntimeError) and "must match the size of tensor" in text:
+        return (
+            "two tables of different layouts were added: a residual adds (B, N, C) to (B, N, C), "
+            "so a branch that turns the table for token mixing must turn it back"
+        )
     if isinstance(error, RuntimeError) and "cannot be multiplied" in text:
         return (
             "a layer was given vectors of the wrong length: the blocks and model.norm read "
@@ -152,10 +116,11 @@ def check_mixer_forward(mixer_forward) -> bool:
     """
     feedback = Feedback("Mixer forward pass")
     with isolated():
-        for case in CASES:
+        for index, case in enumerate(CASES):
             b, size, *_ = case
             config = _config(case)
-            model = randomize_(MlpMixer(**config)).eval()
+            # One model in train mode: the student's code must leave either mode as it is.
+            model = randomize_(MlpMixer(**config)).train(index == 1)
             reference = timm.models.mlp_mixer.MlpMixer(**config).eval()
             reference.load_state_dict(model.state_dict())
             images = torch.randn(b, 3, size, size)
@@ -179,11 +144,12 @@ def check_mixer_forward(mixer_forward) -> bool:
             )
             if not ok:
                 return feedback.stop()
-            if not close(out.detach(), expected):
-                model = frozen_copy(model)
-                feedback.fail(f"{label}: {_diagnose(out.detach(), model, images, expected)}.")
+            diagnose = partial(
+                _diagnose, mixer_forward, model=model, images=images, expected=expected
+            )
+            passed = f"{label} -> {shape(out)}, equal to timm's MlpMixer logits"
+            if not check_values(feedback, label, out, expected, diagnose, passed):
                 return feedback.stop()
-            feedback.ok(f"{label} -> {shape(out)}, equal to timm's MlpMixer logits")
         b, size, *_ = CASES[0]
         model = randomize_(MlpMixer(**_config(CASES[0])))
         images = torch.randn(b, 3, size, size)

@@ -21,6 +21,7 @@ from einops import rearrange
 from ..patching import patchify as reference_patchify
 from .checks import call_and_check
 from .feedback import Feedback, isolated, shape
+from .sandbox import run_student_code
 
 # (batch, channels, height, width, patch_size): square and non-square images, one channel, a
 # single patch, and patch size 1 (every pixel is a token).
@@ -94,10 +95,30 @@ RESHAPE_MISTAKES = [
 ]
 
 
-def coded_images(batch: int, channels: int, height: int, width: int) -> torch.Tensor:
+# Images come in other dtypes too (uint8 from a file, float64, bfloat16 in mixed precision);
+# patchify only moves pixels, so it keeps their dtype. (batch, channels, height, width, patch
+# size, dtype), each small enough that every pixel index is exact in its dtype (< 256).
+DTYPE_CASES = [
+    (1, 3, 8, 8, 4, torch.uint8),
+    (2, 3, 8, 12, 4, torch.float64),
+    (2, 1, 8, 8, 2, torch.bfloat16),
+]
+
+DTYPE_HINT = (
+    "patchify only moves pixels, so its result keeps the images' dtype; a table created "
+    "without a dtype (torch.zeros, torch.empty, torch.tensor of a list) or a .float() "
+    "conversion gives float32 instead"
+)
+
+
+def coded_images(
+    batch: int, channels: int, height: int, width: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Images whose value at `[b, c, y, x]` is that pixel's flat index (exact in float32)."""
-    return torch.arange(batch * channels * height * width, dtype=torch.float32).reshape(
-        batch, channels, height, width
+    return (
+        torch.arange(batch * channels * height * width)
+        .reshape(batch, channels, height, width)
+        .to(dtype)
     )
 
 
@@ -192,6 +213,7 @@ def check_patchify(patchify) -> bool:
                 expected=expected,
                 inputs={"images": images},
                 shape_hint=lambda out, case=case: _shape_hint(tuple(out.shape), case),
+                dtype_hint=DTYPE_HINT,
             )
             if not ok:
                 return feedback.stop()
@@ -199,4 +221,43 @@ def check_patchify(patchify) -> bool:
                 feedback.fail(f"{label}: {_diagnose_values(out.detach(), images, case)}.")
                 return feedback.stop()
             feedback.ok(f"{label} -> {shape(out)}, every pixel where the stem expects it")
+        if not _check_dtypes(feedback, patchify):
+            return feedback.stop()
         return feedback.done()
+
+
+def _not_implemented_by_torch(patchify, images: torch.Tensor, patch_size: int) -> bool:
+    outcome = run_student_code(patchify, images.clone(), patch_size)
+    return isinstance(outcome.error, (RuntimeError, NotImplementedError)) and (
+        "not implemented for" in str(outcome.error)
+    )
+
+
+def _check_dtypes(feedback: Feedback, patchify) -> bool:
+    """uint8, float64 and bfloat16 images: the same pixels, in the images' own dtype."""
+    for *case, dtype in DTYPE_CASES:
+        b, c, h, w, p = case
+        label = f"{b} image{'s' if b > 1 else ''} {c}x{h}x{w} of {dtype}, patch {p}"
+        images = coded_images(b, c, h, w, dtype)
+        expected = reference_patchify(images, p)
+        if _not_implemented_by_torch(patchify, images, p):
+            continue  # e.g. F.unfold has no uint8 kernel on the CPU: not the student's mistake
+        ok, out = call_and_check(
+            feedback,
+            f"patchify on {label}",
+            patchify,
+            images,
+            p,
+            expected=expected,
+            inputs={"images": images},
+            shape_hint=lambda out, case=case: _shape_hint(tuple(out.shape), tuple(case)),
+            dtype_hint=DTYPE_HINT,
+        )
+        if not ok:
+            return False
+        if not torch.equal(out, expected):
+            return feedback.fail(
+                f"{label}: the pixels land elsewhere than for float32 images of this size: "
+                "patchify must move the pixels the same way whatever their dtype."
+            )
+    return feedback.ok("uint8, float64 and bfloat16 images keep their dtype, every pixel in place")

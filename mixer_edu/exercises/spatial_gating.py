@@ -24,8 +24,15 @@ import torch
 import torch.nn.functional as F
 
 from ..gmlp import SpatialGatingUnit, mix_tokens
-from .checks import call_and_check, check_gradients, check_values, frozen_copy
-from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
+from .checks import call_and_check, check_gradients, check_values, first_match, frozen_copy
+from .feedback import (
+    Feedback,
+    broadcast_sizes,
+    isolated,
+    max_difference,
+    randomize_,
+    shape,
+)
 
 # (batch, tokens N, channels D). N == D/2 in the second case, so that a Linear applied to the
 # channels runs without a shape error and must be caught by its values.
@@ -75,6 +82,11 @@ def _mistakes(unit: SpatialGatingUnit, x: torch.Tensor):
         "the projection's weight is applied transposed: row i of W (proj.weight[i]) says how "
         "much output token i gathers from each input token",
     )
+    yield (
+        lambda: z1 * (torch.einsum("ij,bjc->bic", proj.weight, norm(z2)) + proj.bias),
+        "proj's bias was added along the last axis, the channels; it has one value per token, "
+        "so it must line up with the token axis",
+    )
     if z2.shape[1] == z2.shape[2]:
         yield (
             lambda: z1 * proj(norm(z2)),
@@ -84,11 +96,10 @@ def _mistakes(unit: SpatialGatingUnit, x: torch.Tensor):
 
 
 def _diagnose(out: torch.Tensor, unit: SpatialGatingUnit, x: torch.Tensor) -> str:
+    hint = first_match(out, _mistakes(unit, x))
+    if hint is not None:
+        return hint
     with torch.no_grad():
-        for compute, hint in _mistakes(unit, x):
-            mistaken = compute()
-            if mistaken.shape == out.shape and close(out, mistaken):
-                return hint
         difference, where = max_difference(out, unit(x))
     return (
         f"the output differs from mixer_edu.gmlp.SpatialGatingUnit's (largest difference "
@@ -99,6 +110,15 @@ def _diagnose(out: torch.Tensor, unit: SpatialGatingUnit, x: torch.Tensor) -> st
 
 def _exception_hint(x: torch.Tensor):
     def hint(error: BaseException) -> str | None:
+        sizes = broadcast_sizes(error)
+        n, half = x.shape[1], x.shape[2] // 2
+        if sizes is not None and set(sizes) == {n, half}:
+            return (
+                f"A tensor with one value per token (N={n}), such as proj's bias, met the last "
+                f"axis of a (B, N, D/2) table, which holds its D/2={half} channels: broadcasting "
+                "lines axes up from the last one, so a per-token value needs a trailing axis of "
+                "size 1, (N, 1), to line up with the tokens"
+            )
         found = re.search(r"\((\d+)x(\d+) and (\d+)x(\d+)\)", str(error))
         if not isinstance(error, RuntimeError) or found is None:
             return None

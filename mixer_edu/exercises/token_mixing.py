@@ -25,7 +25,15 @@ import torch
 
 from ..mlp import Mlp
 from .checks import call_and_check, check_gradients, check_values, frozen_copy
-from .feedback import Feedback, close, isolated, max_difference, randomize_, shape
+from .feedback import (
+    Feedback,
+    broadcast_sizes,
+    close,
+    isolated,
+    max_difference,
+    randomize_,
+    shape,
+)
 from .sandbox import run_student_code
 
 # (batch, tokens N, channels C, hidden D_S). N == C in the third case, so that an MLP applied
@@ -48,6 +56,16 @@ def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
 
 def _exception_hint(x: torch.Tensor, mlp: Mlp):
     def hint(error: BaseException) -> str | None:
+        sizes = broadcast_sizes(error)
+        if sizes is not None and x.shape[2] in sizes:
+            other = sizes[0] if sizes[1] == x.shape[2] else sizes[1]
+            held = "hidden unit" if other == mlp.fc1.out_features else "token"
+            return (
+                f"A tensor with one value per {held} ({other}), such as a layer's bias, met the "
+                f"last axis of the table, which holds the C={x.shape[2]} channels: broadcasting "
+                f"lines axes up from the last one, so a per-{held} value needs a trailing axis "
+                "of size 1 to line up with its own axis"
+            )
         found = re.search(r"\((\d+)x(\d+) and (\d+)x(\d+)\)", str(error))
         if not isinstance(error, RuntimeError) or found is None:
             return None

@@ -13,10 +13,12 @@ of all tokens, with weights from the tokens themselves), the MLPs and LayerNorms
 alone, and the head reads the mean over tokens. So only the two parts that know *where* a pixel or
 a patch is, the stem's filters and the position embedding, must move.
 
-The checker compares the twin's stem filters and position embedding with the right ones and
-with the typical wrong ones (not moved, moved the inverse way, patches and pixels confused), and
-names the mistake; then it checks that the twin on shuffled images gives the original's logits,
-and that the original was left as it was.
+The checker first checks that the original was left as it was (its weights, layers and mode) and
+that the twin is a model of its own (no tensor shared with the original, every parameter
+trainable); then it compares the twin's stem filters and position embedding with the right ones
+and with the typical wrong ones (not moved, moved the inverse way, patches and pixels confused,
+the wrong axis), and names the mistake without giving the indexing away; last, that the twin on
+shuffled images gives the original's logits.
 """
 
 from __future__ import annotations
@@ -41,48 +43,144 @@ def _filters(weight: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
 
 
 def _diagnose_stem(got: torch.Tensor, weight: torch.Tensor, shuffle: ImagePermutation):
-    pixels = shuffle.pixel_order
-    if close(got, _filters(weight, pixels)):
-        return None
-    if close(got, weight):
-        return (
-            "the stem's filters are unchanged: after the shuffle, pixel j of every patch is the "
-            "original's pixel shuffle.pixel_order[j], so each filter must read its weights in "
-            "that order"
-        )
-    if close(got, _filters(weight, torch.argsort(pixels))):
-        return (
-            "the stem's filters are rearranged the inverse way: the twin's weight for pixel j "
-            "is the original's weight for pixel shuffle.pixel_order[j] (index with the order, "
-            "do not scatter into it)"
-        )
     if got.shape != weight.shape:
         return f"the stem's filters have shape {tuple(got.shape)}, not {tuple(weight.shape)}"
+    if close(got, _filters(weight, shuffle.pixel_order)):
+        return None
+    columns = weight.transpose(2, 3).flatten(2)[:, :, shuffle.pixel_order]
+    mistakes = [
+        (
+            weight,
+            "the stem's filters are unchanged: after the shuffle the pixels inside every patch "
+            "come in a new order, so each filter's weights must move with their pixels",
+        ),
+        (
+            _filters(weight, torch.argsort(shuffle.pixel_order)),
+            "the stem's filters are rearranged the inverse way: the twin's weight for pixel j "
+            "must be the original's weight for the pixel that the shuffle brings to place j, "
+            "not the weight the original had at the place pixel j moved to",
+        ),
+        (
+            columns.reshape(weight.shape).transpose(2, 3),
+            "the pixels of each filter were numbered column by column; the shuffle numbers the "
+            "pixels of a patch row by row",
+        ),
+    ]
+    if len(shuffle.patch_order) == len(shuffle.pixel_order):
+        mistakes.append(
+            (
+                _filters(weight, shuffle.patch_order),
+                "the stem's filters were rearranged with the patches' order; inside a patch the "
+                "pixels move by the pixels' order (shuffle.pixel_order)",
+            )
+        )
+    for mistaken, hint in mistakes:
+        if close(got, mistaken):
+            return hint
     return (
-        "the stem's filters are not the original's with the pixels of a patch reordered: "
-        "flatten the P x P pixels of each filter, index them with shuffle.pixel_order, and "
-        "reshape back"
+        "the stem's filters are not the original's with the pixels of a patch moved: only the "
+        "order of the P x P pixels inside each filter changes, the same way for every output "
+        "channel and every colour"
     )
 
 
 def _diagnose_positions(got: torch.Tensor, embedding: torch.Tensor, shuffle: ImagePermutation):
+    if got.shape != embedding.shape:
+        return f"the position embedding has shape {tuple(got.shape)}, not {tuple(embedding.shape)}"
     patches = shuffle.patch_order
     if close(got, embedding[:, patches]):
         return None
-    if close(got, embedding):
-        return (
-            "the position embedding is unchanged: after the shuffle, token n of the twin holds "
-            "the original's patch shuffle.patch_order[n], so it needs that patch's embedding"
-        )
-    if close(got, embedding[:, torch.argsort(patches)]):
-        return (
+    mistakes = [
+        (
+            embedding,
+            "the position embedding is unchanged: after the shuffle the twin's token n holds "
+            "another patch of the original image, so it needs that patch's embedding",
+        ),
+        (
+            embedding[:, torch.argsort(patches)],
             "the position embedding is rearranged the inverse way: token n of the twin needs the "
-            "original's embedding at shuffle.patch_order[n] (index with the order)"
+            "embedding of the patch that the shuffle brings to place n, not the embedding of the "
+            "place that patch n moved to",
+        ),
+    ]
+    if len(patches) == embedding.shape[2]:
+        mistakes.append(
+            (
+                embedding[:, :, patches],
+                "the channels of the position embedding were reordered; the shuffle moves whole "
+                "tokens, so whole rows of the (1, N, C) embedding move, each keeping its C numbers",
+            )
         )
+    if len(shuffle.pixel_order) == len(patches):
+        mistakes.append(
+            (
+                embedding[:, shuffle.pixel_order],
+                "the position embedding was rearranged with the pixels' order; the tokens move "
+                "with the patches' order (shuffle.patch_order)",
+            )
+        )
+    for mistaken, hint in mistakes:
+        if close(got, mistaken):
+            return hint
     return (
-        "the position embedding is not the original's with its N rows reordered: index its "
-        "token axis (dim 1 of (1, N, C)) with shuffle.patch_order"
+        "the position embedding is not the original's with its N rows moved: each row of the "
+        "twin's embedding must be one of the original's rows, unchanged, moved as its patch moved"
     )
+
+
+def _shared_memory(twin: nn.Module, vit: nn.Module) -> tuple[str, str] | None:
+    """(twin's tensor, original's tensor) that share storage, if any."""
+    theirs = {}
+    for name, tensor in [*vit.named_parameters(), *vit.named_buffers()]:
+        theirs.setdefault(tensor.untyped_storage().data_ptr(), name)
+    for name, tensor in [*twin.named_parameters(), *twin.named_buffers()]:
+        found = theirs.get(tensor.untyped_storage().data_ptr())
+        if found is not None:
+            return name, found
+    return None
+
+
+def _exception_hint(error: BaseException) -> str | None:
+    text = str(error)
+    if "leaf Variable" in text or "modified by an inplace operation" in text:
+        return (
+            "The twin's weights are parameters that autograd tracks, so writing into them is "
+            "refused while gradients are recorded; rearranging weights is not a computation to "
+            "learn through, so do it inside a torch.no_grad() block"
+        )
+    if isinstance(error, IndexError) or "out of bounds" in text:
+        return (
+            "an order was applied to an axis of another length: shuffle.pixel_order numbers the "
+            "P*P pixels inside a patch, shuffle.patch_order the N patches (the tokens)"
+        )
+    return None
+
+
+def _check_copy(feedback: Feedback, label: str, twin, vit: nn.Module) -> bool:
+    """The twin is a module of its own: not `vit`, sharing no memory with it, trainable."""
+    if twin is vit or not isinstance(twin, nn.Module):
+        return feedback.fail(
+            f"{label}: vit_twin returned "
+            + ("the vit it was given" if twin is vit else f"a {type(twin).__name__}")
+            + ", but the original must stay as it is: return a separate, rearranged model."
+        )
+    shared = _shared_memory(twin, vit)
+    if shared is not None:
+        return feedback.fail(
+            f"{label}: the twin's {shared[0]} shares its memory with the original's {shared[1]}: "
+            "the two models hold one tensor between them, so training the twin would change the "
+            "original too; the twin needs its own copy of every weight."
+        )
+    frozen = [name for name, parameter in twin.named_parameters() if not parameter.requires_grad]
+    if frozen:
+        return feedback.fail(
+            f"{label}: the twin's {frozen[0]} does not require grad, so training the twin on "
+            "shuffled images would never change it; the twin must train like the original."
+        )
+    stem = getattr(getattr(twin, "stem", None), "proj", None)
+    if stem is None or not hasattr(twin, "position_embedding"):
+        return feedback.fail(f"{label}: the twin has no stem.proj or position_embedding.")
+    return True
 
 
 def _check_case(feedback: Feedback, vit_twin, case: tuple) -> bool:
@@ -92,23 +190,23 @@ def _check_case(feedback: Feedback, vit_twin, case: tuple) -> bool:
     label = f"SmallViT({size}x{size} images, {patch}x{patch} patches), shuffle seed {seed}"
     original = copy.deepcopy(vit)
     snapshot = Snapshot({}, {"vit": vit})
-    ok, twin = feedback.call(f"vit_twin on {label}", vit_twin, vit, shuffle)
+    what = f"vit_twin on {label}"
+    ok, twin = feedback.call(what, vit_twin, vit, shuffle, hint=_exception_hint)
     if not ok:
         return False
-    if not check_unchanged(feedback, f"vit_twin on {label}", snapshot):
-        return False
-    if twin is vit or not isinstance(twin, nn.Module):
+    if twin is not vit and getattr(twin, "_modules", None) is vit._modules:
         return feedback.fail(
-            f"{label}: vit_twin returned "
-            + ("the vit it was given" if twin is vit else f"a {type(twin).__name__}")
-            + "; return a new, rearranged copy (copy.deepcopy(vit), then change the copy)."
+            f"{label}: the twin is a shallow copy: it holds the original's own layers and "
+            "parameters, so every change to the twin changes the original too; the twin must "
+            "be a copy of its own, down to every tensor."
         )
-    stem = getattr(getattr(twin, "stem", None), "proj", None)
-    if stem is None or not hasattr(twin, "position_embedding"):
-        return feedback.fail(f"{label}: the twin has no stem.proj or position_embedding.")
+    if not check_unchanged(feedback, what, snapshot):
+        return False
+    if not _check_copy(feedback, label, twin, vit):
+        return False
     with torch.no_grad():
         hints = [
-            _diagnose_stem(stem.weight, original.stem.proj.weight, shuffle),
+            _diagnose_stem(twin.stem.proj.weight, original.stem.proj.weight, shuffle),
             _diagnose_positions(twin.position_embedding, original.position_embedding, shuffle),
         ]
     hints = [hint for hint in hints if hint is not None]
