@@ -119,7 +119,7 @@ class Feedback:
         else:
             error = outcome.error
             extra = (hint(error) if hint is not None else None) or autograd_hint(error)
-            message = f"{what} raised {type(error).__name__}: {_first_line(error)}"
+            message = f"{what} raised {type(error).__name__}: {_first_line(error).rstrip('.')}"
             self.fail(f"{message}. {extra}." if extra else message)
         return False, None
 

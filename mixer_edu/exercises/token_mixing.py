@@ -4,9 +4,9 @@ The student writes `token_mixing(mlp, x)`: `x` is the `(B, N, C)` token table an
 `Mlp(N, D_S)`, whose Linear layers act on the last axis. Token mixing must let every token's
 value in one channel depend on all N tokens' values *in that channel*, and on nothing else.
 
-The checker compares with the MLP written out as two matrix products with the weights on the
-left, `W2 · GELU(W1 · X + b1) + b2` for each sample's `(N, C)` table (`torch.einsum`, no
-`nn.Linear` and no transpose: a computation independent of the student's) and, when the values
+The checker compares with its own computation, which multiplies by the weights from the left
+with `einsum` (instead of running `nn.Linear` on the transposed table: an independent
+computation) and, when the values
 differ, finds out which entries of the input each output depends on: change one entry
 `x[0, t, c]` and see which outputs move.
 
@@ -47,11 +47,12 @@ CASES = [
 
 
 def _reference(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
-    fc1, fc2 = frozen_copy(mlp.fc1), frozen_copy(mlp.fc2)
-    with torch.no_grad():  # weights on the left of each sample's (N, C) table
-        hidden = torch.einsum("hn,bnc->bhc", fc1.weight, x) + fc1.bias[:, None]  # (B, D_S, C)
+    """Token mixing with the weights on the left: W2 · GELU(W1 · x + b1) + b2, per channel."""
+    mlp = frozen_copy(mlp)
+    with torch.no_grad():  # (B, N, C) -> (B, D_S, C) -> (B, N, C)
+        hidden = torch.einsum("sn,bnc->bsc", mlp.fc1.weight, x) + mlp.fc1.bias[:, None]
         hidden = torch.nn.functional.gelu(hidden)
-        return torch.einsum("nh,bhc->bnc", fc2.weight, hidden) + fc2.bias[:, None]  # (B, N, C)
+        return torch.einsum("ns,bsc->bnc", mlp.fc2.weight, hidden) + mlp.fc2.bias[:, None]
 
 
 def _exception_hint(x: torch.Tensor, mlp: Mlp):
@@ -159,9 +160,9 @@ def check_token_mixing(token_mixing) -> bool:
     """Check a student's `token_mixing(mlp, x)`, `(B, N, C) -> (B, N, C)` across the tokens.
 
     Runs it with random MLPs on tables of several shapes (including N == C, where mixing the
-    wrong axis raises no error), and compares with the MLP written out with its weights on the
-    left; also checks that it changes neither `x` nor the MLP's weights, and that every weight
-    of the MLP gets a gradient. Prints one line per check; returns True if all pass.
+    wrong axis raises no error), and compares with a weights-on-the-left einsum; also checks that
+    it changes neither `x` nor the MLP's weights, and that every weight of the MLP gets a
+    gradient. Prints one line per check; returns True if all pass.
     """
     feedback = Feedback("token mixing")
     with isolated():
