@@ -113,7 +113,7 @@ class SmallViT(nn.Module):
                 "embed_dim / num_heads channels, so choose e.g. num_heads=4 for embed_dim=64."
             )
         self.stem = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
-        self.position_embedding = nn.Parameter(torch.zeros(1, self.stem.num_patches, embed_dim))
+        self.position_embedding = nn.Parameter(torch.zeros(1, self.stem.num_tokens, embed_dim))
         nn.init.trunc_normal_(self.position_embedding, std=0.02)
         layer = nn.TransformerEncoderLayer(
             embed_dim,
@@ -129,8 +129,8 @@ class SmallViT(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes)
 
     @property
-    def num_patches(self) -> int:
-        return self.stem.num_patches
+    def num_tokens(self) -> int:
+        return self.stem.num_tokens
 
     def forward(self, images: Tensor) -> Tensor:
         x = self.stem(images) + self.position_embedding  # (B, N, C)

@@ -23,12 +23,15 @@ import argparse
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
-from .data import AUGMENTATIONS, BATCH_MIXINGS, DATASETS, dataset_classes, dataset_label
+from .data import AUGMENTATIONS, BATCH_AUGMENTATIONS, DATASETS, dataset_classes, dataset_label
 from .models import list_models, model_config
 from .support import checkpoint as ckpt
 from .support.plan import COMPILE_CHOICES, DATA_PATHS
 from .support.runtime import PRECISIONS
 from .support.validation import check_choice, check_positive_int, check_range
+
+# Settings renamed since an earlier version: a checkpoint that stored the old name still resumes.
+RENAMED_SETTINGS = {"mixing": "batch_augment", "mixing_prob": "batch_augment_prob"}
 
 
 def option(default, help: str, *, flag: str | None = None, cli: bool = True):
@@ -58,8 +61,10 @@ class TrainConfig:
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy, in [0, 1)")
     clip_grad: float = option(1.0, "gradient-norm clipping threshold (0: off)")
     augment: str = option("crop-flip", f"image augmentation: {', '.join(AUGMENTATIONS)}")
-    mixing: str = option("none", f"batch mixing (CutMix / Mixup): {', '.join(BATCH_MIXINGS)}")
-    mixing_prob: float = option(0.5, "probability that a batch is mixed, in [0, 1]")
+    batch_augment: str = option(
+        "none", f"batch augmentation (CutMix / Mixup): {', '.join(BATCH_AUGMENTATIONS)}"
+    )
+    batch_augment_prob: float = option(0.5, "probability that a batch is blended, in [0, 1]")
     drop_path_rate: float = option(
         0.0, "DropPath rate of every block, in [0, 1)", flag="--drop-path"
     )
@@ -79,8 +84,8 @@ class TrainConfig:
         check_range(self.label_smoothing, "label_smoothing", 0, 1, high_open=True)
         check_range(self.clip_grad, "clip_grad", 0, hint="Use 0 to switch clipping off.")
         check_choice(self.augment, AUGMENTATIONS, "augment")
-        check_choice(self.mixing, BATCH_MIXINGS, "mixing")
-        check_range(self.mixing_prob, "mixing_prob", 0, 1)
+        check_choice(self.batch_augment, BATCH_AUGMENTATIONS, "batch_augment")
+        check_range(self.batch_augment_prob, "batch_augment_prob", 0, 1)
         check_range(self.drop_path_rate, "drop_path_rate", 0, 1, high_open=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an int, got {self.seed!r}.")
@@ -107,8 +112,13 @@ class TrainConfig:
 
     @classmethod
     def field_names(cls) -> set[str]:
-        """The recipe's settings: what a checkpoint's stored recipe may hold."""
-        return {f.name for f in fields(cls)}
+        """The recipe's settings: what a checkpoint's stored recipe may hold (old names too)."""
+        return {f.name for f in fields(cls)} | set(RENAMED_SETTINGS)
+
+    @staticmethod
+    def saved_recipe(train_config: dict) -> dict:
+        """A checkpoint's stored recipe with today's setting names (`RENAMED_SETTINGS`)."""
+        return {RENAMED_SETTINGS.get(name, name): value for name, value in train_config.items()}
 
 
 @dataclass
@@ -287,7 +297,8 @@ def checkpoint_recipe(out: Path) -> TrainConfig | None:
     path = Path(out) / ckpt.CHECKPOINT_NAME
     if not path.exists():
         return None
-    return TrainConfig(**ckpt.load_resumable(path, TrainConfig.field_names())["train_config"])
+    saved = ckpt.load_resumable(path, TrainConfig.field_names())["train_config"]
+    return TrainConfig(**TrainConfig.saved_recipe(saved))
 
 
 def from_command_line(argv: list[str] | None = None) -> tuple[TrainConfig, dict]:

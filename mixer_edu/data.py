@@ -16,7 +16,7 @@ cheap way to fight overfitting, which Mixers (with no convolutional prior) are p
 random changes are made image by image; the normalisation, the same for every image, is done
 once per batch (`NormalizeBatch`), which is cheaper.
 
-Batch-level augmentations (CutMix, Mixup; `batch_mixing`) blend pairs of images and their labels
+Batch augmentations (CutMix, Mixup; `batch_augmentation`) blend pairs of images and their labels
 and are applied to whole batches in the training loop.
 
 **Without internet.** Where CIFAR-10 cannot be downloaded, `load_dataset("cifar10")` stops with
@@ -76,7 +76,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 DATASETS = ("cifar10", "standin")
 DATASET_LABELS = {"cifar10": "CIFAR-10", "standin": "synthetic stand-in"}
 AUGMENTATIONS = ("none", "crop-flip", "randaugment", "autoaugment")
-BATCH_MIXINGS = ("none", "cutmix", "mixup", "cutmix-mixup")
+BATCH_AUGMENTATIONS = ("none", "cutmix", "mixup", "cutmix-mixup")
 CIFAR10_URL = CIFAR10.url
 
 
@@ -326,7 +326,9 @@ def test_transform() -> v2.Compose:
 test_transform.__test__ = False  # not a pytest test, despite its name
 
 
-def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0, prob: float = 1.0):
+def batch_augmentation(
+    kind: str = "none", num_classes: int = 10, alpha: float = 1.0, prob: float = 1.0
+):
     """CutMix / Mixup for whole batches: `(images, labels) -> (images, soft_targets (B, classes))`.
 
     `'cutmix'` pastes a random rectangle of another image of the batch, `'mixup'` blends two
@@ -334,13 +336,13 @@ def batch_mixing(kind: str = "none", num_classes: int = 10, alpha: float = 1.0, 
     per batch. With `prob < 1` a batch is mixed only with that probability (and otherwise
     passes unchanged, with its integer labels). Returns None for `'none'`.
     """
-    check_choice(kind, BATCH_MIXINGS, "batch mixing")
+    check_choice(kind, BATCH_AUGMENTATIONS, "batch_augment")
     if kind == "none":
         return None
     cutmix = v2.CutMix(alpha=alpha, num_classes=num_classes)
     mixup = v2.MixUp(alpha=alpha, num_classes=num_classes)
-    mixing = {"cutmix": cutmix, "mixup": mixup, "cutmix-mixup": v2.RandomChoice([cutmix, mixup])}
-    return mixing[kind] if prob >= 1 else v2.RandomApply([mixing[kind]], p=prob)
+    blends = {"cutmix": cutmix, "mixup": mixup, "cutmix-mixup": v2.RandomChoice([cutmix, mixup])}
+    return blends[kind] if prob >= 1 else v2.RandomApply([blends[kind]], p=prob)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from . import data  # the lesson's crop_and_flip, called through the module (tests patch it)
 from .data import (
     CROP_PADDING,
-    batch_mixing,
+    batch_augmentation,
     dataset_classes,
     load_dataset,
     make_loaders,
@@ -45,8 +45,8 @@ class DeviceLoader:
         augment: `'crop-flip'` (random crop after `padding` zero pixels on each side, then a
             horizontal flip with probability 1/2) or `'none'`. Only when `train`.
         padding: the crop's padding, `mixer_edu.data.CROP_PADDING` as in `augmentation`.
-        mixing: `'none'`, `'cutmix'`, `'mixup'` or `'cutmix-mixup'` (see
-            `mixer_edu.data.batch_mixing`), applied with probability `mixing_prob`.
+        batch_augment: `'none'`, `'cutmix'`, `'mixup'` or `'cutmix-mixup'` (see
+            `mixer_edu.data.batch_augmentation`), applied with probability `batch_augment_prob`.
         num_classes: for the mixed soft targets (default: the largest label + 1).
         drop_last: drop the last incomplete batch (default: True when `train`, so every step
             sees the same number of images).
@@ -62,9 +62,9 @@ class DeviceLoader:
         train: bool = True,
         augment: str = "crop-flip",
         padding: int = CROP_PADDING,
-        mixing: str = "none",
-        mixing_alpha: float = 1.0,
-        mixing_prob: float = 1.0,
+        batch_augment: str = "none",
+        batch_augment_alpha: float = 1.0,
+        batch_augment_prob: float = 1.0,
         num_classes: int | None = None,
         drop_last: bool | None = None,
     ):
@@ -96,9 +96,14 @@ class DeviceLoader:
             self.images = self.padded[..., padding : padding + height, padding : padding + width]
         self.normalize = normalization()
         classes = num_classes or int(labels.max()) + 1
-        self.mix = batch_mixing(mixing, classes, alpha=mixing_alpha, prob=mixing_prob)
-        if self.mix is not None and not train:
-            raise ValueError("mixing applies to training batches only; use mixing='none'.")
+        self.batch_augment = batch_augmentation(
+            batch_augment, classes, alpha=batch_augment_alpha, prob=batch_augment_prob
+        )
+        if self.batch_augment is not None and not train:
+            raise ValueError(
+                "batch_augment (CutMix / MixUp) applies to training batches only; use "
+                "batch_augment='none'."
+            )
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -136,10 +141,10 @@ class DeviceLoader:
         if crops is not None:
             top, left, flip = (values.to(self.device) for values in crops)
         for number in range(len(self)):
-            # The images of this batch, or of this rank's part (the mixing needs all of them).
+            # The images of this batch, or of this rank's part (CutMix / MixUp needs all of them).
             first = number * self.batch_size
             where = slice(first, min(first + self.batch_size, n))
-            if self.mix is None and world_size > 1:
+            if self.batch_augment is None and world_size > 1:
                 where = slice(first + part.start, first + part.stop)
             index = order[where]
             if crops is None:
@@ -149,10 +154,10 @@ class DeviceLoader:
                     self.padded, index, top[where], left[where], flip[where], size
                 )
             images, labels = self.normalize(images), self.labels[index]  # float32, int64
-            if self.mix is not None:
+            if self.batch_augment is not None:
                 with torch.random.fork_rng(devices=[]):  # torchvision draws from the global one
                     torch.manual_seed(mix_seeds[number])
-                    images, labels = self.mix(images, labels)
+                    images, labels = self.batch_augment(images, labels)
                 images, labels = images[part], labels[part]
             yield images, labels
 
@@ -184,7 +189,7 @@ class DeviceLoader:
         return (
             f"{type(self).__name__}({n} images {shape} on {self.device}, batch {self.batch_size}, "
             f"{'train' if self.train else 'test'}, augment={self.augment!r}, "
-            f"mixing={self.mix is not None}, drop_last={self.drop_last})"
+            f"batch_augment={self.batch_augment is not None}, drop_last={self.drop_last})"
         )
 
 
@@ -234,8 +239,8 @@ def device_loaders(
     device: str | torch.device = "cpu",
     root: str | Path | None = None,
     augment: str = "crop-flip",
-    mixing: str = "none",
-    mixing_prob: float = 1.0,
+    batch_augment: str = "none",
+    batch_augment_prob: float = 1.0,
     train_images: int | None = None,
     test_images: int | None = None,
     test_batch_size: int | None = None,
@@ -244,7 +249,8 @@ def device_loaders(
     """Training and test `DeviceLoader`s for `'cifar10'` or `'standin'`, like `make_loaders`.
 
     The arguments mean what they mean for `mixer_edu.data.make_loaders`; `device` is where the
-    data set is kept and augmented, `mixing` the CutMix/MixUp done on each training batch.
+    data set is kept and augmented, `batch_augment` the CutMix/MixUp done on
+    each training batch.
     """
     num_classes = len(dataset_classes(name))
     splits = []
@@ -257,7 +263,8 @@ def device_loaders(
     (train_x, train_y), (test_x, test_y) = splits
     common = dict(device=device, num_classes=num_classes)
     train_loader = DeviceLoader(
-        train_x, train_y, batch_size, augment=augment, mixing=mixing, mixing_prob=mixing_prob,
+        train_x, train_y, batch_size, augment=augment, batch_augment=batch_augment,
+        batch_augment_prob=batch_augment_prob,
         **common,
     )  # fmt: skip
     test_loader = DeviceLoader(
@@ -272,10 +279,10 @@ def device_loaders(
 
 
 def run_loaders(config, *, data_root, plan, device, ranks):
-    """`(train_loader, test_loader, mixing)` for `config` on the plan's data path.
+    """`(train_loader, test_loader, batch_augment)` for `config` on the plan's data path.
 
-    `mixing` is the CutMix/MixUp the loop applies to each batch: None on the device path, where
-    the loader mixes whole global batches itself.
+    `batch_augment` is the CutMix/MixUp the loop applies to each batch: None on the device path,
+    where the loader blends whole global batches itself.
     """
     distributed.local_batch_size(config.batch_size, ranks)  # an error before any work
     common = dict(
@@ -290,8 +297,8 @@ def run_loaders(config, *, data_root, plan, device, ranks):
                 config.dataset,
                 config.batch_size,
                 device=device,
-                mixing=config.mixing,
-                mixing_prob=config.mixing_prob,
+                batch_augment=config.batch_augment,
+                batch_augment_prob=config.batch_augment_prob,
                 **common,
             )
             return train_loader, test_loader, None
@@ -299,8 +306,10 @@ def run_loaders(config, *, data_root, plan, device, ranks):
             config.dataset, config.batch_size, num_workers=plan.workers, **common
         )
     classes = len(dataset_classes(config.dataset))
-    mixing = batch_mixing(config.mixing, classes, prob=config.mixing_prob)
-    return distributed.shard_per_image(train_loader, ranks), test_loader, mixing
+    batch_augment = batch_augmentation(
+        config.batch_augment, classes, prob=config.batch_augment_prob
+    )
+    return distributed.shard_per_image(train_loader, ranks), test_loader, batch_augment
 
 
 def epoch_batches(train_loader, seed: int, ranks):

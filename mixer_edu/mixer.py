@@ -225,7 +225,7 @@ class MlpMixer(TimmCompatMixin, nn.Module):
             *[
                 timm.block_layer(
                     embed_dim,
-                    self.stem.num_patches,  # N
+                    self.stem.num_tokens,  # N
                     mlp_ratio,
                     mlp_layer=timm.mlp_layer,
                     norm_layer=norm_layer,
@@ -248,8 +248,9 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         self.init_weights(nlhb=timm.nlhb)
 
     @property
-    def num_patches(self) -> int:
-        return self.stem.num_patches
+    def num_tokens(self) -> int:
+        """N, the number of tokens (patches) of an image."""
+        return self.stem.num_tokens
 
     @property
     def grid_size(self) -> tuple[int, int]:

@@ -5,7 +5,7 @@ with softmax self-attention and once with MLP token mixing, on the same data, wi
 and compares them; then it does it again with other seeds, because one pair of short runs can be
 luck (a seed changes the initial weights, the batches and their masks).
 
-**The task (BERT's, on characters).** Cut English text into pieces of `seq_len` characters. In
+**The task (BERT's, on characters).** Cut English text into pieces of `num_tokens` characters. In
 every piece pick 15% of the positions at random; replace 80% of those by a `[MASK]` symbol, 10% by
 a random character and leave 10% unchanged (so the model cannot rely on seeing `[MASK]` to know
 where to work). The model predicts the original character at the picked positions only; the loss
@@ -18,7 +18,7 @@ solved by mixing tokens, which is exactly the part the two encoders do different
 **The text.** The English documentation topics that ship with Python itself
 (`pydoc_data.topics`, the pages `help("assert")` shows: about 460,000 characters with
 Python 3.11), so the experiment runs offline and needs no download. It is normalised to printable
-ASCII with single spaces (`mlm_text.clean_text`), and cut into blocks of `16 * seq_len`
+ASCII with single spaces (`mlm_text.clean_text`), and cut into blocks of `16 * num_tokens`
 characters; every 10th block is held out. The text differs a little between Python versions, so
 the exact numbers do too.
 
@@ -32,7 +32,7 @@ mean and the range over the seeds:
 
     python -m mixer_edu.mlm                     # both mixers, 2000 steps each, seed 0
     python -m mixer_edu.mlm --fast --seeds 0 1 2  # the notebook's fast mode: a smaller model
-    python -m mixer_edu.mlm --steps 2000 --seq-len 128 --out runs/mlm
+    python -m mixer_edu.mlm --steps 2000 --num-tokens 128 --out runs/mlm
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ from .train import parameter_groups, warmup_cosine
 class MlmConfig:
     """Everything that defines one run; the same config trains both mixers."""
 
-    seq_len: int = 64
+    num_tokens: int = 64
     d_model: int = 64
     num_layers: int = 2
     num_heads: int = 4
     mlp_ratio: float = 4.0
-    token_mlp_hidden: int | None = None  # MLP mixer's hidden width (default: seq_len)
+    token_mlp_hidden: int | None = None  # MLP mixer's hidden width (default: num_tokens)
     batch_size: int = 64
     steps: int = 2000
     lr: float = 1e-2
@@ -86,7 +86,7 @@ class MlmConfig:
     precision: str = "fp32"  # or "bf16": bfloat16 autocast, faster on many CPUs, less exact
 
     def __post_init__(self):  # bad values fail here, not as a silent or cryptic run
-        positive = ("seq_len", "d_model", "num_layers", "num_heads", "batch_size", "steps")
+        positive = ("num_tokens", "d_model", "num_layers", "num_heads", "batch_size", "steps")
         for name in (*positive, "eval_every", "eval_sequences"):
             check_positive_int(getattr(self, name), name)
         if self.token_mlp_hidden is not None:
@@ -103,12 +103,12 @@ class MlmConfig:
         """A short run for the notebook and CI: a narrower model on shorter sequences and batches.
 
         On the course's 2-core VM one step of this model took about a quarter of the time of a
-        full-size step (seq_len 64, d_model 64, batch 64), so the notebook trains both mixers with
-        three seeds in about the time one full-size pair of 250 steps took; 600 steps take both
+        full-size step (num_tokens 64, d_model 64, batch 64), so the notebook trains both mixers
+        with three seeds in about the time one full-size pair of 250 steps took; 600 steps take both
         models well past guessing the most common character.
         """
         fast = {
-            "seq_len": 32,
+            "num_tokens": 32,
             "d_model": 32,
             "batch_size": 32,
             "steps": 600,
@@ -143,7 +143,7 @@ def build_encoder(mixer: str, config: MlmConfig, vocab_size: int) -> TextEncoder
     """The encoder of the experiment for one mixer; everything else is the same."""
     return TextEncoder(
         vocab_size,
-        config.seq_len,
+        config.num_tokens,
         mixer=check_mixer(mixer),
         d_model=config.d_model,
         num_layers=config.num_layers,
@@ -209,7 +209,7 @@ def train_mlm(
     on any device. The held-out set does not depend on the seed (`heldout_set`). `device`: where
     to train (default: the course's, `MIXER_EDU_DEVICE` or the fastest this machine has).
     """
-    data = data or MlmData(seq_len=config.seq_len)
+    data = data or MlmData(num_tokens=config.num_tokens)
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     model = build_encoder(mixer, config, data.vocab.size).to(device)
@@ -308,7 +308,7 @@ def run_experiment(
     seeds = tuple(seeds) if seeds is not None else (config.seed,)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0, 1, 2)")
-    data = data or MlmData(seq_len=config.seq_len)
+    data = data or MlmData(num_tokens=config.num_tokens)
     seed_runs = {
         mixer: [
             train_mlm(mixer, replace(config, seed=seed), data, progress, device) for seed in seeds
@@ -339,8 +339,8 @@ def format_results(results: dict) -> str:
     over = ": mean (range)" if several else ""
     loss_width, accuracy_width = (27, 24) if several else (14, 11)
     lines = [
-        f"Masked-character model, pydoc topics, seq_len={config.seq_len}, {config.steps} steps "
-        f"of {config.batch_size} sequences, d_model={config.d_model}, "
+        f"Masked-character model, pydoc topics, num_tokens={config.num_tokens}, "
+        f"{config.steps} steps of {config.batch_size} sequences, d_model={config.d_model}, "
         f"{config.num_layers} layers, seed{'s' if several else ''} {', '.join(map(str, seeds))}",
         f"{'mixer':10s} {'params':>9s}   {'held-out loss' + over:>{loss_width}s}   "
         f"{'masked acc' + over:>{accuracy_width}s}   {'train seq/s':>11s}",
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--fast", action="store_true", help="short run, smaller model (as MIXER_EDU_FAST=1)"
     )
     option("--steps", "steps", int, "training steps")
-    option("--seq-len", "seq_len", int, "characters per sequence")
+    option("--num-tokens", "num_tokens", int, "characters per sequence")
     option("--d-model", "d_model", int, "channels per position")
     option("--layers", "num_layers", int, "encoder layers")
     option("--heads", "num_heads", int, "attention heads")
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     make = MlmConfig.fast if args.fast or fast_mode() else MlmConfig
-    names = ("steps", "seq_len", "d_model", "num_layers", "num_heads", "batch_size", "lr")
+    names = ("steps", "num_tokens", "d_model", "num_layers", "num_heads", "batch_size", "lr")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = make(**overrides, seed=args.seeds[0], precision=args.precision)
     if args.out:

@@ -8,7 +8,7 @@
 - `MlmData`: the text cut into blocks, every 10th held out; random training windows.
 - `mask_tokens`: pick 15% of the positions; 80% become `[MASK]`, 10% a random character, 10% stay.
 
-Shapes: a batch of token ids is `(B, L)`, `L` = `seq_len` characters.
+Shapes: a batch of token ids is `(B, L)`, `L` = `num_tokens` characters.
 """
 
 from __future__ import annotations
@@ -104,12 +104,12 @@ class CharVocabulary:
 class MlmData:
     """The text as ids, split into training and held-out blocks, and batches drawn from them.
 
-    The text is cut into blocks of `16 * seq_len` characters and every 10th block is held out, so
+    The text is cut into blocks of `16 * num_tokens` characters and every 10th block is held out, so
     the held-out text is spread over the whole corpus but never overlaps the training text.
 
     Args:
         text: the corpus (default `load_corpus()`).
-        seq_len: length L of every sequence.
+        num_tokens: length L of every sequence.
         heldout_every: hold out one block in this many.
         vocab: the characters the model knows. Default: the printable ASCII characters for the
             default corpus (so the model's size does not depend on the Python version whose
@@ -119,22 +119,23 @@ class MlmData:
     def __init__(
         self,
         text: str | None = None,
-        seq_len: int = 64,
+        num_tokens: int = 64,
         heldout_every: int = 10,
         vocab: CharVocabulary | None = None,
     ):
-        self.seq_len = check_positive_int(seq_len, "seq_len")
+        self.num_tokens = check_positive_int(num_tokens, "num_tokens")
         if text is None:
             text, vocab = load_corpus(), vocab or CharVocabulary.printable()
         self.text = text
         self.vocab = vocab or CharVocabulary.from_text(text)
-        self.block_len = 16 * seq_len
+        self.block_len = 16 * num_tokens
         ids = self.vocab.encode(self.text)
         num_blocks = len(ids) // self.block_len
         if num_blocks < 2:
             raise ValueError(
                 f"the text has {len(ids)} characters, too few for two blocks of "
-                f"{self.block_len} (16 * seq_len={seq_len}); use more text or a shorter seq_len."
+                f"{self.block_len} (16 * num_tokens={num_tokens}); use more text or a smaller "
+                "num_tokens."
             )
         blocks = ids[: num_blocks * self.block_len].view(num_blocks, self.block_len)
         heldout = torch.arange(num_blocks) % heldout_every == heldout_every - 1
@@ -146,14 +147,14 @@ class MlmData:
     def train_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """Windows of L characters from random places in the training blocks: `(batch_size, L)`."""
         rows = torch.randint(len(self.train_blocks), (batch_size,), generator=generator)
-        last_start = self.block_len - self.seq_len
+        last_start = self.block_len - self.num_tokens
         starts = torch.randint(last_start + 1, (batch_size,), generator=generator)
-        columns = starts.unsqueeze(1) + torch.arange(self.seq_len)  # (B, L)
+        columns = starts.unsqueeze(1) + torch.arange(self.num_tokens)  # (B, L)
         return self.train_blocks[rows.unsqueeze(1), columns]
 
     def heldout_sequences(self, max_sequences: int | None = None) -> Tensor:
         """The held-out text cut into consecutive sequences, `(S, L)`, at most `max_sequences`."""
-        sequences = self.heldout_blocks.reshape(-1, self.seq_len)
+        sequences = self.heldout_blocks.reshape(-1, self.num_tokens)
         return sequences if max_sequences is None else sequences[:max_sequences]
 
 

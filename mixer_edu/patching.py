@@ -283,7 +283,7 @@ class PatchEmbedding(nn.Module):
         self.patch_size = _as_given(patch_hw)
         self.in_chans = in_chans
         self.grid_size = (image_hw[0] // patch_hw[0], image_hw[1] // patch_hw[1])
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.num_tokens = self.grid_size[0] * self.grid_size[1]  # N: one token per patch
         self.proj = nn.Conv2d(
             in_chans, embed_dim, patch_hw, stride=patch_hw, device=device, dtype=dtype
         )
@@ -316,8 +316,13 @@ class PatchEmbedding(nn.Module):
         patch_hw = check_size(self.patch_size, "patch_size")
         return max(patch_hw) if as_scalar else patch_hw
 
+    @property
+    def num_patches(self) -> int:
+        """timm's name for `num_tokens` (its `PatchEmbed.num_patches`), for timm's code."""
+        return self.num_tokens
+
     def extra_repr(self) -> str:
         return (
             f"img_size={self.img_size}, patch_size={self.patch_size}, "
-            f"grid_size={self.grid_size}, num_patches={self.num_patches}"
+            f"grid_size={self.grid_size}, num_tokens={self.num_tokens}"
         )

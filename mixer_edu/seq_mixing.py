@@ -33,13 +33,13 @@ characters are. That is what lets it run without queries and keys, and what sets
 - its **sequence length is fixed** when it is built, because W1 has exactly L inputs.
 
 `MlpTokenMixer` has the call signature of an attention module, `(query, key, value, mask=None)`
-on `[seq_len, batch, d_model]` tensors (the layout of `nn.MultiheadAttention`), and raises a
+on `[num_tokens, batch, d_model]` tensors (the layout of `nn.MultiheadAttention`), and raises a
 `ValueError` that says which of the three calls it refuses, and why. `EncoderLayer` and
 `TextEncoder` build a small pre-norm transformer encoder whose token mixer is a constructor choice,
 `mixer="attention"` or `mixer="mlp"`, for the masked-language-model experiment in
 `mixer_edu.mlm`.
 
-A note on layout. In `[seq_len, batch, d_model]` the sequence axis comes first, and `Mlp` acts
+A note on layout. In `[num_tokens, batch, d_model]` the sequence axis comes first, and `Mlp` acts
 on the last axis, so the mixer turns the sequence axis last, applies the MLP, and turns it back:
 the same transpose as in `MixerBlock.forward`.
 
@@ -73,7 +73,7 @@ def _check_sequence(x: Tensor, name: str) -> Tensor:
     check_tensor(x, name)
     if x.ndim != 3:
         raise ValueError(
-            f"{name} must have shape [seq_len, batch, d_model] (sequence first, like "
+            f"{name} must have shape [num_tokens, batch, d_model] (sequence first, like "
             f"nn.MultiheadAttention), got {tuple(x.shape)}; for batch-first data use "
             "x.transpose(0, 1)."
         )
@@ -84,20 +84,20 @@ class MlpTokenMixer(nn.Module):
     """The Mixer's token-mixing MLP behind the call signature of self-attention.
 
     Args:
-        seq_len: the sequence length L it is built for (fixed: W1 has L inputs).
-        hidden_features: hidden width H of the MLP across positions (default `seq_len`).
+        num_tokens: the sequence length L it is built for (fixed: W1 has L inputs).
+        hidden_features: hidden width H of the MLP across positions (default `num_tokens`).
         drop: dropout inside the MLP.
 
     Shapes:
-        `(query, key, value)`: the same `[seq_len, batch, d_model]` tensor ->
-        `[seq_len, batch, d_model]`.
+        `(query, key, value)`: the same `[num_tokens, batch, d_model]` tensor ->
+        `[num_tokens, batch, d_model]`.
     """
 
-    def __init__(self, seq_len: int, hidden_features: int | None = None, drop: float = 0.0):
+    def __init__(self, num_tokens: int, hidden_features: int | None = None, drop: float = 0.0):
         super().__init__()
-        self.seq_len = check_positive_int(seq_len, "seq_len")
+        self.num_tokens = check_positive_int(num_tokens, "num_tokens")
         # A plain Mlp(L, H) with timm's names; forward applies its layers along the sequence.
-        self.mlp = Mlp(seq_len, hidden_features or seq_len, drop=drop)
+        self.mlp = Mlp(num_tokens, hidden_features or num_tokens, drop=drop)
 
     def forward(
         self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
@@ -124,14 +124,15 @@ class MlpTokenMixer(nn.Module):
                 "use attention for padding masks that change from batch to batch."
             )
         _check_sequence(query, "query")
-        if query.shape[0] != self.seq_len:
+        if query.shape[0] != self.num_tokens:
             hidden = self.mlp.fc1.out_features
             raise ValueError(
-                f"this MLP token mixer was built for seq_len={self.seq_len}, because its weights "
-                f"are a {self.seq_len} -> {hidden} -> {self.seq_len} map over positions, but got "
+                f"this MLP token mixer was built for num_tokens={self.num_tokens}, because its "
+                f"weights are a {self.num_tokens} -> {hidden} -> {self.num_tokens} map over "
+                "positions, but got "
                 f"a sequence of length {query.shape[0]} (query shape {tuple(query.shape)}). "
-                f"Cut or pad the sequences to {self.seq_len}, or build the mixer with "
-                f"seq_len={query.shape[0]}."
+                f"Cut or pad the sequences to {self.num_tokens}, or build the mixer with "
+                f"num_tokens={query.shape[0]}."
             )
 
     @torch.no_grad()
@@ -152,7 +153,7 @@ class MlpTokenMixer(nn.Module):
         return self.mlp.fc2.weight @ (slope.unsqueeze(1) * self.mlp.fc1.weight)  # (L, L)
 
     def extra_repr(self) -> str:
-        return f"seq_len={self.seq_len}"
+        return f"num_tokens={self.num_tokens}"
 
 
 class SelfAttention(nn.Module):
@@ -171,7 +172,7 @@ class SelfAttention(nn.Module):
     by default because computing the weights explicitly is slower than the fused kernel.
 
     Shapes:
-        `[seq_len, batch, d_model] -> [seq_len, batch, d_model]`.
+        `[num_tokens, batch, d_model] -> [num_tokens, batch, d_model]`.
     """
 
     def __init__(self, d_model: int, num_heads: int = 4, drop: float = 0.0):
@@ -217,21 +218,21 @@ class EncoderLayer(nn.Module):
 
     Args:
         d_model: channels D of every token.
-        seq_len: sequence length L (used by the MLP mixer, whose weights fix it).
+        num_tokens: sequence length L (used by the MLP mixer, whose weights fix it).
         mixer: `"attention"` or `"mlp"`.
         num_heads: attention heads (attention only).
         mlp_ratio: feed-forward hidden width as a multiple of `d_model`.
-        token_mlp_hidden: hidden width of the MLP mixer (MLP only; default `seq_len`).
+        token_mlp_hidden: hidden width of the MLP mixer (MLP only; default `num_tokens`).
         drop: dropout in both branches.
 
     Shapes:
-        `[seq_len, batch, d_model] -> [seq_len, batch, d_model]`.
+        `[num_tokens, batch, d_model] -> [num_tokens, batch, d_model]`.
     """
 
     def __init__(
         self,
         d_model: int,
-        seq_len: int,
+        num_tokens: int,
         mixer: str = "attention",
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
@@ -244,7 +245,7 @@ class EncoderLayer(nn.Module):
         if mixer == "attention":
             self.token_mixer = SelfAttention(d_model, num_heads, drop=drop)
         else:
-            self.token_mixer = MlpTokenMixer(seq_len, token_mlp_hidden, drop=drop)
+            self.token_mixer = MlpTokenMixer(num_tokens, token_mlp_hidden, drop=drop)
         self.norm2 = nn.LayerNorm(d_model, eps=LAYER_NORM_EPS)
         self.feed_forward = Mlp(d_model, int(mlp_ratio * d_model), drop=drop)
 
@@ -268,7 +269,7 @@ class TextEncoder(nn.Module):
 
     Args:
         vocab_size: number of token ids.
-        seq_len: length L of every sequence (the maximum for attention, exact for MLP mixing).
+        num_tokens: length L of every sequence (the maximum for attention, exact for MLP mixing).
         mixer: `"attention"` or `"mlp"`.
         d_model: channels D of every token.
         num_layers: encoder layers.
@@ -277,13 +278,13 @@ class TextEncoder(nn.Module):
 
     Shapes:
         `forward`: tokens `(B, L)` (batch first, int64) -> logits `(B, L, vocab_size)`. Inside,
-        the layers run on `[seq_len, batch, d_model]`, the layout of `nn.MultiheadAttention`.
+        the layers run on `[num_tokens, batch, d_model]`, the layout of `nn.MultiheadAttention`.
     """
 
     def __init__(
         self,
         vocab_size: int,
-        seq_len: int,
+        num_tokens: int,
         mixer: str = "attention",
         d_model: int = 128,
         num_layers: int = 4,
@@ -295,18 +296,18 @@ class TextEncoder(nn.Module):
     ):
         super().__init__()
         check_positive_int(vocab_size, "vocab_size")
-        check_positive_int(seq_len, "seq_len")
+        check_positive_int(num_tokens, "num_tokens")
         check_positive_int(num_layers, "num_layers")
         self.mixer = check_mixer(mixer)
-        self.seq_len = seq_len
+        self.num_tokens = num_tokens
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         if position_embedding is None:
             position_embedding = mixer == "attention"
         self.position_embedding = (
-            nn.Parameter(torch.zeros(seq_len, 1, d_model)) if position_embedding else None
+            nn.Parameter(torch.zeros(num_tokens, 1, d_model)) if position_embedding else None
         )
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, seq_len, mixer, num_heads, mlp_ratio, token_mlp_hidden, drop)
+            EncoderLayer(d_model, num_tokens, mixer, num_heads, mlp_ratio, token_mlp_hidden, drop)
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model, eps=LAYER_NORM_EPS)
@@ -336,14 +337,15 @@ class TextEncoder(nn.Module):
         check_tensor(tokens, "tokens")
         if tokens.ndim != 2 or tokens.dtype != torch.long:
             raise ValueError(
-                f"tokens must be a (batch, seq_len) tensor of int64 token ids, got shape "
+                f"tokens must be a (batch, num_tokens) tensor of int64 token ids, got shape "
                 f"{tuple(tokens.shape)} and dtype {tokens.dtype}."
             )
         length = tokens.shape[1]
-        if length > self.seq_len:
+        if length > self.num_tokens:
             raise ValueError(
-                f"the encoder was built for sequences of at most seq_len={self.seq_len} tokens, "
-                f"got {length}; cut the text into pieces of {self.seq_len}."
+                f"the encoder was built for sequences of at most num_tokens={self.num_tokens} "
+                "tokens, "
+                f"got {length}; cut the text into pieces of {self.num_tokens}."
             )
         x = self.token_embedding(tokens.T)  # (L, B) -> (L, B, D): sequence first
         if self.position_embedding is not None:

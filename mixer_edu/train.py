@@ -97,7 +97,7 @@ def train_one_epoch(
     scheduler,
     device,
     *,
-    mixing=None,
+    batch_augment=None,
     progress=False,
     desc=None,
     **step_options,
@@ -105,7 +105,7 @@ def train_one_epoch(
     """One pass over `loader`: `train_step` on every batch, then the schedule's next rate.
 
     Args:
-        mixing: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
+        batch_augment: CutMix / Mixup `(images, labels) -> (images, targets)`, or None.
         progress: show a progress bar, titled `desc`.
         **step_options: `train_step`'s `precision`, `label_smoothing`, `clip_grad` and `compiled`.
 
@@ -120,7 +120,9 @@ def train_one_epoch(
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        images, targets = mixing(images, labels) if mixing is not None else (images, labels)
+        targets = labels
+        if batch_augment is not None:  # CutMix / MixUp: soft targets (B, classes)
+            images, targets = batch_augment(images, labels)
         loss, logits, grad_norm = train_step(model, images, targets, optimizer, **step_options)
         scheduler.step()
 
@@ -227,7 +229,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
     # The machine: the processes (torchrun), a lock on `out`, the plan and its settings.
     with machine.prepared(config, run, out) as (ranks, device, plan, print_once):
         # Data first: a missing data set should stop the run before anything is written.
-        train_loader, test_loader, mixing = run_loaders(
+        train_loader, test_loader, batch_augment = run_loaders(
             config, data_root=run.data_root, plan=plan, device=device, ranks=ranks
         )
         plan = plan.for_steps(config.epochs * len(train_loader))  # a short run is not compiled
@@ -271,7 +273,7 @@ def train(config: TrainConfig | None = None, **options) -> TrainResult:
                 lr = optimizer.param_groups[0]["lr"]
                 train_stats = train_one_epoch(
                     ddp_model, epoch_batches(train_loader, seed, ranks), optimizer, scheduler,
-                    device, mixing=mixing, precision=plan.precision,
+                    device, batch_augment=batch_augment, precision=plan.precision,
                     label_smoothing=config.label_smoothing, clip_grad=config.clip_grad,
                     compiled=compiled, progress=run.progress and ranks.is_main,
                     desc=f"epoch {epoch}/{config.epochs}",

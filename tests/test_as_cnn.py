@@ -15,7 +15,7 @@ from mixer_edu.as_cnn import (
 def block_and_table():
     torch.manual_seed(0)
     model = create_model("mixer_cifar_tiny").eval()
-    x = torch.randn(2, model.num_patches, model.embed_dim)  # (B, N, C)
+    x = torch.randn(2, model.num_tokens, model.embed_dim)  # (B, N, C)
     return model, model.blocks[0], x
 
 

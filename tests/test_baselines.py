@@ -125,7 +125,7 @@ def test_the_papers_table1_shapes_are_the_shapes_of_the_models_we_build():
         block = model.blocks[0]
         assert model.stem.proj.kernel_size == (spec.patch_size, spec.patch_size), name
         assert (len(model.blocks), model.embed_dim) == (spec.num_layers, spec.hidden_size), name
-        assert model.num_patches == spec.sequence_length == (224 // spec.patch_size) ** 2, name
+        assert model.num_tokens == spec.sequence_length == (224 // spec.patch_size) ** 2, name
         assert block.mlp_tokens.fc1.out_features == spec.mlp_dim_tokens, name
         assert block.mlp_channels.fc1.out_features == spec.mlp_dim_channels, name
 

@@ -15,14 +15,14 @@ from mixer_edu.support.validation import check_choice
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\), got -0.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\), got 1.0"),
         ({"warmup_epochs": -1.0}, r"warmup_epochs must be >= 0, got -1.0"),
-        ({"mixing_prob": 1.5}, r"mixing_prob must be in \[0, 1\], got 1.5"),
+        ({"batch_augment_prob": 1.5}, r"batch_augment_prob must be in \[0, 1\], got 1.5"),
         ({"drop_path_rate": 1.0}, r"drop_path_rate must be in \[0, 1\)"),
         ({"lr": 0.0}, r"lr must be > 0, got 0.0"),
         ({"lr": float("nan")}, r"lr must be > 0, got nan"),
         ({"epochs": 0}, r"epochs must be a positive int, got 0"),
         ({"train_images": -5}, r"train_images must be a positive int"),
         ({"augment": "crop_flip"}, r"augment must be one of .*'crop-flip'.*Did you mean"),
-        ({"mixing": "cutout"}, r"mixing must be one of 'none', 'cutmix', 'mixup'"),
+        ({"batch_augment": "cutout"}, r"batch_augment must be one of 'none', 'cutmix', 'mixup'"),
         ({"dataset": "imagenet"}, r"dataset must be one of 'cifar10', 'standin'; got 'imagenet'"),
         ({"model_name": "mixer_cifar"}, r"model_name must be one of .*Did you mean 'mixer_cifar"),
     ],
@@ -94,3 +94,13 @@ def test_compile_is_auto_unless_asked_for_or_refused_on_the_command_line():
     assert options("--compile") == {"compile": True}  # the spelling from before 'auto'
     assert options("--no-compile") == {"compile": False}
     assert options() == {} and RunOptions().compile == "auto"
+
+
+def test_a_recipe_saved_with_the_old_names_of_cutmix_mixup_still_reads():
+    from dataclasses import asdict
+
+    saved = {**asdict(TrainConfig()), "mixing": "cutmix", "mixing_prob": 0.3}
+    del saved["batch_augment"], saved["batch_augment_prob"]
+    assert {"mixing", "mixing_prob"} <= TrainConfig.field_names()
+    config = TrainConfig(**TrainConfig.saved_recipe(saved))
+    assert (config.batch_augment, config.batch_augment_prob) == ("cutmix", 0.3)

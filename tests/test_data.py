@@ -62,14 +62,14 @@ def test_loader_path_gives_the_same_images_as_the_per_image_transform(data_root)
     assert labels.tolist() == dataset.targets[:16]
 
 
-def test_batch_mixing_gives_soft_labels_that_sum_to_one():
+def test_batch_augmentation_gives_soft_labels_that_sum_to_one():
     images, labels = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
     for kind in ("cutmix", "mixup", "cutmix-mixup"):
-        mixed, targets = data.batch_mixing(kind)(images, labels)
+        mixed, targets = data.batch_augmentation(kind)(images, labels)
         assert mixed.shape == images.shape and targets.shape == (8, 10)
         torch.testing.assert_close(targets.sum(1), torch.ones(8))
-    assert data.batch_mixing("none") is None
-    sometimes = data.batch_mixing("cutmix", prob=0.5)
+    assert data.batch_augmentation("none") is None
+    sometimes = data.batch_augmentation("cutmix", prob=0.5)
     torch.manual_seed(0)
     kinds = {sometimes(images, labels)[1].ndim for _ in range(20)}
     assert kinds == {1, 2}  # some batches keep their integer labels, others are mixed

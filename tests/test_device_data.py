@@ -76,11 +76,11 @@ def test_test_split_is_in_order_unaugmented_and_normalised_like_the_per_image_pa
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mixing", ["none", "cutmix-mixup"])
-def test_the_same_seed_gives_bit_identical_batches_and_another_seed_other_ones(mixing):
+@pytest.mark.parametrize("batch_augment", ["none", "cutmix-mixup"])
+def test_the_same_seed_gives_bit_identical_batches_and_another_seed_other_ones(batch_augment):
     images, labels = random_set(48)
-    first = DeviceLoader(images, labels, 16, mixing=mixing)
-    again = DeviceLoader(images, labels, 16, mixing=mixing)
+    first = DeviceLoader(images, labels, 16, batch_augment=batch_augment)
+    again = DeviceLoader(images, labels, 16, batch_augment=batch_augment)
     epoch_1 = all_batches(first, seed=1)
     all_batches(first, seed=2)  # what ran before does not matter: a resumed run starts here
     assert same_batches(all_batches(again, seed=1), epoch_1)
@@ -99,7 +99,7 @@ def test_without_a_seed_an_epoch_follows_torchs_global_seed_as_the_trainer_sets_
 
 
 def test_an_explicit_seed_leaves_the_callers_random_state_alone():
-    loader = DeviceLoader(*random_set(32), 16, mixing="cutmix-mixup")
+    loader = DeviceLoader(*random_set(32), 16, batch_augment="cutmix-mixup")
     state = torch.get_rng_state()
     all_batches(loader, seed=5)
     assert torch.equal(torch.get_rng_state(), state)
@@ -247,7 +247,7 @@ def constant_images(n=8):
 
 def test_cutmix_label_weights_are_the_areas_each_image_covers():
     images, labels = constant_images()
-    loader = DeviceLoader(images, labels, 8, augment="none", mixing="cutmix", num_classes=8)
+    loader = DeviceLoader(images, labels, 8, augment="none", batch_augment="cutmix", num_classes=8)
     mixed_any = False
     for seed in range(10):
         x, targets = next(loader.batches(seed))
@@ -262,7 +262,7 @@ def test_cutmix_label_weights_are_the_areas_each_image_covers():
 
 def test_mixup_blends_images_in_the_proportions_of_their_labels():
     images, labels = constant_images()
-    loader = DeviceLoader(images, labels, 8, augment="none", mixing="mixup", num_classes=8)
+    loader = DeviceLoader(images, labels, 8, augment="none", batch_augment="mixup", num_classes=8)
     normalised = data.normalization()(images)  # (8, 3, 16, 16)
     for seed in range(5):
         x, targets = next(loader.batches(seed))
@@ -302,6 +302,6 @@ def test_bad_input_gets_errors_that_name_the_fix():
     with pytest.raises(ValueError, match="smaller batch_size"):
         DeviceLoader(images, labels, 32)
     with pytest.raises(ValueError, match="training batches only"):
-        DeviceLoader(images, labels, 8, train=False, mixing="cutmix")
+        DeviceLoader(images, labels, 8, train=False, batch_augment="cutmix")
     with pytest.raises(TypeError, match="torch.from_numpy"):
         DeviceLoader(images.numpy(), labels, 8)

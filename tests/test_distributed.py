@@ -21,8 +21,8 @@ def test_the_ranks_parts_of_a_device_batch_make_up_the_single_process_batch():
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.arange(48) % 10
-    for mixing in ("none", "cutmix"):
-        loader = DeviceLoader(images, labels, 16, mixing=mixing)
+    for batch_augment in ("none", "cutmix"):
+        loader = DeviceLoader(images, labels, 16, batch_augment=batch_augment)
         whole = list(loader.epoch(seed=7))
         parts = [list(loader.epoch(seed=7, rank=r, world_size=2)) for r in range(2)]
         assert len(parts[0]) == len(whole) == 3
@@ -71,7 +71,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
         # in the GPU and floor issue rather than hidden behind a longer time limit.
         pytest.skip("torch < 2.7: two compiled DDP processes hung once here (not yet understood)")
     args = ["--model", "mixer_cifar_tiny", "--batch-size", "32", "--train-images", "256"]
-    args += ["--test-images", "64", "--epochs", "2", "--mixing", "cutmix", "--seed", "2"]
+    args += ["--test-images", "64", "--epochs", "2", "--batch-augment", "cutmix", "--seed", "2"]
     args += ["--precision", "fp32", "--device", "cpu", "--dataset", "standin"]
     args += ["--compile"] if compiled else []
     env = {**os.environ, data.DATA_ENV: str(data_root), "OMP_NUM_THREADS": "1"}
@@ -99,7 +99,8 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
 
     config = config_from_command_line(
         {"model_name": "mixer_cifar_tiny", "batch_size": 32, "train_images": 256,
-         "test_images": 64, "epochs": 2, "mixing": "cutmix", "seed": 2, "dataset": "standin"},
+         "test_images": 64, "epochs": 2, "batch_augment": "cutmix", "seed": 2,
+         "dataset": "standin"},
         {},
     )  # fmt: skip
     one = training.train(

@@ -85,7 +85,7 @@ def test_gmlp_models_have_timms_keys_and_shapes(name):
 def test_gmlp_names_are_listed_and_cifar_gmlps_classify_32x32_images():
     assert set(GMLP_MODELS) | {"gmlp_cifar_tiny", "gmlp_cifar_small"} <= set(list_models())
     model = create_model("gmlp_cifar_tiny")
-    assert model.num_patches == 64 and model.spatial_weights().shape == (64, 64)
+    assert model.num_tokens == 64 and model.spatial_weights().shape == (64, 64)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -12,7 +12,7 @@ from mixer_edu.mlm_text import IGNORE_INDEX, CharVocabulary, MlmData, mask_token
 from mixer_edu.support.errors import TrainingDivergedError
 
 TINY_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 40
-TINY = dict(seq_len=16, d_model=32, num_layers=1, num_heads=2, batch_size=16, warmup_steps=5)
+TINY = dict(num_tokens=16, d_model=32, num_layers=1, num_heads=2, batch_size=16, warmup_steps=5)
 
 
 def test_clean_text_gives_printable_ascii_with_single_spaces():
@@ -38,7 +38,7 @@ def test_vocabulary_round_trips_and_rejects_unknown_characters():
 
 
 def test_default_vocabulary_is_printable_ascii_whatever_the_python_version():
-    data = MlmData(seq_len=64)
+    data = MlmData(num_tokens=64)
     assert data.vocab == CharVocabulary.printable() and data.vocab.size == 96
     assert data.vocab.decode(data.vocab.encode("x = [1, 2]  # ok")) == "x = [1, 2]  # ok"
 
@@ -46,7 +46,7 @@ def test_default_vocabulary_is_printable_ascii_whatever_the_python_version():
 def test_heldout_blocks_never_overlap_the_training_blocks():
     codes = torch.randint(33, 123, (16 * 8 * 25,), generator=torch.Generator().manual_seed(0))
     text = "".join(map(chr, codes.tolist()))  # random: no two windows of 8 are alike
-    data = MlmData(text, seq_len=8)
+    data = MlmData(text, num_tokens=8)
     assert len(data.train_blocks) == 23 and len(data.heldout_blocks) == 2  # blocks 9 and 19
     train = {tuple(block.tolist()) for block in data.train_blocks}
     assert not any(tuple(block.tolist()) in train for block in data.heldout_blocks)
@@ -58,7 +58,7 @@ def test_heldout_blocks_never_overlap_the_training_blocks():
 
 def test_too_little_text_is_a_clear_error():
     with pytest.raises(ValueError, match="too few for two blocks"):
-        MlmData("short text", seq_len=8)
+        MlmData("short text", num_tokens=8)
 
 
 def test_masking_follows_bert_15_percent_then_80_10_10():
@@ -77,7 +77,7 @@ def test_masking_follows_bert_15_percent_then_80_10_10():
 
 
 def test_heldout_set_is_the_same_for_every_call():
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     config = MlmConfig(**TINY)
     first, second = mlm.heldout_set(data, config), mlm.heldout_set(data, config)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
@@ -85,7 +85,7 @@ def test_heldout_set_is_the_same_for_every_call():
 
 @pytest.mark.parametrize("mixer", ["attention", "mlp"])
 def test_encoder_learns_a_tiny_corpus_with_either_mixer(mixer):
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     config = MlmConfig(**TINY, steps=40, lr=1e-2, eval_every=40, eval_sequences=64)
     run = mlm.train_mlm(mixer, config, data, progress=False)
     assert [e["step"] for e in run.evals] == [0, 40]  # before training, and at the end
@@ -97,7 +97,7 @@ def test_encoder_learns_a_tiny_corpus_with_either_mixer(mixer):
 
 
 def test_training_is_deterministic_for_a_seed():
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     config = MlmConfig(**TINY, steps=3, eval_every=3, eval_sequences=16)
     first = mlm.train_mlm("mlp", config, data, progress=False)
     second = mlm.train_mlm("mlp", config, data, progress=False)
@@ -105,14 +105,14 @@ def test_training_is_deterministic_for_a_seed():
 
 
 def test_heldout_set_does_not_depend_on_the_seed_so_every_run_is_scored_alike():
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     first = mlm.heldout_set(data, MlmConfig(**TINY, seed=0))
     other = mlm.heldout_set(data, MlmConfig(**TINY, seed=7))
     assert all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
 def test_experiment_trains_each_mixer_once_per_seed_and_reports_mean_and_range():
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     config = MlmConfig(**TINY, steps=3, eval_every=3, eval_sequences=16)
     results = mlm.run_experiment(config, data=data, progress=False, speed_repeats=1, seeds=(0, 5))
     assert results["seeds"] == (0, 5)
@@ -131,15 +131,15 @@ def test_experiment_trains_each_mixer_once_per_seed_and_reports_mean_and_range()
 
 
 def test_cli_fast_keeps_the_fast_model_unless_an_option_changes_it(capsys):
-    results = mlm.main(["--fast", "--steps", "1", "--seq-len", "16", "--no-progress"])
+    results = mlm.main(["--fast", "--steps", "1", "--num-tokens", "16", "--no-progress"])
     config, fast = results["config"], MlmConfig.fast()
-    assert (config.steps, config.seq_len) == (1, 16)  # the options given
+    assert (config.steps, config.num_tokens) == (1, 16)  # the options given
     assert (config.d_model, config.batch_size) == (fast.d_model, fast.batch_size)  # the rest
     assert "seed 0" in capsys.readouterr().out
 
 
 def test_cli_compares_both_mixers_and_writes_results(tmp_path, capsys):
-    args = "--steps 2 --seq-len 16 --d-model 16 --layers 1 --heads 2 --batch-size 8 --seeds 0 1"
+    args = "--steps 2 --num-tokens 16 --d-model 16 --layers 1 --heads 2 --batch-size 8 --seeds 0 1"
     results = mlm.main([*args.split(), "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "mixer" in out and "masked acc" in out and "most common character" in out
@@ -154,7 +154,7 @@ def test_cli_compares_both_mixers_and_writes_results(tmp_path, capsys):
 
 @pytest.mark.parametrize("mixer", ["attention", "mlp"])
 def test_a_learning_rate_far_too_high_stops_at_the_first_nan_loss(mixer):
-    data = MlmData(TINY_TEXT, seq_len=16)
+    data = MlmData(TINY_TEXT, num_tokens=16)
     config = MlmConfig(**TINY, steps=20, lr=1e9, eval_every=20, eval_sequences=16)
     with pytest.raises(TrainingDivergedError, match=r"loss became nan at step \d+ of 20.*--lr"):
         mlm.train_mlm(mixer, config, data, progress=False)

@@ -57,7 +57,7 @@ def test_paper_models_have_timms_shapes(name):
 @pytest.mark.parametrize("name", ["mixer_cifar_tiny", "mixer_cifar_small", "mixer_cifar_base"])
 def test_cifar_models_classify_32x32_images_into_10_classes(name):
     model = create_model(name)
-    assert isinstance(model, MlpMixer) and model.num_patches == 64
+    assert isinstance(model, MlpMixer) and model.num_tokens == 64
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -56,7 +56,7 @@ def test_patch_embedding_equals_timm_patch_embed():
     theirs.load_state_dict(ours.state_dict(), strict=True)
     images = torch.randn(2, 3, 32, 32)
     assert torch.equal(ours(images), theirs(images))
-    assert ours.num_patches == theirs.num_patches == 64
+    assert ours.num_tokens == ours.num_patches == theirs.num_patches == 64  # timm's name too
 
 
 def test_image_size_not_divisible_by_patch_size_is_a_value_error_that_suggests_sizes():

@@ -12,7 +12,7 @@ from mixer_edu.seq_mixing import (
 
 from .helpers import randomize_
 
-L, B, D = 12, 3, 8  # seq_len, batch, d_model
+L, B, D = 12, 3, 8  # num_tokens, batch, d_model
 
 
 def test_mlp_token_mixer_equals_an_mlp_on_the_transposed_sequence():
@@ -20,8 +20,8 @@ def test_mlp_token_mixer_equals_an_mlp_on_the_transposed_sequence():
     mixer = randomize_(MlpTokenMixer(L, hidden_features=5))
     reference = Mlp(L, 5)
     reference.load_state_dict(mixer.mlp.state_dict(), strict=True)
-    x = torch.randn(L, B, D)  # [seq_len, batch, d_model]
-    expected = reference(x.transpose(0, 2)).transpose(0, 2)  # [d_model, batch, seq_len] and back
+    x = torch.randn(L, B, D)  # [num_tokens, batch, d_model]
+    expected = reference(x.transpose(0, 2)).transpose(0, 2)  # [d_model, batch, num_tokens] and back
     torch.testing.assert_close(mixer(x, x, x), expected, rtol=0, atol=1e-6)
 
 
@@ -57,14 +57,14 @@ def test_mlp_token_mixer_rejects_a_per_call_mask_and_says_where_a_causal_one_bel
 def test_mlp_token_mixer_rejects_another_sequence_length_and_names_the_fix():
     mixer = MlpTokenMixer(L, hidden_features=20)
     x = torch.randn(L + 3, B, D)
-    expected = r"built for seq_len=12.*12 -> 20 -> 12 map.*length 15.*seq_len=15"
+    expected = r"built for num_tokens=12.*12 -> 20 -> 12 map.*length 15.*num_tokens=15"
     with pytest.raises(ValueError, match=expected):
         mixer(x, x, x)
 
 
 def test_mlp_token_mixer_rejects_batch_first_input():
     x = torch.randn(B, L, D, 1)
-    with pytest.raises(ValueError, match=r"\[seq_len, batch, d_model\]"):
+    with pytest.raises(ValueError, match=r"\[num_tokens, batch, d_model\]"):
         MlpTokenMixer(L)(x, x, x)
 
 
@@ -143,7 +143,7 @@ def test_gelu_slope_is_the_derivative_of_gelu():
 
 @pytest.mark.parametrize("mixer", ["attention", "mlp"])
 def test_text_encoder_predicts_every_position_and_shows_its_mixing(mixer):
-    encoder = TextEncoder(vocab_size=11, seq_len=L, mixer=mixer, d_model=D, num_layers=2)
+    encoder = TextEncoder(vocab_size=11, num_tokens=L, mixer=mixer, d_model=D, num_layers=2)
     tokens = torch.randint(11, (B, L))
     assert encoder(tokens).shape == (B, L, 11)
     maps = encoder.token_mixing_maps(tokens)
@@ -154,17 +154,17 @@ def test_text_encoder_predicts_every_position_and_shows_its_mixing(mixer):
 
 
 def test_text_encoder_errors_name_the_problem():
-    encoder = TextEncoder(vocab_size=11, seq_len=L, mixer="mlp", d_model=D, num_layers=1)
-    with pytest.raises(ValueError, match="built for seq_len=12"):
-        encoder(torch.randint(11, (B, L - 2)))  # MLP mixing: exactly seq_len
-    with pytest.raises(ValueError, match="at most seq_len=12"):
+    encoder = TextEncoder(vocab_size=11, num_tokens=L, mixer="mlp", d_model=D, num_layers=1)
+    with pytest.raises(ValueError, match="built for num_tokens=12"):
+        encoder(torch.randint(11, (B, L - 2)))  # MLP mixing: exactly num_tokens
+    with pytest.raises(ValueError, match="at most num_tokens=12"):
         encoder(torch.randint(11, (B, L + 1)))
     with pytest.raises(ValueError, match="int64 token ids"):
         encoder(torch.randn(B, L))
     with pytest.raises(ValueError, match="'attention'.*'mlp'.*'conv'"):
-        TextEncoder(vocab_size=11, seq_len=L, mixer="conv")
+        TextEncoder(vocab_size=11, num_tokens=L, mixer="conv")
     with pytest.raises(ValueError, match="num_heads=3 must divide d_model=8"):
         SelfAttention(8, num_heads=3)
     # attention works on shorter sequences (the position embeddings are cut to length)
-    attention = TextEncoder(vocab_size=11, seq_len=L, mixer="attention", d_model=D, num_layers=1)
+    attention = TextEncoder(vocab_size=11, num_tokens=L, mixer="attention", d_model=D, num_layers=1)
     assert attention(torch.randint(11, (B, L - 2))).shape == (B, L - 2, 11)

@@ -160,7 +160,7 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(
 ):
     # CutMix, DropPath and crop-flip all draw random numbers: resume must repeat them exactly.
     # The default device (a GPU where there is one) and data path (the data on the device).
-    config = small(mixing="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
+    config = small(batch_augment="cutmix", drop_path_rate=0.1, seed=3, epochs=3)
     options = dict(precision=precision, data_root=data_root, progress=False)
     _assert_same_run(*_interrupted_and_straight(config, tmp_path, monkeypatch, **options))
 
@@ -170,7 +170,7 @@ def test_resume_is_exact_with_two_loader_workers_on_the_per_image_path(
 ):
     # Each epoch starts new workers seeded from that epoch's seed, so the resumed epoch 2 gets
     # the workers (and crops) the uninterrupted run's epoch 2 got.
-    config = small(mixing="cutmix", seed=4, epochs=3, train_images=128, test_images=32)
+    config = small(batch_augment="cutmix", seed=4, epochs=3, train_images=128, test_images=32)
     options = dict(data_path="per-image", num_workers=2, data_root=data_root, progress=False)
     straight, resumed = _interrupted_and_straight(config, tmp_path, monkeypatch, **options)
     assert straight.history[0]["data_path"] == "per-image"

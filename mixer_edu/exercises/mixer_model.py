@@ -128,7 +128,7 @@ def check_mixer_forward(mixer_forward) -> bool:
                 expected = reference(images)
             label = (
                 f"images {tuple(images.shape)}, blocks={config['num_blocks']}, "
-                f"C={config['embed_dim']}, N={model.num_patches}"
+                f"C={config['embed_dim']}, N={model.num_tokens}"
             )
             ok, out = call_and_check(
                 feedback,

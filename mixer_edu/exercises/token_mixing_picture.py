@@ -227,7 +227,7 @@ def _check_random(feedback: Feedback, units: torch.Tensor, answer) -> None:
 
 
 def _check_channels(feedback: Feedback, model: MlpMixer, answer) -> None:
-    channels, tokens = model.embed_dim, model.num_patches
+    channels, tokens = model.embed_dim, model.num_tokens
     hidden = weights.token_mixing_weight(model, 0).shape[0]
     answer = _as_int(answer) if _as_int(answer) is not None else answer
     if answer == channels:

@@ -42,7 +42,7 @@ def check_resumable(state: dict, config, path: Path) -> list[str]:
     ckpt.check_same_model(state, config.model_name, config.model_kwargs(), path)
     defaults = {f.name: getattr(type(config)(), f.name) for f in fields(config)}
     # A field added after the checkpoint was written: it ran with the field's default.
-    saved = {**defaults, **state.get("train_config", {})}
+    saved = {**defaults, **type(config).saved_recipe(state.get("train_config", {}))}
     asked = asdict(config)
     differing = [name for name in asked if name not in MAY_CHANGE and saved[name] != asked[name]]
     if differing:
