@@ -91,6 +91,23 @@ def test_plain_token_mixing_shows_the_rows_of_fc1_in_order(tiny):
     _assert_tiles_show(canvas, panel["positions"], _fc1(tiny, 1).reshape(32, 8, 8))
 
 
+def test_a_panel_title_names_what_a_tile_is_a_units_weights_or_a_tokens_gating_row(tiny):
+    assert (
+        viz.plot_token_mixing(tiny, 0, mode="plain")
+        .axes[0]
+        .get_title()
+        .startswith("block 0: units 0 to")
+    )
+    gmlp = create_model("gmlp_cifar_tiny")
+    assert (
+        viz.plot_token_mixing(gmlp, 0, mode="plain")
+        .axes[0]
+        .get_title()
+        .startswith("block 0: tokens 0 to")
+    )
+    plt.close("all")
+
+
 def test_paired_token_mixing_puts_opposites_side_by_side_from_low_to_high_frequency(tiny):
     units, frequency, grating_of = _known_units()
     with torch.no_grad():

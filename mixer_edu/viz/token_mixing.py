@@ -101,10 +101,11 @@ def _panel(units, block, mode, num_units, max_cosine, scale, columns) -> dict:
     )
 
 
-def _describe_panel(ax, panel: dict, mode: str, max_cosine: float) -> None:
+def _describe_panel(ax, panel: dict, mode: str, max_cosine: float, tiles: str = "units") -> None:
+    """Title and note of one block's panel; `tiles` names what a tile is ('units', 'tokens')."""
     order = panel["order"]
     if mode == "plain":
-        ax.set_title(f"block {panel['block']}: units {order[0]} to {order[-1]}", fontsize=10)
+        ax.set_title(f"block {panel['block']}: {tiles} {order[0]} to {order[-1]}", fontsize=10)
         ax.set_xlabel("in their stored order, row by row", fontsize=8)
         return
     pairs, rest = panel["shown_pairs"], len(order) - 2 * panel["shown_pairs"]
@@ -138,6 +139,12 @@ def _figure_size(model, panels: int, count: int, columns: int, mode: str) -> tup
     aspect = tile_rows * (height + 2) / (columns * (width + 2))
     panel_width = min(7.0, max(5.6, 0.45 * columns))
     return panel_width * panels + 1.2, panel_width * aspect + 1.9
+
+
+def _tiles(model: nn.Module, blocks: list[int], initial: nn.Module | None) -> str:
+    """What one tile is: a hidden unit of the token MLP, or (gMLP) one token's gating row."""
+    gating = all(isinstance(model.blocks[b], SpatialGatingBlock) for b in blocks)
+    return "tokens" if gating and initial is None else "units"
 
 
 def _heading(model: nn.Module, blocks: list[int], initial: nn.Module | None) -> str:
@@ -221,7 +228,7 @@ def plot_token_mixing(
         picture = show_weights(ax, panel["canvas"], limit)
         no_ticks(ax)
         no_frame(ax)
-        _describe_panel(ax, panel, mode, max_cosine)
+        _describe_panel(ax, panel, mode, max_cosine, _tiles(model, blocks, initial))
     label = "weight change" if initial is not None else "weight"
     if scale == "unit":
         label = f"{label} / largest |{label}| of its unit"
