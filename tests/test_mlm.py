@@ -172,3 +172,30 @@ def test_a_learning_rate_far_too_high_stops_at_the_first_nan_loss(mixer):
 def test_config_rejects_values_that_would_train_nothing_or_backwards(change, message):
     with pytest.raises(ValueError, match=message):
         MlmConfig(**{**TINY, **change})
+
+
+def test_training_uses_the_courses_weight_decay_rule_and_device(monkeypatch):
+    groups = []
+
+    def recorded(model, weight_decay):
+        groups.append(mlm.parameter_groups.__wrapped__(model, weight_decay))
+        return groups[-1]
+
+    recorded.__wrapped__ = mlm.parameter_groups
+    monkeypatch.setattr(mlm, "parameter_groups", recorded)
+    data = MlmData(TINY_TEXT, num_tokens=16)
+    config = MlmConfig(**TINY, steps=2, eval_every=2, weight_decay=0.1)
+    run = mlm.train_mlm("mlp", config, data, progress=False, device="cpu")
+    (decay, no_decay), *_ = groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    assert next(run.model.parameters()).device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no cuda device"):
+            mlm.train_mlm("mlp", config, data, progress=False, device="cuda")
+
+
+def test_precision_is_fp32_or_bf16():
+    assert MlmConfig(precision="bf16").precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        MlmConfig(precision="fp16")
