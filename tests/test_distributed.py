@@ -63,7 +63,7 @@ def test_torchrun_with_two_cpu_processes_trains_like_one_process_on_the_same_glo
     (float rounding, about 1e-6 here after 16 steps); DropPath is off, whose masks are drawn per
     rank. CutMix and crop-flip are on: the device path mixes the whole global batch on every rank.
     `compiled`: the two processes run the compiled step (`mixer_edu.support.compiled_step`; graphs
-    captured with aot_eager, as in tests/test_fast_step.py), the one process the eager step.
+    captured with aot_eager, as in tests/test_compiled_step.py), the one process the eager step.
     """
     if compiled and torch.__version__ < "2.7":
         # On torch 2.6 (the floor) this run once never finished within 240 s in a fresh clone's CI,

@@ -21,7 +21,7 @@ With `mode='reduce-overhead'` (the plan's choice for small GPU batches) each com
 replayed as a CUDA graph: one launch instead of hundreds of small kernels, which is where the
 time of a small batch goes. Evaluation gets a compiled copy of the model as well (`evaluator`).
 
-Nothing here changes what a step computes, only its rounding: tests/test_fast_step.py trains a
+Nothing here changes what a step computes, only its rounding: tests/test_compiled_step.py trains a
 few steps each way and compares the weights. Where this torch cannot capture the update half
 in one graph (torch 2.6 cannot trace `clip_grad_norm_`), that half runs eagerly and `notes`
 says why. `MIXER_EDU_COMPILE_BACKEND=aot_eager` captures the graphs without generating code
