@@ -166,7 +166,7 @@ def test_epoch_parts_are_fractions_of_the_epoch_and_project_to_cifar_size():
     # eager epoch 1 s: data 12.5%, step 50%, the rest of the loop 12.5%, eval 20%, ckpt 5%
     assert eager[:7] == ["fp32", "eager", "12.5%", "50.0%", "12.5%", "20.0%", "5.0%"]
     # CIFAR-10 size: the loop x 50 (50,000 / 1,000 images), the evaluation x 50 (10,000 / 200),
-    # one checkpoint; 30 such epochs, plus the compile on the fast path
+    # one checkpoint; 30 such epochs, plus the compile of the compiled step
     assert eager[7:] == ["47.55", "0.0", f"{30 * (37.5 + 10 + 0.05):.0f}"]
     assert fast[1] == "compiled" and fast[7:] == ["25.05", "20.0", f"{30 * 25.05 + 20:.0f}"]
 
