@@ -150,6 +150,17 @@ def test_forward_is_forward_head_of_forward_features():
     assert model.forward_head(features, pre_logits=True).shape == (2, 32)
 
 
+def test_head_dropout_drops_pooled_features_in_training_only():
+    model = MlpMixer(**CONFIGS[0], drop_rate=0.5)
+    features = torch.randn(16, 64, 32)  # (B, N, C)
+    pooled = features.mean(dim=1)  # (B, C)
+    dropped = model.train().forward_head(features, pre_logits=True)
+    kept = dropped != 0
+    assert 0.2 < kept.float().mean() < 0.8
+    torch.testing.assert_close(dropped[kept], pooled[kept] / 0.5)  # kept ones scaled by 1/keep
+    assert torch.equal(model.eval().forward_head(features, pre_logits=True), pooled)
+
+
 def test_initialisation_follows_the_paper_and_timm():
     model = MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=64)
     assert torch.count_nonzero(model.head.weight) == 0 and torch.count_nonzero(model.head.bias) == 0
