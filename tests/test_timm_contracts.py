@@ -18,6 +18,7 @@ from timm.models import create_feature_extractor, get_graph_node_names
 from timm.models._features import FeatureGetterNet
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 from timm.models.mlp_mixer import SpatialGatingBlock as TimmSpatialGatingBlock
+from torchvision.models import feature_extraction as fx_feature_extraction
 
 from mixer_edu import MlpMixer, create_model, data
 from mixer_edu.gmlp import GMlp
@@ -99,6 +100,21 @@ def test_timms_feature_extractor_returns_each_blocks_tokens_from_the_fx_graph(na
         expected = model.forward_intermediates(images, output_fmt="NLC", intermediates_only=True)
     for node, i in outputs.items():
         torch.testing.assert_close(got[node], expected[i], rtol=0, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:NOTE. The nodes obtained by tracing")  # torchvision's advice
+@pytest.mark.parametrize("name", MODELS)
+def test_fx_feature_extractor_trains_with_drop_path_and_dropout(name):
+    model = create_model(
+        name, drop_path_rate=0.2, proj_drop_rate=0.1, drop_rate=0.1, **MODELS[name]
+    )
+    train_nodes, eval_nodes = fx_feature_extraction.get_graph_node_names(model)
+    extractor = fx_feature_extraction.create_feature_extractor(
+        model, train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]]
+    ).train()
+    extractor(_images(model, batch=4))[train_nodes[-1]].mean().backward()
+    missing = [n for n, p in extractor.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
 
 
 @pytest.mark.parametrize("name", MODELS)
