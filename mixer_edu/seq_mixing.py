@@ -148,8 +148,15 @@ class MlpTokenMixer(nn.Module):
             x: `(L, B, D)`, what the mixer sees (in an encoder: the normalised layer input).
         """
         _check_sequence(x, "x")
-        hidden = self.mlp.fc1(x.permute(1, 2, 0))  # (L, B, D) -> (B, D, H): pre-activations
-        slope = gelu_slope(hidden).mean(dim=(0, 1))  # (H,)
+        pre_activations = []  # what the GELU receives in the mixer's own forward: (B, D, H)
+        hook = self.mlp.act.register_forward_hook(
+            lambda _, args, out: pre_activations.append(args[0])
+        )
+        try:
+            self(x, x, x)
+        finally:
+            hook.remove()
+        slope = gelu_slope(pre_activations[0]).mean(dim=(0, 1))  # (H,)
         return self.mlp.fc2.weight @ (slope.unsqueeze(1) * self.mlp.fc1.weight)  # (L, L)
 
     def extra_repr(self) -> str:
