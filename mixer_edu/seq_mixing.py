@@ -365,10 +365,11 @@ class TextEncoder(nn.Module):
 
         Attention: the attention weights, `(B, num_heads, L, L)` per layer (each row sums to 1),
         different for every input. MLP mixing: `MlpTokenMixer.mixing_matrix`, `(L, L)` per layer,
-        the learned weights averaged over this batch.
+        the learned weights averaged over this batch. `tokens` may be on any device (they are moved
+        to the model's); the maps come back on the CPU, ready to plot.
         """
         maps = []
-        x = self.embed(tokens)
+        x = self.embed(tokens.to(next(self.parameters()).device))
         for layer in self.layers:
             mixer = layer.token_mixer
             if isinstance(mixer, SelfAttention):
@@ -383,7 +384,7 @@ class TextEncoder(nn.Module):
                 maps.append(mixer.mixing_matrix(layer.norm1(x)))
                 next_x = layer(x)
             x = next_x
-        return maps
+        return [m.cpu() for m in maps]
 
 
 def check_mixer(mixer: str) -> str:
