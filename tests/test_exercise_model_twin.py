@@ -3,13 +3,16 @@
 import copy
 
 import pytest
+import timm
 import torch
 from einops import rearrange
 from torch import nn
 
 import mixer_edu
 from mixer_edu.exercises import check_mixer_model, check_vit_twin
+from mixer_edu.exercises.mixer_model import timm_weights_for
 from mixer_edu.mlp import Mlp
+from mixer_edu.patching import conv_to_linear
 from tests.exercise_feedback import assert_accepted, assert_rejected
 
 # --- Exercise 9: the capstone, a Mixer of the student's own parts ------------------------------
@@ -179,6 +182,43 @@ def test_mixer_model_checker_accepts_correct_models(answer, capsys):
 )  # fmt: skip
 def test_mixer_model_checker_names_the_part_that_is_wrong(answer, hint, capsys):
     assert_rejected(check_mixer_model, answer, hint, capsys)
+
+
+class Unwritten(nn.Module):
+    def __init__(self, img_size, patch_size, num_blocks, embed_dim, num_classes, drop_path_rate):
+        super().__init__()
+        raise NotImplementedError()
+
+
+class FixedTokenCount(student_mixer()):
+    """Right on the first two sizes (N = 16), wrong on the third (N = 9): built for 16 tokens."""
+
+    def __init__(self, img_size, patch_size, *args, **kwargs):
+        super().__init__(4 * patch_size, patch_size, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (Unwritten, "not written yet"),
+        (lambda **config: None, "returned a NoneType, not an nn.Module"),
+        (FixedTokenCount, "mlp_tokens reads the N tokens"),
+    ],
+    ids=["unwritten", "returns-none", "fixed-token-count"],
+)
+def test_mixer_model_checker_explains_a_model_it_cannot_compare(answer, hint, capsys):
+    assert_rejected(check_mixer_model, answer, hint, capsys)
+
+
+def test_the_checker_loads_timms_stem_the_way_conv_to_linear_unrolls_it():
+    config = dict(img_size=16, patch_size=4, num_blocks=1, embed_dim=8, num_classes=3)
+    reference = timm.models.mlp_mixer.MlpMixer(**config)
+    weights = timm_weights_for(student_mixer()(**config), reference)
+    assert torch.equal(weights["stem.proj.weight"], conv_to_linear(reference.stem.proj).weight)
+    assert torch.equal(  # a convolution stem gets timm's filters as they are
+        timm_weights_for(student_mixer(stem="conv")(**config), reference)["stem.proj.weight"],
+        reference.stem.proj.weight,
+    )
 
 
 # --- Exercise 10: the ViT twin -----------------------------------------------------------------
