@@ -99,10 +99,13 @@ def student_mixer(
                 mixed = self.mlp_tokens(h.reshape(b, c, n)).reshape(b, n, c)
             else:
                 mixed = mlp(self.mlp_tokens, h.transpose(1, 2), self.token).transpose(1, 2)
-            mixed = self.drop_path(mixed)
+            mixed = mixed if drop == "around block" else self.drop_path(mixed)
             x = mixed if self.token == "no residual" else x + mixed
             h = x if self.channel == "no norm" else self.norm2(x)
-            mixed = self.drop_path(mlp(self.mlp_channels, h, self.channel))
+            mixed = mlp(self.mlp_channels, h, self.channel)
+            if drop == "around block":  # the whole block dropped: its input too
+                return self.drop_path(x + mixed)
+            mixed = self.drop_path(mixed)
             return mixed if self.channel == "no residual" else x + mixed
 
     class Mixer(nn.Module):
@@ -169,6 +172,7 @@ def test_mixer_model_checker_accepts_correct_models(answer, capsys):
         (student_mixer(drop="in eval"), "the logits change from call to call in eval mode"),
         (student_mixer(drop="never"), "DropPath never drops"),
         (student_mixer(drop="rate not passed"), "DropPath never drops"),
+        (student_mixer(drop="around block"), "it drops the residual stream itself"),
         (student_mixer(container="list"), "a Python list hides its layers"),
         (student_mixer(tokens_hidden="N"), "mlp_tokens reads the N tokens and has C/2 hidden"),
         (student_mixer(stem="detach"), "no gradient reaches the stem"),
@@ -177,7 +181,7 @@ def test_mixer_model_checker_accepts_correct_models(answer, capsys):
         "patch-c-first", "patch-columns", "no-token-residual", "no-transpose", "no-norm1",
         "no-channel-residual", "no-final-norm", "norm-after-pool", "pool-channels", "max-pool",
         "sum-pool", "first-token", "no-pool", "droppath-in-eval", "droppath-never",
-        "rate-not-passed", "python-list", "token-width-N", "detach",
+        "rate-not-passed", "around-block", "python-list", "token-width-N", "detach",
     ],
 )  # fmt: skip
 def test_mixer_model_checker_names_the_part_that_is_wrong(answer, hint, capsys):

@@ -26,7 +26,9 @@ What it checks, one line each:
    recomputed made in every block (`mixer_parts.everywhere`), then located part by part from the
    tables the student's layers were given (`mixer_parts.locate`: stem, each block's token and
    channel mixing, final norm and pooling, head).
-2. In train mode DropPath is active (the logits change from call to call), and with
+2. In train mode DropPath is active (the logits change from call to call) and drops branches
+   only (with every MLP's last layer zero the branches add nothing, so train mode must change
+   nothing: a DropPath around the whole block would still drop the tokens); with
    `drop_path_rate=0` train mode gives eval mode's logits.
 3. Every parameter gets a gradient.
 4. A few steps of the course's own `train_step` (AdamW) on a fixed batch lower the loss.
@@ -282,7 +284,8 @@ def _check_train_mode(feedback: Feedback, build) -> bool:
             "with nothing to drop, every layer must compute the same in both modes"
         )
     dropping = _config(case, TRAIN_DROP_PATH)
-    model = _build(feedback, build, dropping, dtype, _timm(dropping, dtype))
+    reference = _timm(dropping, dtype)
+    model = _build(feedback, build, dropping, dtype, reference)
     if model is None:
         return False
     ok, changes = feedback.call(
@@ -290,13 +293,39 @@ def _check_train_mode(feedback: Feedback, build) -> bool:
     )
     if not ok:
         return False
+    if not changes:
+        return feedback.fail(
+            f"in train mode with drop_path_rate={TRAIN_DROP_PATH} the logits are the same on "
+            "every call: DropPath never drops (is drop_path_rate handed to every block's "
+            "DropPath, and does the block apply it to its branches?)"
+        )
+    return _check_only_branches_drop(feedback, model, reference, images)
+
+
+def _check_only_branches_drop(feedback: Feedback, model, reference, images: Tensor) -> bool:
+    """With every MLP's last layer zero, the branches add nothing: train mode must change nothing.
+
+    DropPath drops a residual *branch*; one that wraps the whole block (or the residual stream)
+    zeroes the samples' tokens themselves, which this catches.
+    """
+    with torch.no_grad():
+        for block in reference.blocks:
+            for mlp in (block.mlp_tokens, block.mlp_channels):
+                mlp.fc2.weight.zero_()
+                mlp.fc2.bias.zero_()
+        model.load_state_dict(timm_weights_for(model, reference))
+        expected = reference(images)
+        ok, out = feedback.call("your Mixer in train mode", model.train(), images)
+    if not ok:
+        return False
     return feedback.check(
-        changes,
+        torch.is_tensor(out) and close(out, expected),
         f"train mode, drop_path_rate={TRAIN_DROP_PATH}: the logits change from call to call "
-        "(DropPath is active); with drop_path_rate=0 they equal eval mode's",
-        f"in train mode with drop_path_rate={TRAIN_DROP_PATH} the logits are the same on every "
-        "call: DropPath never drops (is drop_path_rate handed to every block's DropPath, and "
-        "does the block apply it to its branches?)",
+        "(DropPath is active), but not once every branch is switched off (it drops branches "
+        "only); with drop_path_rate=0 they equal eval mode's",
+        "with every MLP switched off (their last layers zero) the branches add nothing, yet in "
+        "train mode DropPath still changes the logits: it drops the residual stream itself "
+        "(the block's input); it must wrap each branch only, before the residual adds it",
     )
 
 
