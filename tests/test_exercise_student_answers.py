@@ -20,7 +20,7 @@ from mixer_edu.exercises import (
     check_causal_token_mixing,
     check_drop_path,
     check_mixer_block,
-    check_mixer_forward,
+    check_mixer_model,
     check_patchify,
     check_smoothed_cross_entropy,
     check_spatial_gating,
@@ -29,125 +29,83 @@ from mixer_edu.exercises import (
 )
 from tests.exercise_feedback import assert_accepted, assert_rejected, run
 from tests.test_exercise_checkers import drop_path_module
+from tests.test_exercise_model_twin import CHECKS_9, student_mixer
 
-# --- Exercise 9: a Mixer written by hand, one slip at a time -------------------------------
-
-
-def by_hand(stem="", token="", channel="", only_block=None, pool=lambda x: x.mean(dim=1)):
-    """A student's `mixer_forward` written with the model's layers, with the named slips."""
-
-    def tokens_of(y, model):
-        b, c = y.shape[:2]
-        if stem == "columns":
-            return y.transpose(2, 3).flatten(2).transpose(1, 2)
-        if stem == "no transpose":
-            return y.flatten(2)
-        if stem == "reshape":
-            return y.reshape(b, -1, c)
-        return y.flatten(2).transpose(1, 2)
-
-    def mlp(layer, h, slip):
-        if slip == "no GELU":
-            return layer.fc2(layer.fc1(h))
-        if slip == "no fc2 bias":
-            return layer.act(layer.fc1(h)) @ layer.fc2.weight.T
-        return layer(h)
-
-    def mixer_forward(model, images):
-        proj = model.stem.proj
-        if stem == "no bias":
-            y = F.conv2d(images, proj.weight, stride=proj.stride)
-        else:
-            y = proj(images)
-        x = tokens_of(y, model)
-        for i, block in enumerate(model.blocks):
-            here = only_block is None or i == only_block
-            t, c = (token, channel) if here else ("", "")
-            h = x if t == "no norm" else block.norm1(x)
-            if t == "no transpose":
-                mixed = block.mlp_tokens(h)
-            else:
-                mixed = mlp(block.mlp_tokens, h.transpose(1, 2), t).transpose(1, 2)
-            x = mixed if t == "no residual" else x + mixed
-            h = x if c == "no norm" else block.norm2(x)
-            mixed = mlp(block.mlp_channels, h, c)
-            x = mixed if c == "no residual" else x + mixed
-        return model.head(pool(model.norm(x)))
-
-    return mixer_forward
+# --- Exercise 9: the capstone Mixer of the student's parts, one slip at a time ------------
 
 
-def divides_by_sixteen(model, images):
+class DividesBySixteen(student_mixer()):
     """Sums the tokens and divides by 16, the first case's token count."""
-    x = model.stem(images)
-    for block in model.blocks:
-        x = block(x)
-    return model.head(model.norm(x).sum(dim=1) / 16)
+
+    def forward(self, images):
+        return self.head(self.norm(self.features(images)).sum(dim=1) / 16)
 
 
-def norm_before_the_blocks(model, images):
-    x = model.norm(model.stem(images))
-    for block in model.blocks:
-        x = block(x)
-    return model.head(x.mean(dim=1))
+class NormBeforeTheBlocks(student_mixer()):
+    def forward(self, images):
+        return self.head(self.blocks(self.norm(self.stem(images))).mean(dim=1))
 
 
-def first_block_again(model, images):
-    x = model.stem(images)
-    for _ in range(len(model.blocks)):
-        x = model.blocks[0](x)
-    return model.head(model.norm(x).mean(dim=1))
+class FirstBlockAgain(student_mixer()):
+    def forward(self, images):
+        x = self.stem(images)
+        for _ in range(len(self.blocks)):
+            x = self.blocks[0](x)
+        return self.head(self.norm(x).mean(dim=1))
 
 
-def switches_to_train_mode(model, images):
-    model.train()  # "the model should be ready to learn"
-    return model(images)
+class SwitchesToTrainMode(student_mixer()):
+    def forward(self, images):
+        self.train()  # "the model should be ready to learn"
+        return super().forward(images)
 
 
-def switches_to_eval_mode(model, images):
-    model.eval()
-    return model(images)
+class SwitchesToEvalMode(student_mixer()):
+    def forward(self, images):
+        self.eval()
+        return super().forward(images)
 
 
-def switches_off_gradients(model, images):
-    model.requires_grad_(False)
-    x = model.stem(images)
-    return model.head(model.norm(model.blocks(x)).mean(dim=1))
+class SwitchesOffGradients(student_mixer()):
+    def forward(self, images):
+        self.requires_grad_(False)
+        return super().forward(images)
 
 
-def test_a_correct_mixer_written_by_hand_is_accepted(capsys):
-    assert_accepted(check_mixer_forward, by_hand(), 4, capsys)
+def test_a_correct_mixer_of_the_students_parts_is_accepted(capsys):
+    assert_accepted(check_mixer_model, student_mixer(), CHECKS_9, capsys)
 
 
 EXERCISE_9 = [
-    (by_hand(stem="columns"), "numbers the patches column by column"),
-    (by_hand(stem="no transpose"), "channels first, (B, C, N)"),
-    (by_hand(stem="reshape"), "flattened or reshaped without being turned"),
-    (by_hand(stem="no bias"), "the stem's bias is missing"),
-    (by_hand(token="no norm"), "without its LayerNorm (norm1)"),
-    (by_hand(token="no residual"), "the residual around token mixing is missing"),
-    (by_hand(token="no transpose"), "mlp_tokens is applied along the last axis"),
-    (by_hand(token="no GELU"), "(mlp_tokens) has no GELU"),
-    (by_hand(channel="no norm"), "without its LayerNorm (norm2)"),
-    (by_hand(channel="no residual"), "the residual around channel mixing is missing"),
-    (by_hand(channel="no fc2 bias"), "leaves out the bias of its second layer (fc2)"),
+    (student_mixer(patch="b (h w) (p2 p1 c)"), "unrolled column by column inside each patch"),
+    (student_mixer(stem="conv no transpose"), "channels first, (B, C, N)"),
+    (student_mixer(stem="conv reshape"), "flattened or reshaped without being turned"),
+    (student_mixer(stem="conv no bias"), "the stem's bias is missing"),
+    (student_mixer(token="reshape"), "mlp_tokens is applied along the last axis"),
+    (student_mixer(token="no GELU"), "(mlp_tokens) has no GELU"),
+    (student_mixer(channel="no norm"), "without its LayerNorm (norm2)"),
+    (student_mixer(channel="no fc2 bias"), "leaves out the bias of its second layer (fc2)"),
     (
-        by_hand(channel="no norm", only_block=1),
+        student_mixer(channel="no norm", only_block=1),
         "the output of block 1 differs from the reference's: the channel-mixing MLP reads",
     ),
-    (divides_by_sixteen, "divided by 16, but this model has N = 9 tokens"),
-    (norm_before_the_blocks, "model.norm is applied to the stem's tokens, before the blocks"),
-    (first_block_again, "the first block runs again and again"),
-    (switches_to_train_mode, "switched the model to training mode"),
-    (switches_to_eval_mode, "switched the model to evaluation mode"),
-    (switches_off_gradients, "switched requires_grad off for model.stem.proj.weight"),
+    (
+        student_mixer(token="no residual", only_block=2),
+        "in block 2, the table after token mixing differs from the reference's: the residual",
+    ),
+    (DividesBySixteen, "divided by 16, but this model has N = 9 tokens"),
+    (NormBeforeTheBlocks, "model.norm is applied to the stem's tokens, before the blocks"),
+    (FirstBlockAgain, "the first block runs again and again"),
+    (SwitchesToTrainMode, "switched the model to training mode"),
+    (SwitchesToEvalMode, "switched the model to evaluation mode"),
+    (SwitchesOffGradients, "switched requires_grad off for model.stem.proj.weight"),
 ]
 
 
 @pytest.mark.parametrize(("answer", "hint"), EXERCISE_9)
-def test_mixer_forward_mistakes_inside_a_block_or_the_stem_are_named(answer, hint, capsys):
-    out = assert_rejected(check_mixer_forward, answer, hint, capsys)
-    assert "follow the five steps" not in out
+def test_mixer_model_mistakes_inside_a_block_or_the_stem_are_named(answer, hint, capsys):
+    out = assert_rejected(check_mixer_model, answer, hint, capsys)
+    assert "compare your parts' outputs" not in out
 
 
 # --- Exercise 10: the ViT twin: a copy of its own, hints that keep the indexing back ----------
@@ -475,7 +433,7 @@ def masked(mlp, x):
 
 # Lines that say only that something differs, not what: the fall-backs of each checker.
 GENERIC = [
-    "follow the five steps",
+    "compare your parts' outputs",
     "follow the three steps",
     "mask both weights, then apply the whole MLP",
     "apply the whole given MLP",
@@ -489,7 +447,7 @@ GENERIC = [
 
 def plausible_wrong_answers():
     """(checker, answer) for every wrong answer in this file's tables."""
-    answers = [(check_mixer_forward, answer) for answer, _ in EXERCISE_9]
+    answers = [(check_mixer_model, answer) for answer, _ in EXERCISE_9]
     answers += [(check_vit_twin, answer) for answer, _ in EXERCISE_10]
     for table in (DTYPES_AND_BATCHES, CALLERS_MODULES, BROADCASTING):
         answers += [(checker, answer) for checker, answer, _ in table]

@@ -14,7 +14,8 @@ False. The modules, in the order of the exercises:
 6. `token_mixing_picture` - `check_picture_answers`: reading a token-mixing picture;
 7. `spatial_gating`       - `check_spatial_gating`: gMLP's spatial gating unit;
 8. `causal_mixing`        - `check_causal_token_mixing`: token mixing masked to be causal;
-9. `mixer_model`          - `check_mixer_forward`: the whole Mixer, matching timm's logits;
+9. `mixer_model`          - `check_mixer_model`: a Mixer of the student's own parts 1-4, timm's
+   logits, trained a few steps (`mixer_parts` names the part that is wrong);
 10. `vit_twin`            - `check_vit_twin`: a ViT rearranged to undo a fixed shuffle.
 
 What they share: `sandbox` runs the student's code (a time limit, no exit, output captured),
@@ -28,7 +29,7 @@ from .causal_mixing import check_causal_token_mixing
 from .drop_path import check_drop_path
 from .label_smoothing import check_smoothed_cross_entropy, check_smoothing_predictions
 from .mixer_block import check_mixer_block
-from .mixer_model import check_mixer_forward
+from .mixer_model import check_mixer_model
 from .patchify import check_patchify
 from .spatial_gating import check_spatial_gating
 from .token_mixing import check_token_mixing
@@ -39,7 +40,7 @@ __all__ = [
     "check_causal_token_mixing",
     "check_drop_path",
     "check_mixer_block",
-    "check_mixer_forward",
+    "check_mixer_model",
     "check_patchify",
     "check_picture_answers",
     "check_smoothed_cross_entropy",

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from .feedback import close, max_difference
@@ -176,6 +177,31 @@ STEM = {
         "column)",
     }.items()
 }
+
+
+def _linear_tokens(model: nn.Module, images: Tensor, pattern: str) -> Tensor:
+    """The stem as a Linear on patches unrolled in `pattern` (its weights read `(p1 p2 c)`)."""
+    proj = model.stem.proj
+    p = proj.kernel_size[0]
+    weight = rearrange(proj.weight, "d c p1 p2 -> d (p1 p2 c)")  # conv_to_linear's order
+    patches = rearrange(images, f"b c (h p1) (w p2) -> {pattern}", p1=p, p2=p)
+    return F.linear(patches, weight, proj.bias)
+
+
+# A stem written as the student's patchify and a Linear: the patch order of their patchify.
+STEM.update({
+    "patch (c p1 p2)": (
+        lambda model, images: _linear_tokens(model, images, "b (h w) (c p1 p2)"),
+        "the stem's patches are unrolled channel first, (c p1 p2), but the stem's Linear (timm's "
+        "weights, converted by conv_to_linear) reads (row, column, channel): check the patchify "
+        "you brought from exercise 1",
+    ),
+    "patch (p2 p1 c)": (
+        lambda model, images: _linear_tokens(model, images, "b (h w) (p2 p1 c)"),
+        "the stem's patches are unrolled column by column inside each patch, (p2 p1 c); the "
+        "stem's Linear reads each patch row by row, (p1 p2 c): check your patchify",
+    ),
+})  # fmt: skip
 
 
 def _pooled(model: nn.Module, x: Tensor, how: str = "") -> Tensor:
