@@ -193,11 +193,6 @@ def _cifar10_missing_message(root: Path, error: Exception, download: bool) -> st
 
 
 # --------------------------------------------------------------------------------------------
-# Transforms.
-# --------------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------------
 # Augmentation: a random crop and a flip, the same code for one image and for a whole batch.
 # --------------------------------------------------------------------------------------------
 
@@ -275,8 +270,9 @@ class RandomCropFlip(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         padded = F.pad(image, (self.padding,) * 4)[None]  # (1, 3, H + 2p, W + 2p)
-        top, left, flip = random_crops(1, self.padding)
-        first = torch.zeros(1, dtype=torch.int64)
+        crop = random_crops(1, self.padding)  # drawn on the CPU, as the device path draws
+        top, left, flip = (values.to(image.device) for values in crop)
+        first = torch.zeros(1, dtype=torch.int64, device=image.device)
         out = crop_and_flip(padded, first, top, left, flip, tuple(image.shape[-2:]))[0]
         return tv_tensors.wrap(out, like=image) if isinstance(image, tv_tensors.Image) else out
 
