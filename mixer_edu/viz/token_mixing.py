@@ -141,10 +141,14 @@ def _figure_size(model, panels: int, count: int, columns: int, mode: str) -> tup
     return panel_width * panels + 1.2, panel_width * aspect + 1.9
 
 
+def _gating(model: nn.Module, blocks: list[int]) -> bool:
+    """gMLP: the spatial gating projection (N, N) plays the token-mixing part of these blocks."""
+    return all(isinstance(model.blocks[b], SpatialGatingBlock) for b in blocks)
+
+
 def _tiles(model: nn.Module, blocks: list[int], initial: nn.Module | None) -> str:
     """What one tile is: a hidden unit of the token MLP, or (gMLP) one token's gating row."""
-    gating = all(isinstance(model.blocks[b], SpatialGatingBlock) for b in blocks)
-    return "tokens" if gating and initial is None else "units"
+    return "tokens" if _gating(model, blocks) and initial is None else "units"
 
 
 def _heading(model: nn.Module, blocks: list[int], initial: nn.Module | None) -> str:
@@ -153,8 +157,7 @@ def _heading(model: nn.Module, blocks: list[int], initial: nn.Module | None) -> 
         return (
             f"What training changed in the token-mixing units (now − initial), {rows}x{cols} grid"
         )
-    if all(isinstance(model.blocks[b], SpatialGatingBlock) for b in blocks):
-        # gMLP: the spatial gating projection (N, N) plays the token-mixing part
+    if _gating(model, blocks):
         return (
             f"Spatial gating weights: one tile = what one token gathers from the {rows}x{cols} grid"
         )
