@@ -14,8 +14,9 @@ a lesson: what a module needs to know of one (the recipe, the data set's name) i
   `resume_changes`, `cifar_files` (reading CIFAR-10 without unpickling code), `standin` (the offline
   stand-in data set);
 - errors and checks: `errors` (one `error:` line per command), `validation`;
+- words: `regimes` (what "converged", "overfitting" and "a difference" mean for a result);
 - timm: `timm_compat` (timm's extra model methods).
 
-The tools that use the lessons (the bench, comparisons, the paper's weights, the notebooks'
-door) are above them, in `mixer_edu.tools`.
+The tools that use the lessons (the bench, comparisons, the reference runs, the paper's weights,
+the notebooks' door) are above them, in `mixer_edu.tools`.
 """
