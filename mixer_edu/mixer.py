@@ -333,6 +333,28 @@ class MlpMixer(TimmCompatMixin, nn.Module):
         self.head.train(self.training)
 
 
+class NoTokenMixing(nn.Module):
+    """A token-mixing branch switched off, for the ablation of notebook 02.
+
+    Put in place of a block's `mlp_tokens`, it adds nothing to the residual stream, so no token
+    ever sees another: the blocks become channel mixing alone, applied to every patch on its own,
+    and the model can no longer tell where a patch was.
+
+    Shapes:
+        `(B, N, C) -> (B, N, C)`, zeros.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+
+def without_token_mixing(model: MlpMixer) -> MlpMixer:
+    """`model` with every block's token-mixing MLP replaced by `NoTokenMixing` (in place)."""
+    for block in model.blocks:
+        block.mlp_tokens = NoTokenMixing()
+    return model
+
+
 def check_global_pool(global_pool: str) -> str:
     if global_pool not in ("avg", ""):
         raise ValueError(

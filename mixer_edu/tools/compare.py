@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -76,7 +76,8 @@ class BriefRun:
     per_class_acc: list[float]
     seconds: float  # training only, without the evaluations
     images_per_second: float  # training images per second, in the median epoch
-    test_acc_per_epoch: list[float] = field(default_factory=list)
+    test_acc_per_epoch: list[float] = field(default_factory=list)  # at each of tested_epochs
+    tested_epochs: list[int] = field(default_factory=list)
     model: nn.Module | None = None
 
 
@@ -93,9 +94,11 @@ def train_briefly(
     label_smoothing: float = 0.1,
     clip_grad: float | None = 1.0,
     augment: str = "crop-flip",
+    batch_augment: str = "none",
     transform: Callable[[Tensor], Tensor] | None = None,
     precision: str = "fp32",
     seed: int = 0,
+    test_epochs: Collection[int] | None = None,
 ) -> BriefRun:
     """Train `model` for `epochs` epochs on `train` and measure it on `test`.
 
@@ -105,21 +108,25 @@ def train_briefly(
         epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing, clip_grad: the
             recipe (AdamW; linear warmup, then cosine decay to zero, as `mixer_edu.train`).
         augment: `'crop-flip'` (the recipe's random crop and flip) or `'none'`.
+        batch_augment: `'none'`, `'mixup'`, `'cutmix'` or `'cutmix-mixup'`, on every batch.
         transform: applied to every normalised batch, training and test alike, after the
             augmentation (e.g. an `ImagePermutation`), so a fixed rearrangement is the same for
             every image.
         precision: `'fp32'`, `'bf16'` or `'auto'` (bf16 where the hardware computes in it).
         seed: seeds the batch order, the crops and flips, and the model's own randomness.
+        test_epochs: the epochs after which `test` is measured (default: every epoch; the last
+            is always measured). Testing is not free: a long run on few images tests less often.
     """
     device = next(model.parameters()).device
     loader = DeviceLoader(
         train.images, train.labels, batch_size, device=device, augment=augment,
-        num_classes=len(train.classes),
+        batch_augment=batch_augment, num_classes=len(train.classes),
     )  # fmt: skip
+    test_epochs = set(range(1, epochs + 1) if test_epochs is None else test_epochs) | {epochs}
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
     steps = len(loader)
     scheduler = warmup_cosine(optimizer, max(1, round(warmup_epochs * steps)), epochs * steps)
-    test_acc_per_epoch, per_class, epoch_seconds = [], [], []
+    test_acc_per_epoch, tested_epochs, per_class, epoch_seconds = [], [], [], []
     for epoch in range(1, epochs + 1):
         with _seeded(epoch_seed(seed, epoch), device):  # DropPath's draws, for this epoch only
             start = time.perf_counter()
@@ -135,8 +142,10 @@ def train_briefly(
                 clip_grad=clip_grad,
             )
             epoch_seconds.append(time.perf_counter() - start)
-        test_acc, per_class = accuracy(model, test, transform, precision=precision)
-        test_acc_per_epoch.append(test_acc)
+        if epoch in test_epochs:
+            test_acc, per_class = accuracy(model, test, transform, precision=precision)
+            test_acc_per_epoch.append(test_acc)
+            tested_epochs.append(epoch)
     return BriefRun(
         params=sum(p.numel() for p in model.parameters()),
         test_acc=test_acc_per_epoch[-1],
@@ -147,6 +156,7 @@ def train_briefly(
         # memory allocation) that can make the first epoch many times slower than the rest.
         images_per_second=steps * batch_size / statistics.median(epoch_seconds),
         test_acc_per_epoch=test_acc_per_epoch,
+        tested_epochs=tested_epochs,
         model=model.eval(),
     )
 

@@ -33,6 +33,7 @@ from ..support.checkpoint import snapshot_path
 from ..support.paths import project_folder
 from ..support.runtime import FAST_ENV, fast_mode, resolve_device, seed_everything
 from ..support.validation import check_choice
+from . import reference
 from .compare import format_runs, format_seed_runs, load_images, train_briefly, train_seeds
 
 # Passed on to the notebooks (see the module docstring).
@@ -48,6 +49,7 @@ __all__ = [
     "format_seed_runs",
     "load_images",
     "load_model",
+    "reference_runs",
     "run_dir",
     "sample_photo",
     "setup_notebook",
@@ -111,6 +113,32 @@ def run_dir(name: str) -> Path:
         return Path(os.path.relpath(folder))
     except ValueError:  # Windows: the working directory is on another drive
         return folder
+
+
+def reference_runs(name: str) -> reference.ReferenceRuns:
+    """The saved reference experiment `name` (`tools.experiments`), for the course's data.
+
+    These are the runs a notebook's prose interprets: 3 seeds each, long enough to be in the
+    regime the prose names. The stand-in's are committed (`reference/standin-reference/`). With
+    CIFAR-10 (full mode), the CIFAR-10 runs made by `python -m mixer_edu.tools.reference
+    --dataset cifar10 --budget full` are used where they exist; otherwise the stand-in's, and a
+    line says so.
+    """
+    if course_dataset() == "cifar10":
+        runs = reference.load(name, "cifar10", "full")
+        if runs is not None:
+            return runs
+        print(
+            f"No CIFAR-10 reference runs yet ({reference.COMMAND} --dataset cifar10 --budget full "
+            "makes them, best on a GPU); these are the synthetic stand-in's:"
+        )
+    runs = reference.load(name)
+    if runs is None:
+        raise FileNotFoundError(
+            f"reference/standin-reference/{name}.json is missing; make it with "
+            f"{reference.COMMAND} --only {name}"
+        )
+    return runs
 
 
 def setup_notebook(seed: int = 0, banner: bool = True) -> None:

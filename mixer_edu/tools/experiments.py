@@ -1,0 +1,215 @@
+"""The reference experiments: every training result a notebook interprets, defined once.
+
+A notebook's own short run (fast mode in CI) shows the code working; what the prose interprets
+comes from these experiments, run with `python -m mixer_edu.tools.reference` and saved in
+`reference/` (`mixer_edu.tools.reference` runs, saves and loads them). Each experiment is a table:
+variants (one line each), every variant trained with 3 seeds, and the claims its notebook makes
+about them. A test checks every claim on the saved runs with the words of `support.regimes`, so
+a sentence and the numbers behind it cannot drift apart.
+
+    experiment       notebook  question
+    token-mixing     02        what does token mixing add? (the Mixer with and without it)
+    drop-path        03        does the paper's regularisation help a Mixer that overfits?
+    gmlp-gate        06        does gMLP's near-identity gate initialisation matter?
+    data-scaling     08        Mixer, CNN and ViT of one size, on 1,000 to 10,000 images
+    permutation      08        Figure 4: the same images with patches and pixels shuffled
+
+Every run uses `tools.compare.train_briefly` (the course's training step, recipe and data path)
+on the first `train_images` images of the training split. Sizes are for the stand-in (10,000
+training images); the `full` budget, for CIFAR-10 (50,000), takes five times as many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SEEDS = (0, 1, 2)
+
+# The recipe every run shares (the arguments of `train_briefly`).
+RECIPE = dict(batch_size=64, lr=2e-3, weight_decay=0.05, warmup_epochs=0.5, label_smoothing=0.1)
+
+# budget -> (how many times the stand-in's training images, test images (None: all of them))
+BUDGETS = {"reference": (1, None), "full": (5, None)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line of an experiment: a model, its data and its recipe, trained once per seed.
+
+    Attributes:
+        model: a name of `mixer_edu.list_models()` or `mixer_edu.baselines.BASELINES`.
+        train_images: how many training images (the reference budget's; `full` takes 5x).
+        epochs: passes over them; enough for test accuracy to settle (`support.regimes`).
+        overrides: keywords for `create_model`, e.g. `{"drop_path_rate": 0.1}`.
+        ablation: `'none'` or `'no-token-mixing'` (`mixer.without_token_mixing`).
+        shuffle: `'none'` or `'patches-and-pixels'`: one fixed `ImagePermutation` (seed 0) on
+            every image, training and test, as in the paper's Figure 4.
+        augment, batch_augment: as in `train_briefly`.
+    """
+
+    model: str
+    train_images: int
+    epochs: int
+    overrides: dict = field(default_factory=dict)
+    ablation: str = "none"
+    shuffle: str = "none"
+    augment: str = "crop-flip"
+    batch_augment: str = "none"
+
+    def recipe(self, budget: str = "reference") -> dict:
+        """Everything that decides what one seed's run computes, as plain values."""
+        scale, _ = BUDGETS[budget]
+        return {**asdict(self), "train_images": self.train_images * scale, **RECIPE}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One thing a notebook says about an experiment, checked on its saved runs.
+
+    kind:
+        `'converged'`: every run of `variants` (all of the experiment's, when empty).
+        `'overfitting'`: every run of each variant in `variants`.
+        `'not overfitting'`: no run of each variant in `variants`.
+        `'higher'`: test accuracy of `variants[0]` above `variants[1]`, the ranges apart.
+        `'no difference'`: the test-accuracy ranges of the two variants overlap.
+    """
+
+    kind: str
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A table of variants, each trained with every seed, and what its notebook claims."""
+
+    name: str
+    notebook: str
+    question: str
+    variants: dict[str, Variant]
+    claims: tuple[Claim, ...]
+    seeds: tuple[int, ...] = SEEDS
+
+    def recipe(self, budget: str = "reference") -> dict:
+        """The whole experiment's recipe: what a saved result must have been run with."""
+        _, test_images = BUDGETS[budget]
+        return {
+            "seeds": list(self.seeds),
+            "test_images": test_images,
+            "variants": {label: v.recipe(budget) for label, v in self.variants.items()},
+        }
+
+
+# The paper's stochastic depth: rising linearly from 0 at the first block (Appendix B).
+LINEAR_DROP_PATH = {"drop_path_rate": 0.1, "drop_path_schedule": "linear"}
+
+# The data-scaling sizes, as shares of the stand-in's 10,000 training images (of CIFAR-10's 50,000
+# with the full budget), and their epochs: fewer images need more passes to settle.
+SIZES = {1000: 100, 3000: 50, 10000: 20}
+FAMILIES = {"Mixer": "mixer_cifar_tiny", "CNN": "cnn_cifar_tiny", "ViT": "vit_cifar_tiny"}
+
+
+def sized(family: str, images: int) -> str:
+    """The label of a data-scaling variant: `'Mixer, 10% of the images'` for 1,000 of 10,000."""
+    share = images / max(SIZES)
+    return f"{family}, {'all the' if share == 1 else f'{share:.0%} of the'} images"
+
+
+EXPERIMENTS = {
+    experiment.name: experiment
+    for experiment in (
+        Experiment(
+            "token-mixing",
+            "02",
+            "What does token mixing add? The Mixer with and without its token-mixing MLPs.",
+            {
+                # Each until its test accuracy settles: without token mixing, it still climbs
+                # by about a quarter of a point per epoch after 30.
+                "with token mixing": Variant("mixer_cifar_tiny", 10000, 30),
+                "without token mixing": Variant(
+                    "mixer_cifar_tiny", 10000, 60, ablation="no-token-mixing"
+                ),
+            },
+            claims=(
+                # Without token mixing, seed 0 still gains 2 points over its last quarter (most
+                # of it in the quarter's first epochs): the notebook says so.
+                Claim("converged", ("with token mixing",)),
+                Claim("not overfitting"),
+                Claim("higher", ("with token mixing", "without token mixing")),
+            ),
+        ),
+        Experiment(
+            "drop-path",
+            "03",
+            "Does the paper's regularisation help a Mixer that overfits 1,000 images?",
+            {
+                "no regularisation": Variant("mixer_cifar_tiny", 1000, 60, augment="none"),
+                "DropPath 0.1": Variant(
+                    "mixer_cifar_tiny", 1000, 60, {"drop_path_rate": 0.1}, augment="none"
+                ),
+                "DropPath 0.1, linear": Variant(
+                    "mixer_cifar_tiny", 1000, 60, LINEAR_DROP_PATH, augment="none"
+                ),
+                "DropPath 0.1, linear + mixup": Variant(
+                    "mixer_cifar_tiny",
+                    1000,
+                    60,
+                    LINEAR_DROP_PATH,
+                    augment="none",
+                    batch_augment="mixup",
+                ),  # fmt: skip
+            },
+            claims=(
+                Claim("converged"),
+                Claim("overfitting"),
+                Claim("higher", ("DropPath 0.1", "no regularisation")),
+                Claim("higher", ("DropPath 0.1, linear", "no regularisation")),
+                Claim("higher", ("DropPath 0.1, linear + mixup", "no regularisation")),
+                Claim("higher", ("DropPath 0.1", "DropPath 0.1, linear")),
+                Claim("no difference", ("DropPath 0.1", "DropPath 0.1, linear + mixup")),
+            ),
+        ),
+        Experiment(
+            "gmlp-gate",
+            "06",
+            "Does gMLP's near-identity gate initialisation matter?",
+            {
+                "gMLP, near-identity gate": Variant("gmlp_cifar_tiny", 3000, 30),
+                "gMLP, Xavier gate": Variant(
+                    "gmlp_cifar_tiny", 3000, 30, {"near_identity_gate": False}
+                ),
+            },
+            claims=(
+                Claim("converged"),
+                Claim("higher", ("gMLP, near-identity gate", "gMLP, Xavier gate")),
+            ),
+        ),
+        Experiment(
+            "data-scaling",
+            "08",
+            "Mixer, CNN and ViT of about 160,000 parameters, trained on more and more images.",
+            {
+                sized(family, images): Variant(model, images, epochs)
+                for images, epochs in SIZES.items()
+                for family, model in FAMILIES.items()
+            },
+            claims=(Claim("converged"),),
+        ),
+        Experiment(
+            "permutation",
+            "08",
+            "Figure 4: a Mixer and a CNN on images whose patches and pixels are shuffled.",
+            {
+                # 30% of the images, as in data-scaling, whose two unshuffled runs these are
+                "Mixer": Variant("mixer_cifar_tiny", 3000, SIZES[3000]),
+                "Mixer, shuffled": Variant(
+                    "mixer_cifar_tiny", 3000, SIZES[3000], shuffle="patches-and-pixels"
+                ),
+                "CNN": Variant("cnn_cifar_tiny", 3000, SIZES[3000]),
+                "CNN, shuffled": Variant(
+                    "cnn_cifar_tiny", 3000, SIZES[3000], shuffle="patches-and-pixels"
+                ),
+            },
+            claims=(Claim("converged"),),
+        ),
+    )
+}

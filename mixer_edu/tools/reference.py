@@ -1,0 +1,340 @@
+"""Run, save and load the reference experiments (`tools.experiments`).
+
+One command makes every reference run and writes one JSON file per experiment:
+
+    python -m mixer_edu.tools.reference                       # the stand-in, reference budget
+    python -m mixer_edu.tools.reference --only data-scaling   # one experiment
+    python -m mixer_edu.tools.reference --dataset cifar10 --budget full   # on a GPU, at full size
+
+The stand-in's files, `reference/standin-reference/*.json`, are committed: the notebooks load
+them (`load`), so the results their prose interprets are there before anything is run, and a
+notebook in fast mode (CI) prints the same table on every machine. A file records the recipe it
+was made with; a test compares it with the current `tools.experiments` and fails on a stale one.
+
+Every run is one seed of one variant, trained by `tools.compare.train_briefly` in a process of
+its own with one thread, `--jobs` of them at a time (two on two cores beat one run on both). A
+finished run is kept in `runs/reference-cache/`, so an interrupted command picks up where it
+stopped, and a run that two experiments share (the Mixer on all 10,000 images) trains once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..baselines import BASELINES, create_baseline
+from ..data import DATASETS, dataset_classes, dataset_label
+from ..mixer import without_token_mixing
+from ..models import create_model
+from ..permutation import ImagePermutation
+from ..support import regimes
+from ..support.disk import write_atomic
+from ..support.metrics import mean_and_range
+from ..support.paths import project_folder
+from ..support.runtime import cpu_name, resolve_device
+from ..support.validation import check_choice
+from .compare import load_images, train_briefly
+from .experiments import BUDGETS, EXPERIMENTS, Experiment
+
+COMMAND = "python -m mixer_edu.tools.reference"
+
+
+def folder(dataset: str, budget: str) -> Path:
+    """Where an experiment's saved runs live: `reference/<dataset>-<budget>/`."""
+    return project_folder() / "reference" / f"{dataset}-{budget}"
+
+
+def test_epochs(epochs: int) -> list[int]:
+    """When a run is tested: 8 times along the way, and every epoch of its last quarter."""
+    along = {max(1, round(k * epochs / 8)) for k in range(1, 9)}
+    return sorted(along | set(range(-(-3 * epochs // 4), epochs + 1)))
+
+
+# --------------------------------------------------------------------------------------------
+# One run: a variant's recipe and a seed.
+# --------------------------------------------------------------------------------------------
+
+
+def build_model(recipe: dict, seed: int) -> torch.nn.Module:
+    """The variant's model, its initial weights drawn from `seed`."""
+    torch.manual_seed(seed)
+    if recipe["model"] in BASELINES:
+        model = create_baseline(recipe["model"], **recipe["overrides"])
+    else:
+        model = create_model(recipe["model"], **recipe["overrides"])
+    if recipe["ablation"] == "no-token-mixing":
+        model = without_token_mixing(model)
+    return model
+
+
+def run_one(recipe: dict, seed: int, dataset: str, test_images: int | None, device: str) -> dict:
+    """Train one seed of one variant; the numbers a saved experiment keeps of it."""
+    train = load_images(dataset, train=True, limit=recipe["train_images"])
+    test = load_images(dataset, train=False, limit=test_images)
+    shuffle = None
+    if recipe["shuffle"] == "patches-and-pixels":
+        shuffle = ImagePermutation.patches_and_pixels(image_size=32, patch_size=4, seed=0)
+    model = build_model(recipe, seed).to(device)
+    settings = {k: recipe[k] for k in ("batch_size", "lr", "weight_decay", "warmup_epochs")}
+    run = train_briefly(
+        model, train, test, recipe["epochs"], **settings,
+        label_smoothing=recipe["label_smoothing"], augment=recipe["augment"],
+        batch_augment=recipe["batch_augment"], transform=shuffle, seed=seed,
+        test_epochs=test_epochs(recipe["epochs"]),
+    )  # fmt: skip
+    return {
+        "seed": seed,
+        "params": run.params,
+        "test_acc": run.test_acc,
+        "train_acc": run.train_acc,
+        "tested_epochs": run.tested_epochs,
+        "test_acc_per_epoch": run.test_acc_per_epoch,
+        "per_class_acc": run.per_class_acc,
+        "seconds": round(run.seconds, 1),
+    }
+
+
+def run_key(recipe: dict, seed: int, dataset: str, test_images: int | None) -> str:
+    """A short name for one run, the same wherever the same run appears."""
+    text = json.dumps([recipe, seed, dataset, test_images], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Making the experiments.
+# --------------------------------------------------------------------------------------------
+
+
+def make(
+    names: list[str], dataset: str = "standin", budget: str = "reference", jobs: int = 2
+) -> list[Path]:
+    """Run every seed of every variant of the named experiments and save them; the files."""
+    device = str(resolve_device(None))
+    jobs = 1 if device != "cpu" else jobs  # one GPU: one run at a time
+    _, test_images = BUDGETS[budget]
+    cache = project_folder() / "runs" / "reference-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = {}  # run key -> (recipe, seed)
+    for name in names:
+        for variant in EXPERIMENTS[name].variants.values():
+            for seed in EXPERIMENTS[name].seeds:
+                recipe = variant.recipe(budget)
+                key = run_key(recipe, seed, dataset, test_images)
+                if not (cache / f"{key}.json").exists():
+                    todo[key] = (recipe, seed)
+    print(f"{len(todo)} runs to make, {jobs} at a time, on {device}", flush=True)
+    start = time.perf_counter()
+    for number, (key, run) in enumerate(_run_all(todo, dataset, test_images, device, jobs), 1):
+        write_atomic(json.dumps(run).encode(), cache / f"{key}.json", "a reference run")
+        recipe, seed = todo[key]
+        print(
+            f"[{number}/{len(todo)}] {recipe['model']} on {recipe['train_images']:,} images, "
+            f"seed {seed}: test {run['test_acc']:.1%} ({run['seconds']:.0f} s)",
+            flush=True,
+        )
+    print(f"{len(todo)} runs made in {(time.perf_counter() - start) / 60:.1f} minutes", flush=True)
+    how = "one thread per run" if jobs > 1 else f"{torch.get_num_threads()} threads"
+    return [save(EXPERIMENTS[name], dataset, budget, cache, device, how) for name in names]
+
+
+def _run_all(todo: dict, dataset: str, test_images, device: str, jobs: int):
+    """`(key, run)` for every run of `todo`, in its order: here with one job, else in processes."""
+    if jobs == 1:
+        for key, (recipe, seed) in todo.items():
+            yield key, run_one(recipe, seed, dataset, test_images, device)
+        return
+    # Fresh processes of one thread each: `jobs` runs share the cores without fighting over them.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, context, initializer=torch.set_num_threads, initargs=(1,))
+    with pool:
+        futures = {
+            key: pool.submit(run_one, recipe, seed, dataset, test_images, device)
+            for key, (recipe, seed) in todo.items()
+        }
+        for key, future in futures.items():
+            yield key, future.result()
+
+
+def save(
+    experiment: Experiment, dataset: str, budget: str, cache: Path, device: str, how: str
+) -> Path:
+    """Gather an experiment's runs from the cache into `folder(dataset, budget) / <name>.json`."""
+    recipe = experiment.recipe(budget)
+    keys = {
+        label: [run_key(v, seed, dataset, recipe["test_images"]) for seed in experiment.seeds]
+        for label, v in recipe["variants"].items()
+    }
+    runs = {
+        label: [json.loads((cache / f"{key}.json").read_text()) for key in label_keys]
+        for label, label_keys in keys.items()
+    }
+    machine = cpu_name() if device == "cpu" else torch.cuda.get_device_name()
+    record = {
+        "experiment": experiment.name,
+        "dataset": dataset,
+        "budget": budget,
+        "recipe": recipe,
+        "runs": runs,
+        "made_on": f"{device} ({machine}), {how}, torch {torch.__version__}",
+    }
+    path = folder(dataset, budget) / f"{experiment.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic((json.dumps(record, indent=1) + "\n").encode(), path, "a reference experiment")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Reading them back, for the notebooks and the tests.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceRuns:
+    """A saved experiment: `runs[label]` is one dict per seed (see `run_one`)."""
+
+    experiment: Experiment
+    record: dict
+
+    @property
+    def runs(self) -> dict[str, list[dict]]:
+        return self.record["runs"]
+
+    def test_acc(self, label: str) -> list[float]:
+        """The variant's final test accuracy, one per seed."""
+        return [run["test_acc"] for run in self.runs[label]]
+
+    @property
+    def label(self) -> str:
+        """The data and budget, for figure titles: `'synthetic stand-in, reference budget'`."""
+        return f"{dataset_label(self.record['dataset'])}, {self.record['budget']} budget"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return dataset_classes(self.record["dataset"])
+
+    def spread(self, label: str, key: str = "test_acc") -> tuple[Tensor, Tensor, Tensor]:
+        """Mean, lowest and highest over seeds of a number or list each run saved under `key`.
+
+        `key`: `'test_acc'`, `'train_acc'`, `'per_class_acc'` (one value per class) or
+        `'test_acc_per_epoch'` (one per tested epoch, see `tested_epochs`).
+        """
+        values = torch.tensor([run[key] for run in self.runs[label]], dtype=torch.float64)
+        return values.mean(dim=0), values.min(dim=0).values, values.max(dim=0).values
+
+    def tested_epochs(self, label: str) -> list[int]:
+        """The epochs after which the variant's runs were tested."""
+        return self.runs[label][0]["tested_epochs"]
+
+    def describe(self) -> str:
+        """Where these numbers come from: data, budget, seeds and machine."""
+        r = self.record
+        return (
+            f"Reference runs ({r['experiment']}): {dataset_label(r['dataset'])}, "
+            f"{r['budget']} budget, seeds {', '.join(map(str, r['recipe']['seeds']))}, "
+            f"made by `{COMMAND}` on {r['made_on']}."
+        )
+
+    def table(self) -> str:
+        """One line per variant: test and train accuracy over seeds, the gap, and the regimes."""
+        lines = [
+            f"{'':28s} {'params':>8s}  {'test acc: mean (range)':>22s}  "
+            f"{'train acc: mean (range)':>23s}  {'gap':>5s}  regime"
+        ]
+        for label, runs in self.runs.items():
+            test, train = self.test_acc(label), [run["train_acc"] for run in runs]
+            gap = sum(train) / len(train) - sum(test) / len(test)
+            lines.append(
+                f"{label:28s} {runs[0]['params']:8,d}  {mean_and_range(test):>22s}  "
+                f"{mean_and_range(train):>23s}  {gap:5.1%}  {self.regime(label)}"
+            )
+        return "\n".join(lines)
+
+    def converged(self, label: str) -> list[bool]:
+        epochs = self.record["recipe"]["variants"][label]["epochs"]
+        return [
+            regimes.converged(run["tested_epochs"], run["test_acc_per_epoch"], epochs)
+            for run in self.runs[label]
+        ]
+
+    def overfitting(self, label: str) -> list[bool]:
+        return [regimes.overfitting(run["train_acc"], run["test_acc"]) for run in self.runs[label]]
+
+    def regime(self, label: str) -> str:
+        """`'converged 3/3, overfitting 3/3'`: how many seeds are in each regime."""
+        n = len(self.runs[label])
+        return (
+            f"converged {sum(self.converged(label))}/{n}, "
+            f"overfitting {sum(self.overfitting(label))}/{n}"
+        )
+
+    def compare(self, a: str, b: str) -> str:
+        """Which of two variants has the higher test accuracy, or that no difference showed."""
+        return regimes.compare_words(self.test_acc(a), self.test_acc(b), a, b)
+
+    def check_claims(self) -> list[str]:
+        """The experiment's claims that its saved runs do not bear out (none: all hold)."""
+        failed = []
+        for claim in self.experiment.claims:
+            labels = claim.variants or tuple(self.runs)
+            if claim.kind == "converged":
+                held = all(all(self.converged(label)) for label in labels)
+            elif claim.kind == "overfitting":
+                held = all(all(self.overfitting(label)) for label in labels)
+            elif claim.kind == "not overfitting":
+                held = not any(any(self.overfitting(label)) for label in labels)
+            elif claim.kind == "higher":
+                a, b = (self.test_acc(label) for label in labels)
+                held = min(a) > max(b)
+            elif claim.kind == "no difference":
+                held = regimes.ranges_overlap(*(self.test_acc(label) for label in labels))
+            else:
+                raise ValueError(f"unknown claim kind {claim.kind!r}")
+            if not held:
+                failed.append(f"{claim.kind} {', '.join(labels)}")
+        return failed
+
+
+def load(name: str, dataset: str = "standin", budget: str = "reference") -> ReferenceRuns | None:
+    """The saved experiment `name`, or None when it was not made for this data and budget."""
+    experiment = EXPERIMENTS[check_choice(name, EXPERIMENTS, "experiment")]
+    path = folder(dataset, budget) / f"{name}.json"
+    if not path.exists():
+        return None
+    return ReferenceRuns(experiment, json.loads(path.read_text()))
+
+
+# --------------------------------------------------------------------------------------------
+# The command line.
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS), help="experiments")
+    parser.add_argument("--dataset", choices=DATASETS, default="standin")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="reference")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time on a CPU")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    print(f"{platform.node()}: {cpu_name()}, torch {torch.__version__}", flush=True)
+    for path in make(args.only or list(EXPERIMENTS), args.dataset, args.budget, args.jobs):
+        runs = load(path.stem, args.dataset, args.budget)
+        print(f"\n{runs.describe()}\n{runs.table()}")
+        for failed in runs.check_claims():
+            print(f"claim not borne out: {failed}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
