@@ -38,9 +38,7 @@ def last_quarter(epochs: Sequence[int], total_epochs: int) -> list[int]:
     return [k for k, epoch in enumerate(epochs) if epoch >= start]
 
 
-def last_quarter_move(
-    epochs: Sequence[int], test_acc: Sequence[float], total_epochs: int
-) -> float:
+def last_quarter_move(epochs: Sequence[int], test_acc: Sequence[float], total_epochs: int) -> float:
     """How far test accuracy moved over the last quarter of training (a drop counts as well).
 
     Args:
@@ -88,5 +86,6 @@ def compare_words(a: Sequence[float], b: Sequence[float], name_a: str, name_b: s
     """What may be said of two results over seeds: which is higher, or that no difference showed."""
     if ranges_overlap(a, b):
         return f"no difference measured between {name_a} and {name_b} (the ranges overlap)"
-    higher, lower = (name_a, name_b) if min(a) > max(b) else (name_b, name_a)
-    return f"{higher} higher than {lower} (the ranges do not overlap)"
+    (higher, high), (lower, low) = sorted([(name_a, a), (name_b, b)], key=lambda r: -min(r[1]))
+    apart = 100 * (min(high) - max(low))
+    return f"{higher} higher than {lower} (the ranges do not overlap: {apart:.1f} points apart)"

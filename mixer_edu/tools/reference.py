@@ -246,15 +246,18 @@ class ReferenceRuns:
 
     def table(self) -> str:
         """One line per variant: test and train accuracy over seeds, the gap, and the regimes."""
+        test_head, train_head = "test acc: mean (range)", "train acc: mean (range)"
         lines = [
-            f"{'':28s} {'params':>8s}  {'test acc: mean (range)':>22s}  "
-            f"{'train acc: mean (range)':>23s}  {'gap':>5s}  regime"
+            f"{'':28s} {'params':>8s} {'images':>7s} {'epochs':>6s}  {test_head:>22s}  "
+            f"{train_head:>23s}  {'gap':>5s}  regime"
         ]
         for label, runs in self.runs.items():
             test, train = self.test_acc(label), [run["train_acc"] for run in runs]
             gap = sum(train) / len(train) - sum(test) / len(test)
+            recipe = self.record["recipe"]["variants"][label]
             lines.append(
-                f"{label:28s} {runs[0]['params']:8,d}  {mean_and_range(test):>22s}  "
+                f"{label:28s} {runs[0]['params']:8,d} {recipe['train_images']:7,d} "
+                f"{recipe['epochs']:6d}  {mean_and_range(test):>22s}  "
                 f"{mean_and_range(train):>23s}  {gap:5.1%}  {self.regime(label)}"
             )
         return "\n".join(lines)
