@@ -77,15 +77,23 @@ def ranges_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     return min(a) <= max(b) and min(b) <= max(a)
 
 
+def higher(a: Sequence[float], b: Sequence[float]) -> bool:
+    """`a` measured higher than `b`: every seed of `a` above every seed of `b`."""
+    ranges_overlap(a, b)  # the same check that each result has a seed
+    return min(a) > max(b)
+
+
 def differ(a: Sequence[float], b: Sequence[float]) -> bool:
     """A difference was measured: the two ranges over seeds do not overlap."""
-    return not ranges_overlap(a, b)
+    return higher(a, b) or higher(b, a)
 
 
 def compare_words(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str) -> str:
     """What may be said of two results over seeds: which is higher, or that no difference showed."""
     if ranges_overlap(a, b):
         return f"no difference measured between {name_a} and {name_b} (the ranges overlap)"
-    (higher, high), (lower, low) = sorted([(name_a, a), (name_b, b)], key=lambda r: -min(r[1]))
+    (top, high), (bottom, low) = (
+        ((name_a, a), (name_b, b)) if higher(a, b) else ((name_b, b), (name_a, a))
+    )
     apart = 100 * (min(high) - max(low))
-    return f"{higher} higher than {lower} (the ranges do not overlap: {apart:.1f} points apart)"
+    return f"{top} higher than {bottom} (the ranges do not overlap: {apart:.1f} points apart)"

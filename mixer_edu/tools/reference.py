@@ -296,8 +296,7 @@ class ReferenceRuns:
             elif claim.kind == "not overfitting":
                 held = not any(any(self.overfitting(label)) for label in labels)
             elif claim.kind == "higher":
-                a, b = (self.test_acc(label) for label in labels)
-                held = min(a) > max(b)
+                held = regimes.higher(*(self.test_acc(label) for label in labels))
             elif claim.kind == "no difference":
                 held = regimes.ranges_overlap(*(self.test_acc(label) for label in labels))
             else:
