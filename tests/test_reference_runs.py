@@ -95,6 +95,7 @@ def tiny_experiment():
         },
         claims=(ex.Claim("converged"), ex.Claim("higher", ("mixer", "blind"))),
         seeds=(0, 1),
+        keep_weights=("mixer",),
     )
 
 
@@ -126,6 +127,50 @@ def test_make_saves_what_load_reads_back_and_reuses_finished_runs(tiny, tmp_path
     reference.make(["tiny"], jobs=1)  # every run is in the cache now
     assert "0 runs to make" in capsys.readouterr().out
     assert len(list((tmp_path / "runs" / "reference-cache").glob("*.json"))) == 4
+
+
+def test_kept_weights_load_as_the_model_that_scored_the_saved_accuracy(tiny, tmp_path, capsys):
+    from mixer_edu.models import load_model
+    from mixer_edu.tools.compare import accuracy
+
+    reference.make(["tiny"], jobs=1)
+    runs = reference.load("tiny")
+    recipe = tiny.variants["mixer"].recipe()
+    for run in runs.runs["mixer"]:
+        final = runs.weights("mixer", seed=run["seed"])
+        assert final.parent == tmp_path / "reference" / "standin-reference" / "weights"
+        model, checkpoint = load_model(final)
+        assert checkpoint["epoch"] == recipe["epochs"] and checkpoint["dataset"] == "standin"
+        test = _few_images("standin", train=False)
+        assert accuracy(model, test)[0] == run["test_acc"]  # the very weights that were tested
+        initial, _ = load_model(runs.weights("mixer", seed=run["seed"], which="initial"))
+        fresh = reference.build_model(recipe, run["seed"]).state_dict()
+        assert all(torch.equal(fresh[k], v) for k, v in initial.state_dict().items())
+    # a run made without its weights is made again when an experiment asks for them
+    for path in (tmp_path / "runs" / "reference-cache" / "weights").glob("*-final.pt"):
+        path.unlink()
+    capsys.readouterr()
+    reference.make(["tiny"], jobs=1)
+    assert "2 runs to make" in capsys.readouterr().out
+    assert len(list((tmp_path / "runs" / "reference-cache" / "weights").glob("*.pt"))) == 4
+
+
+def test_weights_that_were_not_kept_are_refused_by_name(tiny):
+    reference.make(["tiny"], jobs=1)
+    runs = reference.load("tiny")
+    with pytest.raises(ValueError, match="'blind' kept no weights; those that did: 'mixer'"):
+        runs.weights("blind")
+    with pytest.raises(ValueError, match="no run of 'mixer' with seed 7; the seeds are 0, 1"):
+        runs.weights("mixer", seed=7)
+    with pytest.raises(ValueError, match="which"):
+        runs.weights("mixer", which="best")
+    for label in ("blind", "cnn", "nobody"):  # an ablation, a baseline, no such variant
+        with pytest.raises(ValueError, match=f"keep_weights names '{label}'"):
+            ex.Experiment(
+                "bad", "00", "?",
+                {**tiny.variants, "cnn": ex.Variant("cnn_cifar_tiny", 64, 4)},
+                claims=(), keep_weights=(label,),
+            )  # fmt: skip
 
 
 def test_a_claim_the_runs_do_not_bear_out_is_reported(tiny):

@@ -35,9 +35,10 @@ from torch import Tensor
 from ..baselines import BASELINES, create_baseline
 from ..data import DATASETS, dataset_classes, dataset_label
 from ..mixer import without_token_mixing
-from ..models import create_model
+from ..models import create_model, model_config
 from ..permutation import ImagePermutation
 from ..support import regimes
+from ..support.checkpoint import encode_config, model_state, save_atomic
 from ..support.disk import write_atomic
 from ..support.metrics import mean_and_range
 from ..support.paths import project_folder
@@ -77,14 +78,26 @@ def build_model(recipe: dict, seed: int) -> torch.nn.Module:
     return model
 
 
-def run_one(recipe: dict, seed: int, dataset: str, test_images: int | None, device: str) -> dict:
-    """Train one seed of one variant; the numbers a saved experiment keeps of it."""
+def run_one(
+    recipe: dict,
+    seed: int,
+    dataset: str,
+    test_images: int | None,
+    device: str,
+    keep_weights: bool = False,
+) -> dict:
+    """Train one seed of one variant; the numbers a saved experiment keeps of it.
+
+    With `keep_weights`, the dict also holds `"weights"`: `{"initial": snapshot, "final":
+    snapshot}`, each in the layout of the trainer's snapshots (`load_model` reads them).
+    """
     train = load_images(dataset, train=True, limit=recipe["train_images"])
     test = load_images(dataset, train=False, limit=test_images)
     shuffle = None
     if recipe["shuffle"] == "patches-and-pixels":
         shuffle = ImagePermutation.patches_and_pixels(image_size=32, patch_size=4, seed=0)
     model = build_model(recipe, seed).to(device)
+    initial = snapshot(model, recipe, dataset, epoch=0) if keep_weights else None
     settings = {k: recipe[k] for k in ("batch_size", "lr", "weight_decay", "warmup_epochs")}
     run = train_briefly(
         model, train, test, recipe["epochs"], **settings,
@@ -92,7 +105,12 @@ def run_one(recipe: dict, seed: int, dataset: str, test_images: int | None, devi
         batch_augment=recipe["batch_augment"], transform=shuffle, seed=seed,
         test_epochs=test_epochs(recipe["epochs"]),
     )  # fmt: skip
+    kept = {}
+    if keep_weights:
+        final = snapshot(model, recipe, dataset, recipe["epochs"])
+        kept["weights"] = {"initial": initial, "final": final}
     return {
+        **kept,
         "seed": seed,
         "params": run.params,
         "test_acc": run.test_acc,
@@ -102,6 +120,27 @@ def run_one(recipe: dict, seed: int, dataset: str, test_images: int | None, devi
         "per_class_acc": run.per_class_acc,
         "seconds": round(run.seconds, 1),
     }
+
+
+def snapshot(model: torch.nn.Module, recipe: dict, dataset: str, epoch: int) -> dict:
+    """The model's weights after `epoch` epochs, as the trainer writes a snapshot."""
+    return {
+        "model_name": recipe["model"],
+        "model_config": encode_config(model_config(recipe["model"], **recipe["overrides"])),
+        "model": {key: value.cpu() for key, value in model_state(model).items()},
+        "epoch": epoch,
+        "dataset": dataset,
+        "dataset_label": dataset_label(dataset),
+        "classes": list(dataset_classes(dataset)),
+    }
+
+
+def weights_path(folder: Path, key: str, which: str) -> Path:
+    """Where run `key` keeps its `which` (`'initial'` or `'final'`) weights, under `folder`."""
+    return folder / "weights" / f"{key}-{which}.pt"
+
+
+WHICH = ("initial", "final")
 
 
 def run_key(recipe: dict, seed: int, dataset: str, test_images: int | None) -> str:
@@ -124,42 +163,57 @@ def make(
     _, test_images = BUDGETS[budget]
     cache = project_folder() / "runs" / "reference-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    todo = {}  # run key -> (recipe, seed)
+    todo = {}  # run key -> (recipe, seed, keep its weights)
     for name in names:
-        for variant in EXPERIMENTS[name].variants.values():
-            for seed in EXPERIMENTS[name].seeds:
+        experiment = EXPERIMENTS[name]
+        for label, variant in experiment.variants.items():
+            keep = label in experiment.keep_weights
+            for seed in experiment.seeds:
                 recipe = variant.recipe(budget)
                 key = run_key(recipe, seed, dataset, test_images)
-                if not (cache / f"{key}.json").exists():
-                    todo[key] = (recipe, seed)
+                kept = all(weights_path(cache, key, which).exists() for which in WHICH)
+                if not (cache / f"{key}.json").exists() or (keep and not kept):
+                    # a run that two experiments share keeps its weights if either asks
+                    earlier = todo.get(key)
+                    todo[key] = (recipe, seed, keep or (earlier is not None and earlier[2]))
+    # The longest runs first, so that the jobs finish together rather than one waiting on the last.
+    todo = dict(sorted(todo.items(), key=lambda item: -_work(item[1][0])))
     print(f"{len(todo)} runs to make, {jobs} at a time, on {device}", flush=True)
     start = time.perf_counter()
     for number, (key, run) in enumerate(_run_all(todo, dataset, test_images, device, jobs), 1):
+        for which, weights in run.pop("weights", {}).items():
+            save_atomic(weights, weights_path(cache, key, which), "a reference run's weights")
         write_atomic(json.dumps(run).encode(), cache / f"{key}.json", "a reference run")
-        recipe, seed = todo[key]
+        recipe, seed, _ = todo[key]
         print(
             f"[{number}/{len(todo)}] {recipe['model']} on {recipe['train_images']:,} images, "
             f"seed {seed}: test {run['test_acc']:.1%} ({run['seconds']:.0f} s)",
             flush=True,
         )
     print(f"{len(todo)} runs made in {(time.perf_counter() - start) / 60:.1f} minutes", flush=True)
-    how = "one thread per run" if jobs > 1 else f"{torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    how = "one thread per run" if jobs > 1 else f"{threads} thread{'s' * (threads > 1)}"
     return [save(EXPERIMENTS[name], dataset, budget, cache, device, how) for name in names]
+
+
+def _work(recipe: dict) -> int:
+    """A run's length in images seen: what its time roughly follows."""
+    return recipe["train_images"] * recipe["epochs"]
 
 
 def _run_all(todo: dict, dataset: str, test_images, device: str, jobs: int):
     """`(key, run)` for every run of `todo`, in its order: here with one job, else in processes."""
     if jobs == 1:
-        for key, (recipe, seed) in todo.items():
-            yield key, run_one(recipe, seed, dataset, test_images, device)
+        for key, (recipe, seed, keep) in todo.items():
+            yield key, run_one(recipe, seed, dataset, test_images, device, keep)
         return
     # Fresh processes of one thread each: `jobs` runs share the cores without fighting over them.
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(jobs, context, initializer=torch.set_num_threads, initargs=(1,))
     with pool:
         futures = {
-            key: pool.submit(run_one, recipe, seed, dataset, test_images, device)
-            for key, (recipe, seed) in todo.items()
+            key: pool.submit(run_one, recipe, seed, dataset, test_images, device, keep)
+            for key, (recipe, seed, keep) in todo.items()
         }
         for key, future in futures.items():
             yield key, future.result()
@@ -178,6 +232,13 @@ def save(
         label: [json.loads((cache / f"{key}.json").read_text()) for key in label_keys]
         for label, label_keys in keys.items()
     }
+    into = folder(dataset, budget)
+    for label in experiment.keep_weights:  # copied next to the file, named in each run
+        for key, run in zip(keys[label], runs[label], strict=True):
+            for which in WHICH:
+                data = weights_path(cache, key, which).read_bytes()
+                write_atomic(data, weights_path(into, key, which), "a reference run's weights")
+            run["weights"] = {w: weights_path(Path(), key, w).as_posix() for w in WHICH}
     machine = cpu_name() if device == "cpu" else torch.cuda.get_device_name()
     record = {
         "experiment": experiment.name,
@@ -187,7 +248,7 @@ def save(
         "runs": runs,
         "made_on": f"{device} ({machine}), {how}, torch {torch.__version__}",
     }
-    path = folder(dataset, budget) / f"{experiment.name}.json"
+    path = into / f"{experiment.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic((json.dumps(record, indent=1) + "\n").encode(), path, "a reference experiment")
     return path
@@ -230,6 +291,22 @@ class ReferenceRuns:
         """
         values = torch.tensor([run[key] for run in self.runs[label]], dtype=torch.float64)
         return values.mean(dim=0), values.min(dim=0).values, values.max(dim=0).values
+
+    def weights(self, label: str, seed: int = 0, which: str = "final") -> Path:
+        """The snapshot file of a variant's run, for `load_model`: `which` is `'initial'` or
+        `'final'`. Only the experiment's `keep_weights` variants have them."""
+        check_choice(which, WHICH, "which")
+        if label not in self.experiment.keep_weights:
+            raise ValueError(
+                f"the {self.experiment.name} runs of {label!r} kept no weights; those that did: "
+                f"{', '.join(map(repr, self.experiment.keep_weights)) or 'none'}."
+            )
+        [run] = [run for run in self.runs[label] if run["seed"] == seed] or [None]
+        if run is None:
+            seeds = ", ".join(str(run["seed"]) for run in self.runs[label])
+            raise ValueError(f"no run of {label!r} with seed {seed}; the seeds are {seeds}.")
+        where = folder(self.record["dataset"], self.record["budget"])
+        return where / run["weights"][which]
 
     def tested_epochs(self, label: str) -> list[int]:
         """The epochs after which the variant's runs were tested."""
