@@ -30,10 +30,11 @@ from PIL import Image
 from ..data import DATASETS
 from ..models import load_model
 from ..support.checkpoint import snapshot_path
+from ..support.metrics import mean_and_range
 from ..support.paths import project_folder
 from ..support.runtime import FAST_ENV, fast_mode, resolve_device, seed_everything
 from ..support.validation import check_choice
-from . import reference
+from . import reference, reference_text
 from .compare import format_runs, format_seed_runs, load_images, train_briefly, train_seeds
 
 # Passed on to the notebooks (see the module docstring).
@@ -49,11 +50,13 @@ __all__ = [
     "format_seed_runs",
     "load_images",
     "load_model",
+    "mean_and_range",
     "reference_runs",
     "run_dir",
     "sample_photo",
     "setup_notebook",
     "snapshot_path",
+    "text_reference_runs",
     "train_briefly",
     "train_seeds",
 ]
@@ -137,6 +140,18 @@ def reference_runs(name: str) -> reference.ReferenceRuns:
         raise FileNotFoundError(
             f"reference/standin-reference/{name}.json is missing; make it with "
             f"{reference.COMMAND} --only {name}"
+        )
+    return runs
+
+
+def text_reference_runs() -> reference_text.TextRuns:
+    """Notebook 07's saved text experiment (`tools.reference_text`): both token mixers, trained
+    until their held-out accuracy settled, three seeds each."""
+    runs = reference_text.load()
+    if runs is None:
+        raise FileNotFoundError(
+            f"reference/text-reference/{reference_text.NAME}.json is missing; make it with "
+            f"{reference.COMMAND} --only {reference_text.NAME}"
         )
     return runs
 
