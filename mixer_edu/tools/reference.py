@@ -15,6 +15,10 @@ Every run is one seed of one variant, trained by `tools.compare.train_briefly` i
 its own with one thread, `--jobs` of them at a time (two on two cores beat one run on both). A
 finished run is kept in `runs/reference-cache/`, so an interrupted command picks up where it
 stopped, and a run that two experiments share (the Mixer on all 10,000 images) trains once.
+Where an experiment keeps weights (`Experiment.keep_weights`), the first and last weights of
+those runs are saved beside its file, under `weights/`, as snapshots `load_model` reads.
+
+The same command makes notebook 07's text experiment (`tools.reference_text`, `--only mlm`).
 """
 
 from __future__ import annotations
@@ -340,12 +344,32 @@ class ReferenceRuns:
             )
         return "\n".join(lines)
 
-    def converged(self, label: str) -> list[bool]:
+    def moves(self, label: str) -> list[float]:
+        """How far test accuracy moved over the last quarter of training, one per seed."""
         epochs = self.record["recipe"]["variants"][label]["epochs"]
         return [
-            regimes.converged(run["tested_epochs"], run["test_acc_per_epoch"], epochs)
+            regimes.last_quarter_move(run["tested_epochs"], run["test_acc_per_epoch"], epochs)
             for run in self.runs[label]
         ]
+
+    def converged(self, label: str) -> list[bool]:
+        return [move < regimes.CONVERGED_WITHIN for move in self.moves(label)]
+
+    def unsettled(self) -> str:
+        """One line per variant with a seed that had not settled: how many, and how far they moved.
+
+        Their numbers are where those runs stopped, not where they would settle.
+        """
+        lines = []
+        for label in self.runs:
+            still = [100 * move for move in self.moves(label) if move >= regimes.CONVERGED_WITHIN]
+            if still:
+                low, high = f"{min(still):.1f}", f"{max(still):.1f}"
+                lines.append(
+                    f"{label}: {len(still)} of {len(self.runs[label])} seeds still moved by "
+                    f"{low if low == high else f'{low} to {high}'} points over the last quarter"
+                )
+        return "\n".join(lines) or "every run settled"
 
     def overfitting(self, label: str) -> list[bool]:
         return [regimes.overfitting(run["train_acc"], run["test_acc"]) for run in self.runs[label]]

@@ -118,12 +118,16 @@ class TextRuns:
         """Final held-out masked-character accuracy, one per seed."""
         return [run["heldout_accuracy"][-1] for run in self.runs[mixer]]
 
-    def converged(self, mixer: str) -> list[bool]:
+    def moves(self, mixer: str) -> list[float]:
+        """How far held-out accuracy moved over the last quarter of the steps, one per seed."""
         steps = self.record["recipe"]["config"]["steps"]
         return [
-            regimes.converged(run["steps"], run["heldout_accuracy"], steps)
+            regimes.last_quarter_move(run["steps"], run["heldout_accuracy"], steps)
             for run in self.runs[mixer]
         ]
+
+    def converged(self, mixer: str) -> list[bool]:
+        return [move < regimes.CONVERGED_WITHIN for move in self.moves(mixer)]
 
     def spread(self, mixer: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean, lowest and highest over seeds of held-out accuracy at every evaluated step."""
@@ -145,10 +149,11 @@ class TextRuns:
         head = "held-out masked acc: mean (range)"
         lines = [f"{'mixer':10s} {'params':>8s}  {head:>33s}  regime"]
         for mixer, runs in self.runs.items():
-            settled = self.converged(mixer)
+            settled, moves = self.converged(mixer), [100 * move for move in self.moves(mixer)]
             lines.append(
                 f"{mixer:10s} {runs[0]['params']:8,d}  {mean_and_range(self.accuracy(mixer)):>33s}"
-                f"  converged {sum(settled)}/{len(settled)}"
+                f"  converged {sum(settled)}/{len(settled)} (the last quarter moved "
+                f"{min(moves):.1f} to {max(moves):.1f} points)"
             )
         unigram = self.record["unigram_accuracy"]
         lines.append(f"(guessing the most common character: {unigram:.1%})")
