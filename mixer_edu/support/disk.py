@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -95,6 +96,13 @@ def write_atomic(data: bytes, path: str | Path, what: str) -> Path:
         raise
     _sync_folder(path.parent)
     return path
+
+
+def write_json(obj, path: str | Path, what: str) -> Path:
+    """`obj` as indented JSON through `write_atomic`, creating the folder if need be."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic((json.dumps(obj, indent=1) + "\n").encode(), path, what)
 
 
 def append_line(path: str | Path, line: str, what: str) -> None:

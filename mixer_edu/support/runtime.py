@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import platform
 import random
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,21 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def where_runs_ran(device: str, jobs: int) -> str:
+    """`'cpu (AMD EPYC 7B13), one thread per run'`: the machine and threads behind saved runs."""
+    machine = cpu_name() if device == "cpu" else torch.cuda.get_device_name()
+    threads = torch.get_num_threads()
+    how = "one thread per run" if jobs > 1 else f"{threads} thread{'s' * (threads > 1)}"
+    return f"{device} ({machine}), {how}"
+
+
+def one_thread_processes(jobs: int) -> ProcessPoolExecutor:
+    """A pool of `jobs` fresh processes of one thread each, so that runs in parallel share the
+    cores without fighting over them (spawned: nothing of this process's state is copied)."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(jobs, context, initializer=torch.set_num_threads, initargs=(1,))
 
 
 def default_num_workers(cores: int | None = None) -> int:

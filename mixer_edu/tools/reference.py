@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +41,10 @@ from ..models import create_model, model_config
 from ..permutation import ImagePermutation
 from ..support import regimes
 from ..support.checkpoint import encode_config, model_state, save_atomic
-from ..support.disk import write_atomic
+from ..support.disk import write_atomic, write_json
 from ..support.metrics import mean_and_range
 from ..support.paths import project_folder
-from ..support.runtime import cpu_name, resolve_device
+from ..support.runtime import cpu_name, one_thread_processes, resolve_device, where_runs_ran
 from ..support.validation import check_choice
 from . import reference_text
 from .compare import load_images, train_briefly
@@ -196,9 +194,8 @@ def make(
             flush=True,
         )
     print(f"{len(todo)} runs made in {(time.perf_counter() - start) / 60:.1f} minutes", flush=True)
-    threads = torch.get_num_threads()
-    how = "one thread per run" if jobs > 1 else f"{threads} thread{'s' * (threads > 1)}"
-    return [save(EXPERIMENTS[name], dataset, budget, cache, device, how) for name in names]
+    made_on = where_runs_ran(device, jobs)
+    return [save(EXPERIMENTS[name], dataset, budget, cache, made_on) for name in names]
 
 
 def _work(recipe: dict) -> int:
@@ -212,10 +209,7 @@ def _run_all(todo: dict, dataset: str, test_images, device: str, jobs: int):
         for key, (recipe, seed, keep) in todo.items():
             yield key, run_one(recipe, seed, dataset, test_images, device, keep)
         return
-    # Fresh processes of one thread each: `jobs` runs share the cores without fighting over them.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, context, initializer=torch.set_num_threads, initargs=(1,))
-    with pool:
+    with one_thread_processes(jobs) as pool:
         futures = {
             key: pool.submit(run_one, recipe, seed, dataset, test_images, device, keep)
             for key, (recipe, seed, keep) in todo.items()
@@ -224,10 +218,10 @@ def _run_all(todo: dict, dataset: str, test_images, device: str, jobs: int):
             yield key, future.result()
 
 
-def save(
-    experiment: Experiment, dataset: str, budget: str, cache: Path, device: str, how: str
-) -> Path:
-    """Gather an experiment's runs from the cache into `folder(dataset, budget) / <name>.json`."""
+def save(experiment: Experiment, dataset: str, budget: str, cache: Path, made_on: str) -> Path:
+    """Gather an experiment's runs from the cache into `folder(dataset, budget) / <name>.json`.
+
+    `made_on`: where the runs ran (`support.runtime.where_runs_ran`)."""
     recipe = experiment.recipe(budget)
     keys = {
         label: [run_key(v, seed, dataset, recipe["test_images"]) for seed in experiment.seeds]
@@ -244,19 +238,15 @@ def save(
                 data = weights_path(cache, key, which).read_bytes()
                 write_atomic(data, weights_path(into, key, which), "a reference run's weights")
             run["weights"] = {w: weights_path(Path(), key, w).as_posix() for w in WHICH}
-    machine = cpu_name() if device == "cpu" else torch.cuda.get_device_name()
     record = {
         "experiment": experiment.name,
         "dataset": dataset,
         "budget": budget,
         "recipe": recipe,
         "runs": runs,
-        "made_on": f"{device} ({machine}), {how}, torch {torch.__version__}",
+        "made_on": f"{made_on}, torch {torch.__version__}",
     }
-    path = into / f"{experiment.name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic((json.dumps(record, indent=1) + "\n").encode(), path, "a reference experiment")
-    return path
+    return write_json(record, into / f"{experiment.name}.json", "a reference experiment")
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,10 +15,8 @@ little between Python versions, so the file records the version that made it.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,10 +26,10 @@ from ..mlm import MlmConfig, train_mlm, unigram_accuracy
 from ..mlm_text import MlmData
 from ..seq_mixing import MIXERS
 from ..support import regimes
-from ..support.disk import write_atomic
+from ..support.disk import write_json
 from ..support.metrics import mean_and_range
 from ..support.paths import project_folder
-from ..support.runtime import cpu_name, resolve_device
+from ..support.runtime import one_thread_processes, resolve_device, where_runs_ran
 from .experiments import SEEDS, Claim, failed_claims
 
 NAME = "mlm"
@@ -79,29 +77,21 @@ def make(jobs: int = 2) -> Path:
     if jobs == 1:
         done = [run_one(mixer, seed, device) for mixer, seed in todo]
     else:  # one thread per process, as the image runs
-        context = multiprocessing.get_context("spawn")
-        init = dict(initializer=torch.set_num_threads, initargs=(1,))
-        with ProcessPoolExecutor(jobs, context, **init) as pool:
+        with one_thread_processes(jobs) as pool:
             done = list(pool.map(run_one, *zip(*todo, strict=True), [device] * len(todo)))
     print(f"{len(todo)} text runs made in {(time.perf_counter() - start) / 60:.1f} minutes")
     runs = {mixer: [] for mixer in MIXERS}
     for (mixer, _), run in zip(todo, done, strict=True):
         runs[mixer].append(run)
-    machine = cpu_name() if device == "cpu" else torch.cuda.get_device_name()
-    threads = torch.get_num_threads()
-    how = "one thread per run" if jobs > 1 else f"{threads} thread{'s' * (threads > 1)}"
     record = {
         "experiment": NAME,
         "recipe": recipe(),
         "runs": runs,
         "unigram_accuracy": unigram_accuracy(MlmData(num_tokens=CONFIG.num_tokens), CONFIG),
-        "made_on": f"{device} ({machine}), {how}, torch {torch.__version__}, "
+        "made_on": f"{where_runs_ran(device, jobs)}, torch {torch.__version__}, "
         f"Python {platform.python_version()}",
     }
-    path = folder() / f"{NAME}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic((json.dumps(record, indent=1) + "\n").encode(), path, "a reference experiment")
-    return path
+    return write_json(record, folder() / f"{NAME}.json", "a reference experiment")
 
 
 @dataclass
