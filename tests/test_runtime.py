@@ -1,4 +1,9 @@
+import os
 import random
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +73,40 @@ def test_epoch_seeds_differ_between_epochs_and_runs():
 
 def test_keep_freed_memory_reports_whether_it_applied():
     assert isinstance(runtime.keep_freed_memory(), bool)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals and /proc: POSIX")
+def test_pool_workers_end_when_the_command_that_started_them_is_killed(tmp_path):
+    # A killed `python -m mixer_edu.tools.reference` once left its two workers training for half
+    # an hour, holding both cores. SIGKILL: the parent gets no chance to clean up.
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import os, time\n"
+        "from mixer_edu.support.runtime import one_thread_processes\n"
+        "if __name__ == '__main__':\n"
+        "    pool = one_thread_processes(1)\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 600)\n"
+        "    time.sleep(600)\n"
+    )
+    command = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(command.stdout.readline())
+        assert _alive(worker)
+    finally:
+        command.kill()
+        command.wait()
+    deadline = time.monotonic() + 30
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), f"worker {worker} still runs after its parent was killed"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists and is not a zombie (Linux, macOS)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())

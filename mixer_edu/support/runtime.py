@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import random
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -115,9 +116,24 @@ def where_runs_ran(device: str, jobs: int) -> str:
 
 def one_thread_processes(jobs: int) -> ProcessPoolExecutor:
     """A pool of `jobs` fresh processes of one thread each, so that runs in parallel share the
-    cores without fighting over them (spawned: nothing of this process's state is copied)."""
+    cores without fighting over them (spawned: nothing of this process's state is copied).
+
+    A worker ends when the process that started it ends, however that ended: a killed command
+    leaves no orphan training on, holding the cores."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(jobs, context, initializer=torch.set_num_threads, initargs=(1,))
+    return ProcessPoolExecutor(jobs, context, initializer=_one_thread_worker)
+
+
+def _one_thread_worker() -> None:
+    """Start a pool worker: one thread, and a watch that ends it when its parent is gone."""
+    torch.set_num_threads(1)
+    parent = multiprocessing.parent_process()  # its sentinel closes when the parent dies
+
+    def end_with_parent() -> None:
+        parent.join()
+        os._exit(1)  # no clean-up to run: the parent that would read the result is gone
+
+    threading.Thread(target=end_with_parent, daemon=True).start()
 
 
 def default_num_workers(cores: int | None = None) -> int:
