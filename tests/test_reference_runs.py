@@ -7,11 +7,13 @@ the saved runs, and when the smallest run, made again now, does not land where t
 """
 
 import json
+import math
 import re
 
 import pytest
 import torch
 
+from mixer_edu.support import regimes
 from mixer_edu.tools import experiments as ex
 from mixer_edu.tools import reference
 
@@ -139,6 +141,26 @@ def test_make_saves_what_load_reads_back_and_reuses_finished_runs(tiny, tmp_path
     reference.make(["tiny"], jobs=1)  # every run is in the cache now
     assert "0 runs to make" in capsys.readouterr().out
     assert len(list((tmp_path / "runs" / "reference-cache").glob("*.json"))) == 4
+
+
+def test_a_cached_run_tested_at_other_epochs_is_made_again(tiny, tmp_path, capsys):
+    reference.make(["tiny"], jobs=1)
+    cached = sorted((tmp_path / "runs" / "reference-cache").glob("*.json"))[0]
+    run = json.loads(cached.read_text())
+    run["tested_epochs"] = [2, 4]  # as if made when runs were tested at other epochs
+    cached.write_text(json.dumps(run))
+    capsys.readouterr()
+    reference.make(["tiny"], jobs=1)
+    assert "1 runs to make" in capsys.readouterr().out
+    assert json.loads(cached.read_text())["tested_epochs"] == reference.test_epochs(4)
+
+
+@pytest.mark.parametrize("epochs", [8, 20, 30, 60, 80, 100, 150])
+def test_a_run_is_tested_eight_times_three_of_them_in_its_last_quarter(epochs):
+    tested = reference.test_epochs(epochs)
+    quarter = [tested[k] for k in regimes.last_quarter(tested, epochs)]
+    assert len(tested) == 8 and tested[-1] == epochs
+    assert quarter[0] == math.ceil(0.75 * epochs) and len(quarter) == 3
 
 
 def test_kept_weights_load_as_the_model_that_scored_the_saved_accuracy(tiny, tmp_path, capsys):
