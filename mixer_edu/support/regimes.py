@@ -21,11 +21,15 @@ Accuracies are fractions in [0, 1].
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 CONVERGED_WITHIN = 0.01  # largest move of test accuracy over the last quarter of training
 OVERFITTING_GAP = 0.10  # smallest train-minus-test gap called overfitting
+
+
+def last_quarter_start(total_epochs: int) -> int:
+    """The first epoch of the last quarter of a run of `total_epochs`: `ceil(0.75 * total)`."""
+    return -(-3 * total_epochs // 4)
 
 
 def last_quarter(epochs: Sequence[int], total_epochs: int) -> list[int]:
@@ -34,7 +38,7 @@ def last_quarter(epochs: Sequence[int], total_epochs: int) -> list[int]:
     The quarter starts at epoch `ceil(0.75 * total_epochs)`, so a run tested at that epoch and at
     its end is enough to judge it.
     """
-    start = math.ceil(0.75 * total_epochs)
+    start = last_quarter_start(total_epochs)
     return [k for k, epoch in enumerate(epochs) if epoch >= start]
 
 
@@ -55,7 +59,7 @@ def last_quarter_move(epochs: Sequence[int], test_acc: Sequence[float], total_ep
     if len(quarter) < 2:
         raise ValueError(
             f"a run of {total_epochs} epochs tested at {list(epochs)} has fewer than two tests in "
-            f"its last quarter (from epoch {math.ceil(0.75 * total_epochs)}); test it there."
+            f"its last quarter (from epoch {last_quarter_start(total_epochs)}); test it there."
         )
     return abs(quarter[-1] - quarter[0])
 

@@ -66,7 +66,7 @@ def test_epochs(epochs: int) -> list[int]:
     images, so testing every epoch would be a large share of a run on few images.
     """
     along = {max(1, round(k * epochs / 8)) for k in range(1, 6)}
-    last_quarter = {-(-k * epochs // 8) for k in (6, 7, 8)}  # ceil: the quarter starts there
+    last_quarter = {regimes.last_quarter_start(epochs), -(-7 * epochs // 8), epochs}
     return sorted(along | last_quarter)
 
 
