@@ -161,11 +161,20 @@ LINEAR_DROP_PATH = {"drop_path_rate": 0.1, "drop_path_schedule": "linear"}
 # (the Mixer on 3,000 images: 95.1% after 50 epochs, 97.5% after 80). So within a size, the model
 # a claim puts higher never has more epochs than the one below it; a lead is not bought with
 # training (a test checks every "higher" claim for this).
+# The CNN settles fastest (on 10,000 images 99.6% by epoch 10 of 20, three seeds), so it has the
+# fewest epochs; the time saved pays for the Mixer on 3,000 images, where one seed of three still
+# moved by 1.2 points after 80 epochs and none by more than 0.3 after 120. The ViT on 1,000
+# images settles with neither 150 epochs (one seed moved by 1.2 points) nor 200 (one seed still
+# climbed by 1.6, measured): it keeps 150, and the notebook names the seed that moved.
 EPOCHS = {
-    1000: {"Mixer": 150, "CNN": 100, "ViT": 150},
-    3000: {"Mixer": 80, "CNN": 80, "ViT": 150},
-    10000: {"Mixer": 30, "CNN": 20, "ViT": 60},  # the Mixer: the same runs as notebooks 02 and 05
+    1000: {"Mixer": 150, "CNN": 60, "ViT": 150},
+    3000: {"Mixer": 120, "CNN": 30, "ViT": 150},
+    10000: {"Mixer": 30, "CNN": 10, "ViT": 60},  # the Mixer: the same runs as notebooks 02 and 05
 }
+# The shuffled CNN of Figure 4 learns far more slowly than the CNN: it gets the shuffled Mixer's
+# epochs (after 80 one seed of three still gained 1.6 points over its last quarter, after 120
+# one seed 1.2; measured).
+SHUFFLED_EPOCHS = EPOCHS[3000]["Mixer"]
 SIZES = tuple(EPOCHS)
 FAMILIES = {"Mixer": "mixer_cifar_tiny", "CNN": "cnn_cifar_tiny", "ViT": "vit_cifar_tiny"}
 LOWER = ("Mixer", "ViT")  # below the CNN at every size (measured)
@@ -267,19 +276,19 @@ EXPERIMENTS = {
             },
             # The ViT settles last. On 10,000 images it still climbed by up to 3.6 points over the
             # last quarter of 30 epochs (94.6% at the end); with 60 it settled at 98.4%. On 3,000,
-            # 90 epochs left it climbing (94.6%) and 150 settled it (97.1%). With those epochs it
-            # draws level with the Mixer (no difference measured), which had about half as many;
-            # on 1,000 images it stays far behind. The notebook prints every run that did not
-            # settle; their numbers are where they stopped.
+            # 90 epochs left it climbing (94.6%) and 150 settled it (97.1%), below the Mixer with
+            # 120; on 10,000 it draws level with the Mixer (no difference measured), which had
+            # half as many; on 1,000 it stays far behind. The notebook prints every run that did
+            # not settle (one seed of the ViT on 1,000); their numbers are where they stopped.
             claims=(
                 Claim("converged", tuple(sized("CNN", n) for n in SIZES)),
-                Claim("converged", (sized("Mixer", 1000), sized("Mixer", 10000))),
+                Claim("converged", tuple(sized("Mixer", n) for n in SIZES)),
                 Claim("converged", (sized("ViT", 3000), sized("ViT", 10000))),
                 Claim("overfitting", (sized("Mixer", 1000), sized("ViT", 1000))),
                 Claim("not overfitting", (sized("CNN", 1000),)),
                 *(Claim("higher", (sized("CNN", n), sized(b, n))) for n in SIZES for b in LOWER),
-                Claim("higher", (sized("Mixer", 1000), sized("ViT", 1000))),
-                *(Claim("no difference", (sized("Mixer", n), sized("ViT", n))) for n in SIZES[1:]),
+                *(Claim("higher", (sized("Mixer", n), sized("ViT", n))) for n in SIZES[:2]),
+                Claim("no difference", (sized("Mixer", 10000), sized("ViT", 10000))),
             ),
         ),
         Experiment(
@@ -287,23 +296,25 @@ EXPERIMENTS = {
             "08",
             "Figure 4: a Mixer and a CNN on images whose patches and pixels are shuffled.",
             {
-                # 30% of the images, as in data-scaling, whose two unshuffled runs these are; the
-                # shuffled ones with the same epochs (after 50, two of three seeds of the shuffled
-                # CNN still gained more than a point in their last quarter).
+                # 30% of the images, as in data-scaling, whose two unshuffled runs these are; both
+                # shuffled models with the Mixer's epochs, so the CNN, higher unshuffled, never has
+                # more epochs than its shuffled self.
                 "Mixer": Variant("mixer_cifar_tiny", 3000, EPOCHS[3000]["Mixer"]),
                 "Mixer, shuffled": Variant(
-                    "mixer_cifar_tiny", 3000, EPOCHS[3000]["Mixer"], shuffle="patches-and-pixels"
+                    "mixer_cifar_tiny", 3000, SHUFFLED_EPOCHS, shuffle="patches-and-pixels"
                 ),
                 "CNN": Variant("cnn_cifar_tiny", 3000, EPOCHS[3000]["CNN"]),
                 "CNN, shuffled": Variant(
-                    "cnn_cifar_tiny", 3000, EPOCHS[3000]["CNN"], shuffle="patches-and-pixels"
+                    "cnn_cifar_tiny", 3000, SHUFFLED_EPOCHS, shuffle="patches-and-pixels"
                 ),
             },
             claims=(
-                # one seed each of the Mixer and the shuffled CNN still moved by 1.2 and 1.6
-                # points over their last quarter: the notebook says so
-                Claim("converged", ("Mixer, shuffled", "CNN")),
-                Claim("no difference", ("Mixer", "Mixer, shuffled")),
+                # One seed of the shuffled CNN still moved by 1.2 points over its last quarter: the
+                # notebook says so. The two Mixers' ranges are apart by one test image (0.05
+                # points), so the rule calls it a difference; the notebook shows why that is the
+                # luck of three seeds (a Mixer cannot tell the shuffled images from the originals).
+                Claim("converged", ("Mixer", "Mixer, shuffled", "CNN")),
+                Claim("higher", ("Mixer, shuffled", "Mixer")),
                 Claim("higher", ("CNN", "CNN, shuffled")),
                 Claim("higher", ("Mixer, shuffled", "CNN, shuffled")),
             ),
