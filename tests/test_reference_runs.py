@@ -156,7 +156,7 @@ def test_a_cached_run_tested_at_other_epochs_is_made_again(tiny, tmp_path, capsy
     assert json.loads(cached.read_text())["tested_epochs"] == reference.test_epochs(4)
 
 
-@pytest.mark.parametrize("epochs", [8, 10, 20, 30, 60, 80, 120, 150, 200])
+@pytest.mark.parametrize("epochs", [8, 10, 20, 30, 60, 80, 120, 150, 300])
 def test_a_run_is_tested_eight_times_three_of_them_in_its_last_quarter(epochs):
     tested = reference.test_epochs(epochs)
     quarter = [tested[k] for k in regimes.last_quarter(tested, epochs)]

@@ -200,8 +200,9 @@ EXPERIMENTS = {
                 # climbed by a quarter of a point per epoch, after 60 one seed of three still moved
                 # by 2.1 points over its last quarter, after 80 two seeds by 1.1 and 1.45
                 # (measured). No claim needs it settled (the notebook names the seed that moved,
-                # beside a gap of 13 points), so it trains 60 epochs, and the 5 minutes that 80
-                # would take go to the ViT on 1,000 images, which data-scaling claims settled.
+                # beside a gap of 13 points), so it trains 60 epochs, and the 7.6 CPU-minutes that
+                # 80 would take more go to the ViT on 1,000 images, which data-scaling claims
+                # settled.
                 "with token mixing": Variant("mixer_cifar_tiny", 10000, 30),
                 "without token mixing": Variant(
                     "mixer_cifar_tiny", 10000, 60, ablation="no-token-mixing"
