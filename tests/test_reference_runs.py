@@ -156,7 +156,12 @@ def test_a_cached_run_tested_at_other_epochs_is_made_again(tiny, tmp_path, capsy
     assert json.loads(cached.read_text())["tested_epochs"] == reference.test_epochs(4)
 
 
-@pytest.mark.parametrize("epochs", [8, 10, 20, 30, 60, 80, 120, 150, 300])
+# Every schedule an experiment trains, so a new one is tested without editing this list, and a few
+# more (8: the fewest epochs that can be tested eight times).
+SCHEDULES = {variant.epochs for e in ex.EXPERIMENTS.values() for variant in e.variants.values()}
+
+
+@pytest.mark.parametrize("epochs", sorted(SCHEDULES | {8, 20, 80}))
 def test_a_run_is_tested_eight_times_three_of_them_in_its_last_quarter(epochs):
     tested = reference.test_epochs(epochs)
     quarter = [tested[k] for k in regimes.last_quarter(tested, epochs)]
