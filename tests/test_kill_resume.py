@@ -3,7 +3,10 @@ an uninterrupted one, with one metrics line per epoch.
 
 The training runs in a forked child (no new interpreter to start: a kill every ~0.1 s stays
 cheap), the test kills it after a delay drawn from a seeded generator, and resumes. The delays
-spread the kills over loading, training, evaluating and the three writes of each epoch.
+spread the kills over loading, training, evaluating and the three writes of each epoch. A run
+that gets further than `MOST_EPOCHS` epochs is killed there, whatever its delay: the delays come
+from a rough timing, and a machine that speeds up after it would otherwise let the run finish
+after a few kills.
 """
 
 import multiprocessing
@@ -22,6 +25,9 @@ from mixer_edu.support.metrics import METRICS_NAME, read_metrics
 
 KILLS = 25
 MIN_KILLS = 10
+# A killed run writes at most this many epochs' snapshots (one more may slip in before the kill
+# lands): the 60 epochs take more than MIN_KILLS kills on any machine.
+MOST_EPOCHS = 2
 # Runs that must finish get this long: far more than they need (seconds), so that a machine
 # slowed down by other work does not turn them into kills.
 UNHURRIED = 900
@@ -54,13 +60,22 @@ def _train(out, data_root, resume):
     os._exit(0)  # never run pytest's clean-up in the child
 
 
-def _run_until(out, data_root, resume, delay):
-    """Train in a child; kill it after `delay` s. True if it was killed, False if it finished."""
+def _run_until(out, data_root, resume, delay, most_epochs=None):
+    """Train in a child; kill it after `delay` s, or once it has written `most_epochs` new
+    snapshots (None: no such limit). True if it was killed, False if it finished."""
     child = multiprocessing.get_context("fork").Process(
         target=_train, args=(out, data_root, resume)
     )
+    snapshots = len(ckpt.list_snapshots(out))
     child.start()
-    child.join(delay)
+    if most_epochs is None:
+        child.join(delay)
+    else:
+        end = time.perf_counter() + delay
+        while child.exitcode is None and time.perf_counter() < end:
+            if len(ckpt.list_snapshots(out)) >= snapshots + most_epochs:
+                break
+            child.join(0.002)  # a look every 2 ms: an epoch takes tens of them
     if child.exitcode is None:
         os.kill(child.pid, signal.SIGKILL)
         child.join()
@@ -95,10 +110,10 @@ def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_o
     kills, moments = 0, []
     while kills < KILLS and _epochs_done(out) < CONFIG["epochs"]:
         moments.append(draws.uniform(0.5 * start, start + 2 * epoch))
-        kills += _run_until(out, data_root, resume=True, delay=moments[-1])
-    # The epochs last milliseconds, so the timing above is rough: on a machine that was busy
-    # while it was timed, the run may finish before all KILLS kills. Fewer than MIN_KILLS would
-    # test too little.
+        kills += _run_until(out, data_root, resume=True, delay=moments[-1], most_epochs=MOST_EPOCHS)
+    # The epochs last milliseconds, so the timing above is rough; MOST_EPOCHS keeps a run that is
+    # faster than timed from finishing after too few kills. Fewer than MIN_KILLS would test too
+    # little.
     assert kills >= MIN_KILLS, f"the run finished after only {kills} kills, at {moments}"
     assert not _run_until(out, data_root, resume=True, delay=UNHURRIED)  # to the end
 
